@@ -1,0 +1,33 @@
+# `make lab`: set up and open JupyterLab on notebooks/ (offline simulator when no key is set).
+# `make test`: set up and run lint, types and every test (notebooks and browser checks included).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+.PHONY: lab test setup chromium bench
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }
+
+test: setup chromium
+	$(VENV)/bin/ruff check qwen_magics tests bench
+	$(VENV)/bin/ruff format --check qwen_magics tests bench
+	$(VENV)/bin/mypy
+	$(PY) -m pytest
+
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+bench: setup
+	for b in bench/*.py; do $(PY) $$b || exit 1; done

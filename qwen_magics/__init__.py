@@ -1,0 +1,95 @@
+"""qwen-magics: Qwen in Jupyter.
+
+``%load_ext qwen_magics`` registers ``%%qwen``; ``ask`` / ``aask`` work anywhere. Heavy features
+(panel, compare, structured output, the emulator) load when first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .client import AsyncClient, BackoffGate, Client, Retry, aask, ask
+from .config import configure, settings
+from .errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigError,
+    ConnectionError,
+    NotFoundError,
+    ParameterError,
+    PermissionDeniedError,
+    QwenError,
+    RateLimitError,
+    ServerError,
+    StreamInterrupted,
+    StructuredOutputError,
+)
+from .models import MODELS, ModelInfo
+from .stream import Event, Response, Usage
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MODELS",
+    "APIError",
+    "AsyncClient",
+    "AuthenticationError",
+    "BackoffGate",
+    "BadRequestError",
+    "Client",
+    "ConfigError",
+    "ConnectionError",
+    "Emulator",
+    "Event",
+    "ModelInfo",
+    "NotFoundError",
+    "ParameterError",
+    "PermissionDeniedError",
+    "QwenError",
+    "RateLimitError",
+    "Response",
+    "Retry",
+    "ServerError",
+    "StreamInterrupted",
+    "StructuredOutputError",
+    "Usage",
+    "__version__",
+    "aask",
+    "ask",
+    "configure",
+    "load_ipython_extension",
+    "settings",
+    "unload_ipython_extension",
+]
+
+# name -> module that defines it, imported on first use
+_LAZY = {
+    "Emulator": ".emulator",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qwen_magics' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def load_ipython_extension(ipython: InteractiveShell) -> None:
+    """``%load_ext qwen_magics``: register %%qwen and %qwen."""
+    from .magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: InteractiveShell) -> None:
+    from .magics import unload
+
+    unload(ipython)

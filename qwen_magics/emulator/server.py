@@ -1,0 +1,435 @@
+"""The emulator's HTTP server: DashScope's compatible-mode endpoints on loopback, with faults.
+
+``Emulator`` runs in a thread (tests, offline mode) or as ``qwen-magics serve``. Every request is
+logged (never its key). Faults are injected per request: an error status for the next N attempts or
+at random, a connection cut or an error chunk mid-stream, extra latency. ``/_emulator/...`` lets a
+test in another process read the log and set faults.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import random
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from ..models import MODELS
+from .answers import Generator, PrefixCache, SimpleGenerator, make_completion
+from .protocol import ProtocolError, error_body, new_request_id, sse, validate
+
+__all__ = ["Emulator", "Fault", "RequestRecord"]
+
+PREFIXES = ("/compatible-mode/v1", "/v1")
+RATE_DOC = "https://www.alibabacloud.com/help/en/model-studio/error-code"
+
+# (code, type, message) DashScope sends for each status, from the reference's error table
+STANDARD_ERRORS: dict[int, tuple[str, str, str]] = {
+    400: ("data_inspection_failed", "data_inspection_failed",
+          "Input data may contain inappropriate content."),
+    401: ("invalid_api_key", "invalid_request_error",
+          f"Incorrect API key provided. For details, see: {RATE_DOC}#apikey-error"),
+    403: ("access_denied", "access_denied", "Access denied."),
+    404: ("model_not_found", "invalid_request_error",
+          "The model `x` does not exist or you do not have access to it."),
+    429: ("limit_requests", "limit_requests",
+          f"You have exceeded your current request limit. For details, see: {RATE_DOC}#rate-limit"),
+    500: ("internal_error", "internal_error",
+          "An internal error has occured, try again later or contact service support."),
+    502: ("internal_error", "internal_error", "Bad gateway."),
+    503: ("ModelUnavailable", "ModelUnavailable", "Model is unavailable, try again later."),
+    504: ("RequestTimeOut", "RequestTimeOut", "Request timed out, try again later."),
+}
+
+
+@dataclass
+class Fault:
+    """One injected failure.
+
+    kind: ``status`` (answer ``status`` instead), ``cut`` (close the connection after ``after``
+    answer chunks), ``error_chunk`` (send ``data: {"error": ...}`` after ``after`` chunks),
+    ``latency`` (wait ``seconds`` before answering). ``times``: how many requests it hits (None:
+    all). ``probability``: the chance it hits a request. ``first_attempt``: only a body's first try.
+    """
+
+    kind: str = "status"
+    status: int = 429
+    code: str | None = None
+    message: str | None = None
+    after: int = 3
+    times: int | None = 1
+    probability: float = 1.0
+    first_attempt: bool = False
+    seconds: float = 0.0
+    done_after_error: bool = False
+
+    def error(self) -> ProtocolError:
+        status = self.status if self.kind == "status" else 400
+        code, etype, message = STANDARD_ERRORS.get(status, ("internal_error", "internal_error", "Error."))
+        if self.kind == "error_chunk":
+            code, etype, message = ("data_inspection_failed", "data_inspection_failed",
+                                    "Output data may contain inappropriate content.")
+        return ProtocolError(status, self.code or code, self.message or message, etype)
+
+
+@dataclass
+class RequestRecord:
+    path: str
+    method: str
+    body: Any
+    auth: str  # "ok", "missing" or "refused"; the key itself is never kept
+    attempt: int = 1
+    status: int = 200
+    fault: str | None = None
+    at: float = field(default_factory=time.time)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The body without its messages and stream settings: what was asked of the model."""
+        if not isinstance(self.body, dict):
+            return {}
+        skip = {"messages", "stream", "stream_options"}
+        return {k: v for k, v in self.body.items() if k not in skip}
+
+
+class Emulator:
+    """A local DashScope. ``with Emulator() as emu: ask(..., base_url=emu.base_url)``."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        api_key: str | None = None,
+        latency: float = 0.0,
+        token_delay: float = 0.0,
+        generator: Generator | str = "lm",
+        seed: int | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.api_key = api_key
+        self.latency = latency
+        self.token_delay = token_delay
+        self.generator = _generator(generator)
+        self.requests: list[RequestRecord] = []
+        self.faults: list[Fault] = []
+        self.replies: list[tuple[str, str | None]] = []
+        self._cache = PrefixCache()
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._attempts: dict[str, int] = {}
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> Emulator:
+        handler = type("Handler", (_Handler,), {"emulator": self})
+        self._server = ThreadingHTTPServer((self.host, self.port), handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="qwen-emulator",
+                                        kwargs={"poll_interval": 0.1}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{_url_host(self.host)}:{self.port}/compatible-mode/v1"
+
+    @property
+    def is_loopback(self) -> bool:
+        return _is_loopback(self.host)
+
+    # -- test controls ------------------------------------------------------------------------
+    def add_fault(self, kind: str = "status", **kw: Any) -> Fault:
+        fault = Fault(kind=kind, **kw)
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def queue_reply(self, text: str, reasoning: str | None = None) -> None:
+        """The next request is answered with exactly this text (for structured-output tests)."""
+        with self._lock:
+            self.replies.append((text, reasoning))
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.faults.clear()
+            self.replies.clear()
+            self._attempts.clear()
+
+    @property
+    def chat_requests(self) -> list[RequestRecord]:
+        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    # -- request handling (called from handler threads) ---------------------------------------
+    def _record(self, record: RequestRecord) -> list[Fault]:
+        """Log a request and draw the faults that hit it."""
+        with self._lock:
+            key = hashlib.sha1(json.dumps(record.body, sort_keys=True).encode()).hexdigest()
+            record.attempt = self._attempts.get(key, 0) + 1
+            self._attempts[key] = record.attempt
+            self.requests.append(record)
+            hits = []
+            for fault in self.faults:
+                if fault.times is not None and fault.times <= 0:
+                    continue
+                if fault.first_attempt and record.attempt != 1:
+                    continue
+                if fault.probability < 1.0 and self._rng.random() >= fault.probability:
+                    continue
+                if fault.times is not None:
+                    fault.times -= 1
+                hits.append(fault)
+            return hits
+
+    def _next_reply(self) -> tuple[str, str | None] | None:
+        with self._lock:
+            return self.replies.pop(0) if self.replies else None
+
+
+def _generator(spec: Generator | str) -> Generator:
+    if not isinstance(spec, str):
+        return spec
+    if spec == "simple":
+        return SimpleGenerator()
+    if spec == "lm":
+        from .lm import LanguageModel
+
+        return LanguageModel.load()
+    raise ValueError(f"unknown generator {spec!r}; use 'lm' or 'simple'")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    emulator: Emulator
+    server_version = "istio-envoy"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _send(self, status: int, payload: bytes, content_type: str, request_id: str | None = None) -> None:
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(payload)))
+        if request_id:
+            self.send_header("x-request-id", request_id)
+        self.send_header("x-dashscope-call-gateway", "true")
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _json(self, status: int, obj: Any, request_id: str | None = None) -> None:
+        self._send(status, json.dumps(obj).encode(), "application/json", request_id)
+
+    def _error(self, err: ProtocolError, request_id: str, stream: bool) -> None:
+        body = error_body(err, request_id)
+        if stream:  # DashScope answers a rejected stream request with one SSE line
+            self._send(err.status, sse(body), "text/event-stream;charset=UTF-8", request_id)
+        else:
+            self._json(err.status, body, request_id)
+
+    def _auth(self) -> str:
+        header = self.headers.get("Authorization", "")
+        if not header.startswith("Bearer ") or not header[7:].strip():
+            return "missing"
+        expected = self.emulator.api_key
+        return "ok" if expected is None or header[7:].strip() == expected else "refused"
+
+    def _route(self) -> str | None:
+        path = self.path.split("?", 1)[0]
+        for prefix in PREFIXES:
+            if path.startswith(prefix + "/"):
+                return path[len(prefix):]
+        return None
+
+    # -- verbs --------------------------------------------------------------------------------
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        if self.path.startswith("/_emulator/"):
+            return self._admin_get()
+        route = self._route()
+        request_id = new_request_id()
+        if route == "/chat/completions":
+            return self._json(400, error_body(ProtocolError(
+                400, None, "Request method 'GET' is not supported."), request_id), request_id)
+        if route is None or not route.startswith("/models"):
+            return self._json(404, {"error": {"message": "Not Found", "type": "not_found"}})
+        if self._auth() != "ok":
+            code, etype, message = STANDARD_ERRORS[401]
+            return self._json(401, error_body(ProtocolError(401, code, message, etype), request_id))
+        models = [{"id": name, "object": "model", "created": 1752741600, "owned_by": "system"}
+                  for name in MODELS]
+        if route == "/models":
+            return self._json(200, {"object": "list", "data": models}, request_id)
+        wanted = route[len("/models/"):]
+        match = [m for m in models if m["id"] == wanted]
+        if match:
+            return self._json(200, match[0], request_id)
+        return self._json(404, error_body(ProtocolError(
+            404, "model_not_found", f"The model `{wanted}` does not exist or you do not have "
+            "access to it."), request_id), request_id)
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if self.path.startswith("/_emulator/"):
+            return self._admin_post(raw)
+        if self._route() != "/chat/completions":
+            return self._json(404, {"error": {"message": "Not Found", "type": "not_found"}})
+        emu = self.emulator
+        request_id = new_request_id()
+        auth = self._auth()
+        try:
+            body: Any = json.loads(raw)
+        except ValueError:
+            body = None
+        stream = isinstance(body, dict) and body.get("stream") is True
+        record = RequestRecord(self.path, "POST", body, auth)
+        faults = emu._record(record)
+        if auth != "ok":
+            code, etype, message = STANDARD_ERRORS[401]
+            record.status = 401
+            return self._error(ProtocolError(401, code, message, etype), request_id, stream)
+        for fault in faults:
+            if fault.kind == "latency":
+                self._sleep(fault.seconds)
+            elif fault.kind == "status":
+                record.status, record.fault = fault.status, f"status {fault.status}"
+                return self._error(fault.error(), request_id, stream)
+        self._sleep(emu.latency)
+        err = validate(body)
+        if err is not None:
+            record.status = err.status
+            return self._error(err, request_id, stream)
+        completion = make_completion(body, emu.generator, emu._cache, emu._next_reply())
+        completion.request_id = request_id
+        if not stream:
+            return self._json(200, completion.body(), request_id)
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        chunks = completion.chunks(include_usage=include_usage)
+        broken = next((f for f in faults if f.kind in ("cut", "error_chunk")), None)
+        if broken is not None:
+            record.fault = broken.kind
+        self._stream(chunks, request_id, broken)
+
+    def _sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self.emulator._stopping.wait(seconds)
+
+    def _stream(self, chunks: list[bytes], request_id: str, fault: Fault | None) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream;charset=UTF-8")
+        self.send_header("transfer-encoding", "chunked")
+        self.send_header("x-request-id", request_id)
+        self.send_header("x-dashscope-call-gateway", "true")
+        self.send_header("cache-control", "no-cache")
+        self.end_headers()
+        delay = self.emulator.token_delay
+        write = self.wfile.write
+        try:
+            for i, chunk in enumerate(chunks):
+                if fault is not None and i == fault.after + 1:
+                    if fault.kind == "cut":
+                        self._cut(chunk)
+                        return
+                    error = error_body(fault.error(), request_id)
+                    error.pop("request_id", None)
+                    write(_chunked(sse(error)))
+                    if fault.done_after_error:
+                        write(_chunked(b"data: [DONE]\n\n"))
+                    write(b"0\r\n\r\n")
+                    return
+                if delay and i:
+                    if self.emulator._stopping.wait(delay):
+                        return self._cut(b"")
+                write(_chunked(chunk))
+            write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _cut(self, chunk: bytes) -> None:
+        """Half a chunk, then the connection drops: what a network failure looks like."""
+        if chunk:
+            self.wfile.write(_chunked(chunk)[: len(chunk) // 2])
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    # -- admin --------------------------------------------------------------------------------
+    def _admin_get(self) -> None:
+        emu = self.emulator
+        if self.path.startswith("/_emulator/requests"):
+            with emu._lock:
+                records = [asdict(r) for r in emu.requests]
+            return self._json(200, {"requests": records})
+        if self.path.startswith("/_emulator/faults"):
+            with emu._lock:
+                return self._json(200, {"faults": [asdict(f) for f in emu.faults]})
+        return self._json(404, {"error": "unknown admin path"})
+
+    def _admin_post(self, raw: bytes) -> None:
+        emu = self.emulator
+        try:
+            data = json.loads(raw or b"{}")
+        except ValueError:
+            return self._json(400, {"error": "admin bodies are JSON"})
+        path = self.path.split("?", 1)[0]
+        if path == "/_emulator/faults":
+            for spec in data.get("faults", []):
+                emu.add_fault(**spec)
+        elif path == "/_emulator/settings":
+            for name in ("latency", "token_delay"):
+                if name in data:
+                    setattr(emu, name, float(data[name]))
+        elif path == "/_emulator/replies":
+            for reply in data.get("replies", []):
+                emu.queue_reply(reply["text"], reply.get("reasoning"))
+        elif path == "/_emulator/reset":
+            emu.reset()
+        else:
+            return self._json(404, {"error": "unknown admin path"})
+        return self._json(200, {"ok": True})
+
+
+def _chunked(payload: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(payload), payload)

@@ -1,0 +1,121 @@
+"""The model table: what each Qwen model does with thinking, JSON and streaming, and what it costs.
+
+Figures come from ``shared/qwen-protocol.md`` §6. Where the reference is uncertain the behaviour is a
+field of the model, not a rule in code, so one line changes when the facts do. Both the client (costs,
+defaults, checks) and the emulator (what it accepts) read this one table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+__all__ = ["MODELS", "ModelInfo", "estimate_cost", "get_model"]
+
+Thinking = Literal["none", "hybrid", "only"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    context: int
+    max_output: int
+    thinking: Thinking
+    thinking_default: bool
+    # prices in USD per million tokens (international, base tier)
+    price_in: float
+    price_out: float
+    price_thinking: float | None = None  # None: reasoning tokens cost price_out
+    price_cached: float | None = None  # None: cached input costs price_in
+    max_cot: int = 0  # largest thinking_budget; 0 when the model cannot think
+    stream_only: bool = False  # refuses stream=false altogether (QwQ)
+    nonstream_thinking: bool = True  # thinking allowed without streaming
+    json_object: bool = True  # response_format json_object (outside thinking)
+    json_schema: bool = False  # response_format json_schema
+    n_max: int = 1  # largest n
+    note: str = ""
+
+    @property
+    def thinks_by_default(self) -> bool:
+        return self.thinking == "only" or (self.thinking == "hybrid" and self.thinking_default)
+
+    def describe_thinking(self) -> str:
+        if self.thinking == "none":
+            return "no thinking"
+        if self.thinking == "only":
+            return "always thinks"
+        return "thinks by default" if self.thinking_default else "thinking off by default"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+MODELS: dict[str, ModelInfo] = {
+    m.name: m
+    for m in [
+        ModelInfo(
+            "qwen3.6-plus", 1_000_000, 65_536, "hybrid", True, 0.50, 3.00,
+            price_cached=0.05, max_cot=81_920, json_schema=False,
+            note="thinking default on (moderate confidence); JSON Schema support unconfirmed",
+        ),
+        ModelInfo(
+            "qwen3.5-plus", 1_000_000, 65_536, "hybrid", True, 0.40, 2.40,
+            max_cot=81_920, json_schema=False,
+        ),
+        ModelInfo(
+            "qwen3.5-flash", 1_000_000, 65_536, "hybrid", True, 0.10, 0.40,
+            max_cot=81_920, json_schema=True, note="price from third-party catalogs",
+        ),
+        ModelInfo(
+            "qwen-plus", 1_000_000, 32_768, "hybrid", False, 0.40, 1.20,
+            price_thinking=4.00, max_cot=38_912, nonstream_thinking=False, json_schema=True, n_max=4,
+        ),
+        ModelInfo(
+            "qwen-flash", 1_000_000, 32_768, "hybrid", False, 0.05, 0.40,
+            max_cot=38_912, nonstream_thinking=False,
+        ),
+        ModelInfo(
+            "qwen-turbo", 1_000_000, 16_384, "hybrid", False, 0.05, 0.20,
+            price_thinking=0.50, max_cot=38_912, nonstream_thinking=False,
+        ),
+        ModelInfo(
+            "qwen3-max", 262_144, 65_536, "none", False, 1.20, 6.00,
+            note="the alias may now point to a hybrid snapshot; emulated without thinking",
+        ),
+        ModelInfo(
+            "qwq-plus", 131_072, 8_192, "only", True, 0.80, 2.40,
+            max_cot=32_768, stream_only=True, json_object=False,
+        ),
+    ]
+}
+
+
+def get_model(name: str) -> ModelInfo | None:
+    """The table's entry for a model or one of its snapshots (``qwen-plus-2025-07-28``)."""
+    if name in MODELS:
+        return MODELS[name]
+    for base in sorted(MODELS, key=len, reverse=True):
+        if name.startswith(base + "-") and (name[len(base) + 1 :][:1].isdigit() or "latest" in name):
+            return MODELS[base]
+    return None
+
+
+def estimate_cost(
+    model: str, prompt_tokens: int, completion_tokens: int, reasoning_tokens: int = 0,
+    cached_tokens: int = 0,
+) -> float | None:
+    """Estimated USD for one call from the table's base-tier prices; None for an unknown model."""
+    info = get_model(model)
+    if info is None:
+        return None
+    cached = min(cached_tokens, prompt_tokens)
+    reasoning = min(reasoning_tokens, completion_tokens)
+    price_cached = info.price_in if info.price_cached is None else info.price_cached
+    price_think = info.price_out if info.price_thinking is None else info.price_thinking
+    total = (
+        (prompt_tokens - cached) * info.price_in
+        + cached * price_cached
+        + (completion_tokens - reasoning) * info.price_out
+        + reasoning * price_think
+    )
+    return total / 1_000_000

@@ -1,0 +1,320 @@
+"""A model's answer as a value: stream events, then the text, reasoning, usage and timings.
+
+``Response`` can be iterated for events while it streams (sync or async), forces completion with
+``.text``, replays its events once finished and keeps what arrived when the stream breaks.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import QwenError, StreamInterrupted, api_error
+from .models import estimate_cost
+
+__all__ = ["ChunkParser", "Event", "Response", "Usage"]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing a stream said.
+
+    ``type`` is ``start`` (data: id, model), ``reasoning`` or ``text`` (a delta in ``text``),
+    ``finish`` (data: finish_reason), ``usage`` (data: Usage) or ``error`` (data: the exception).
+    """
+
+    type: str
+    text: str = ""
+    data: Any = None
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+    total_tokens: int = 0
+
+    @classmethod
+    def from_wire(cls, u: dict[str, Any]) -> Usage:
+        completion = u.get("completion_tokens_details") or {}
+        prompt = u.get("prompt_tokens_details") or {}
+        p, c = int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0)
+        return cls(
+            prompt_tokens=p,
+            completion_tokens=c,
+            reasoning_tokens=int(completion.get("reasoning_tokens") or 0),
+            cached_tokens=int(prompt.get("cached_tokens") or 0),
+            total_tokens=int(u.get("total_tokens") or p + c),
+        )
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(*(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True)))
+
+    def astuple(self) -> tuple[int, ...]:
+        return (self.prompt_tokens, self.completion_tokens, self.reasoning_tokens,
+                self.cached_tokens, self.total_tokens)
+
+
+class ChunkParser:
+    """Turns decoded ``data:`` payloads (or a whole non-stream body) into Events."""
+
+    __slots__ = ("done", "failed", "started")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.failed = False
+        self.started = False
+
+    def feed(self, data: str) -> list[Event]:
+        if data == "[DONE]":
+            self.done = True
+            return []
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            self.failed = True
+            return [Event("error", data=StreamInterrupted(f"unreadable stream chunk: {data[:80]!r}"))]
+        if not isinstance(chunk, dict):
+            return []
+        if "error" in chunk:
+            self.failed = True
+            return [Event("error", data=api_error(None, chunk))]
+        events: list[Event] = []
+        if not self.started:
+            self.started = True
+            events.append(Event("start", data={"id": chunk.get("id"), "model": chunk.get("model")}))
+        for choice in chunk.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or choice.get("message") or {}
+            reasoning = delta.get("reasoning_content")
+            if reasoning:
+                events.append(Event("reasoning", reasoning))
+            content = delta.get("content")
+            if content:
+                events.append(Event("text", content))
+            if choice.get("finish_reason"):
+                events.append(Event("finish", data=choice["finish_reason"]))
+        if chunk.get("usage"):
+            events.append(Event("usage", data=Usage.from_wire(chunk["usage"])))
+        return events
+
+
+class Response:
+    """The answer to one request. Iterate it for events; read ``.text`` to wait for the end."""
+
+    def __init__(
+        self,
+        *,
+        request: dict[str, Any],
+        params: dict[str, Any],
+        base_url: str = "",
+        offline: bool = False,
+        request_id: str | None = None,
+        source: Iterable[Event] | AsyncIterator[Event] | None = None,
+        sent_at: float | None = None,
+        attempts: int = 1,
+    ) -> None:
+        self.request = request
+        self.params = params
+        self.base_url = base_url
+        self.offline = offline
+        self.request_id = request_id
+        self.attempts = attempts
+        self.model: str = request.get("model", "")
+        self.finish_reason: str | None = None
+        self.usage = Usage()
+        self.ttft: float | None = None
+        self.elapsed: float | None = None
+        self.incomplete = False
+        self.interrupted = False
+        self.error: QwenError | None = None
+        self.notes: list[str] = []  # things a footer should say ("thinking turned off for JSON")
+        self.data: Any = None  # parsed JSON, set by structured output
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+        self._events: list[Event] = []
+        self._sent_at = time.perf_counter() if sent_at is None else sent_at
+        self._source = source
+        self._sync_iter: Iterator[Event] | None = None
+        if source is None:
+            self._finish()
+        elif hasattr(source, "__anext__"):
+            self._sync_iter = None
+        else:
+            self._sync_iter = iter(source)  # type: ignore[arg-type]
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        return self._source is None
+
+    @property
+    def is_async(self) -> bool:
+        return self._source is not None and self._sync_iter is None
+
+    @property
+    def partial_text(self) -> str:
+        """What arrived so far, without waiting."""
+        return "".join(self._text)
+
+    @property
+    def text(self) -> str:
+        self._complete()
+        return "".join(self._text)
+
+    @property
+    def reasoning(self) -> str:
+        self._complete()
+        return "".join(self._reasoning)
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        if self.elapsed is None or not self.usage.completion_tokens:
+            return None
+        span = self.elapsed - (self.ttft or 0.0)
+        if span <= 0.001:
+            span = self.elapsed
+        return self.usage.completion_tokens / span if span > 0 else None
+
+    @property
+    def cost(self) -> float | None:
+        """Estimated USD from the package's price table (None for an unknown model or offline)."""
+        if self.offline:
+            return None
+        u = self.usage
+        return estimate_cost(self.model, u.prompt_tokens, u.completion_tokens,
+                             u.reasoning_tokens, u.cached_tokens)
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return list(self.request.get("messages", []))
+
+    # -- consuming -----------------------------------------------------------------------
+    def _record(self, event: Event) -> None:
+        self._events.append(event)
+        kind = event.type
+        if kind == "text" or kind == "reasoning":
+            if self.ttft is None:
+                self.ttft = time.perf_counter() - self._sent_at
+            (self._text if kind == "text" else self._reasoning).append(event.text)
+        elif kind == "start":
+            self.model = event.data.get("model") or self.model
+            if not self.request_id and isinstance(event.data.get("id"), str):
+                self.request_id = event.data["id"].removeprefix("chatcmpl-")
+        elif kind == "finish":
+            self.finish_reason = event.data
+        elif kind == "usage":
+            self.usage = event.data
+        elif kind == "error":
+            self.error = self.error or event.data
+            self.incomplete = True
+
+    def _finish(self) -> None:
+        if self.elapsed is None:
+            self.elapsed = time.perf_counter() - self._sent_at
+        if self.finish_reason is None and self.error is None and self._source is not None:
+            self.incomplete = True
+            self.error = StreamInterrupted("the stream ended before the answer was finished")
+        self._source = None
+        self._sync_iter = None
+
+    def interrupt(self, reason: str = "interrupted") -> None:
+        """Stop a live stream (closing its connection) and keep what arrived."""
+        source = self._source
+        if source is None:
+            return
+        self.interrupted = True
+        self.incomplete = True
+        self.error = StreamInterrupted(f"{reason}: the answer was stopped before it finished")
+        self._events.append(Event("error", data=self.error))
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
+        self._finish()
+
+    def __iter__(self) -> Iterator[Event]:
+        if self._sync_iter is None:
+            if self._source is not None:
+                raise QwenError("this response streams asynchronously; use `async for`")
+            yield from list(self._events)
+            return
+        # events seen before this iterator started are replayed first
+        seen = len(self._events)
+        yield from self._events[:seen]
+        try:
+            for event in self._sync_iter:
+                self._record(event)
+                yield event
+        except BaseException:
+            if self._source is not None:
+                self.interrupt()
+            raise
+        self._finish()
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        if self._sync_iter is not None:
+            for event in self:
+                yield event
+            return
+        for event in list(self._events):
+            yield event
+        source = self._source
+        if source is None:
+            return
+        try:
+            async for event in source:  # type: ignore[union-attr]
+                self._record(event)
+                yield event
+        except BaseException:
+            self.interrupted = True
+            self.incomplete = True
+            self.error = StreamInterrupted("interrupted: the answer was stopped before it finished")
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            self._finish()
+            raise
+        self._finish()
+
+    def _complete(self) -> None:
+        if self._sync_iter is not None:
+            for _ in self:
+                pass
+        elif self._source is not None:
+            raise QwenError("this response streams asynchronously; `await response.acomplete()`")
+
+    async def acomplete(self) -> Response:
+        async for _ in self:
+            pass
+        return self
+
+    def complete(self) -> Response:
+        self._complete()
+        return self
+
+    # -- display -------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        state = "streaming" if not self.done else ("incomplete" if self.incomplete else "done")
+        preview = self.partial_text[:60].replace("\n", " ")
+        return (f"<Response {self.model} {state} tokens={self.usage.prompt_tokens}/"
+                f"{self.usage.completion_tokens} text={preview!r}>")
+
+    def footer(self) -> str:
+        from .render import footer_text
+
+        return footer_text(self)
+
+    def _repr_markdown_(self) -> str:
+        from .render import response_markdown
+
+        return response_markdown(self)
+
+    def __str__(self) -> str:
+        return self.partial_text if not self.done else self.text
+
