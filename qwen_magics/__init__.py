@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
-    "MODELS",
     "APIError",
     "AsyncClient",
     "AuthenticationError",
@@ -46,6 +45,7 @@ __all__ = [
     "ConnectionError",
     "Emulator",
     "Event",
+    "MODELS",
     "ModelInfo",
     "NotFoundError",
     "ParameterError",

@@ -536,13 +536,14 @@ async def aask(
     except BaseException:
         await own.aclose()
         raise
-    return _closing(response, own)
+    return await _closing(response, own)
 
 
-def _closing(response: Response, client: AsyncClient) -> Response:
+async def _closing(response: Response, client: AsyncClient) -> Response:
     """Close a one-off AsyncClient when its response's stream ends."""
     source = response._source
     if source is None or not hasattr(source, "__anext__"):
+        await client.aclose()
         return response
 
     async def wrapped() -> AsyncIterator[Event]:
