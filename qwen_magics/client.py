@@ -153,8 +153,11 @@ def _nonstream_events(data: dict[str, Any]) -> list[Event]:
 
 
 def _response(prep: _Prepared, source: Any, sent_at: float, request_id: str | None,
-              attempts: int) -> Response:
+              attempts: int, head: list[Event] | None = None,
+              closer: Any = None) -> Response:
     return Response(
+        head=head or (),
+        closer=closer,
         request=prep.body,
         params=prep.params,
         base_url=prep.settings.base_url,
@@ -300,7 +303,7 @@ class Client(_Base):
                         last = head[-1] if head else None
                         if last is None or last.type != "error" or any(
                                 e.type in ("text", "reasoning") for e in head):
-                            return _response(prep, _chain(head, events), sent_at, request_id, attempt)
+                            return _response(prep, events, sent_at, request_id, attempt, head, resp.close)
                         events.close()
                         error, retry_after = last.data, None
             if not _retryable(error):
@@ -404,7 +407,7 @@ class AsyncClient(_Base):
                         last = head[-1] if head else None
                         if last is None or last.type != "error" or any(
                                 e.type in ("text", "reasoning") for e in head):
-                            return _response(prep, _achain(head, events), sent_at, request_id, attempt)
+                            return _response(prep, events, sent_at, request_id, attempt, head)
                         await events.aclose()
                         error, retry_after = last.data, None
             if not _retryable(error):
@@ -441,22 +444,6 @@ def _retryable(error: QwenError) -> bool:
     return isinstance(error, (QwenConnectionError, StreamInterrupted))
 
 
-def _chain(head: list[Event], rest: Iterator[Event]) -> Iterator[Event]:
-    try:
-        yield from head
-        yield from rest
-    finally:
-        rest.close()  # type: ignore[attr-defined]
-
-
-async def _achain(head: list[Event], rest: AsyncIterator[Event]) -> AsyncIterator[Event]:
-    try:
-        for event in head:
-            yield event
-        async for event in rest:
-            yield event
-    finally:
-        await rest.aclose()  # type: ignore[attr-defined]
 
 
 _default_client: Client | None = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,8 +117,10 @@ class Response:
         offline: bool = False,
         request_id: str | None = None,
         source: Iterable[Event] | AsyncIterator[Event] | None = None,
+        head: Iterable[Event] = (),
         sent_at: float | None = None,
         attempts: int = 1,
+        closer: Callable[[], object] | None = None,
     ) -> None:
         self.request = request
         self.params = params
@@ -127,13 +129,13 @@ class Response:
         self.request_id = request_id
         self.attempts = attempts
         self.model: str = request.get("model", "")
-        self.finish_reason: str | None = None
-        self.usage = Usage()
         self.ttft: float | None = None
-        self.elapsed: float | None = None
-        self.incomplete = False
         self.interrupted = False
-        self.error: QwenError | None = None
+        self._finish_reason: str | None = None
+        self._usage = Usage()
+        self._elapsed: float | None = None
+        self._incomplete = False
+        self._error: QwenError | None = None
         self.notes: list[str] = []  # things a footer should say ("thinking turned off for JSON")
         self.data: Any = None  # parsed JSON, set by structured output
         self._text: list[str] = []
@@ -141,7 +143,10 @@ class Response:
         self._events: list[Event] = []
         self._sent_at = time.perf_counter() if sent_at is None else sent_at
         self._source = source
+        self._closer = closer
         self._sync_iter: Iterator[Event] | None = None
+        for event in head:  # already received before the Response was made
+            self._record(event)
         if source is None:
             self._finish()
         elif hasattr(source, "__anext__"):
@@ -172,6 +177,36 @@ class Response:
     def reasoning(self) -> str:
         self._complete()
         return "".join(self._reasoning)
+
+    @property
+    def usage(self) -> Usage:
+        self._settle()
+        return self._usage
+
+    @property
+    def finish_reason(self) -> str | None:
+        self._settle()
+        return self._finish_reason
+
+    @property
+    def elapsed(self) -> float | None:
+        self._settle()
+        return self._elapsed
+
+    @property
+    def incomplete(self) -> bool:
+        self._settle()
+        return self._incomplete
+
+    @property
+    def error(self) -> QwenError | None:
+        self._settle()
+        return self._error
+
+    def _settle(self) -> None:
+        """Final values wait for the end of a sync stream; an async one shows the state so far."""
+        if self._sync_iter is not None:
+            self._complete()
 
     @property
     def tokens_per_second(self) -> float | None:
@@ -208,35 +243,35 @@ class Response:
             if not self.request_id and isinstance(event.data.get("id"), str):
                 self.request_id = event.data["id"].removeprefix("chatcmpl-")
         elif kind == "finish":
-            self.finish_reason = event.data
+            self._finish_reason = event.data
         elif kind == "usage":
-            self.usage = event.data
+            self._usage = event.data
         elif kind == "error":
-            self.error = self.error or event.data
-            self.incomplete = True
+            self._error = self._error or event.data
+            self._incomplete = True
 
     def _finish(self) -> None:
-        if self.elapsed is None:
-            self.elapsed = time.perf_counter() - self._sent_at
-        if self.finish_reason is None and self.error is None and self._source is not None:
-            self.incomplete = True
-            self.error = StreamInterrupted("the stream ended before the answer was finished")
+        if self._elapsed is None:
+            self._elapsed = time.perf_counter() - self._sent_at
+        if self._finish_reason is None and self._error is None and self._source is not None:
+            self._incomplete = True
+            self._error = StreamInterrupted("the stream ended before the answer was finished")
         self._source = None
         self._sync_iter = None
 
     def interrupt(self, reason: str = "interrupted") -> None:
-        """Stop a live stream (closing its connection) and keep what arrived."""
-        source = self._source
-        if source is None:
+        """Stop a live stream from any thread: the connection closes and what arrived is kept."""
+        if self.done:
             return
         self.interrupted = True
-        self.incomplete = True
-        self.error = StreamInterrupted(f"{reason}: the answer was stopped before it finished")
-        self._events.append(Event("error", data=self.error))
-        close = getattr(source, "close", None)
-        if close is not None:
-            close()
-        self._finish()
+        self._incomplete = True
+        self._error = self._error or StreamInterrupted(
+            f"{reason}: the answer was stopped before it finished")
+        if self._closer is not None:
+            try:
+                self._closer()
+            except Exception:  # noqa: BLE001 - closing a broken connection may fail; it is closed
+                pass
 
     def __iter__(self) -> Iterator[Event]:
         if self._sync_iter is None:
@@ -252,8 +287,11 @@ class Response:
                 self._record(event)
                 yield event
         except BaseException:
-            if self._source is not None:
-                self.interrupt()
+            self.interrupt()
+            close = getattr(self._sync_iter, "close", None)
+            if close is not None:
+                close()
+            self._finish()
             raise
         self._finish()
 
@@ -273,8 +311,8 @@ class Response:
                 yield event
         except BaseException:
             self.interrupted = True
-            self.incomplete = True
-            self.error = StreamInterrupted("interrupted: the answer was stopped before it finished")
+            self._incomplete = True
+            self._error = StreamInterrupted("interrupted: the answer was stopped before it finished")
             aclose = getattr(source, "aclose", None)
             if aclose is not None:
                 await aclose()
@@ -300,10 +338,10 @@ class Response:
 
     # -- display -------------------------------------------------------------------------
     def __repr__(self) -> str:
-        state = "streaming" if not self.done else ("incomplete" if self.incomplete else "done")
+        state = "streaming" if not self.done else ("incomplete" if self._incomplete else "done")
         preview = self.partial_text[:60].replace("\n", " ")
-        return (f"<Response {self.model} {state} tokens={self.usage.prompt_tokens}/"
-                f"{self.usage.completion_tokens} text={preview!r}>")
+        return (f"<Response {self.model} {state} tokens={self._usage.prompt_tokens}/"
+                f"{self._usage.completion_tokens} text={preview!r}>")
 
     def footer(self) -> str:
         from .render import footer_text

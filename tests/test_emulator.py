@@ -1,0 +1,236 @@
+"""The emulator over real loopback HTTP speaks DashScope's protocol; our client reads it."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from qwen_magics import (
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    RateLimitError,
+    Retry,
+    ServerError,
+    ask,
+)
+from qwen_magics.client import Client
+from qwen_magics.emulator import Emulator
+
+from .conftest import TEST_KEY
+
+
+def post(emu: Emulator, body: dict, key: str | None = TEST_KEY) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.post(f"{emu.base_url}/chat/completions", json=body, headers=headers)
+
+
+def frames(resp: httpx.Response) -> list[str]:
+    return [line[6:] for line in resp.text.split("\n\n") if line.startswith("data: ")]
+
+
+USER = [{"role": "user", "content": "Tell me about the sea"}]
+
+
+def test_thinking_stream_has_role_reasoning_answer_finish_usage_done(emulator: Emulator) -> None:
+    resp = post(emulator, {"model": "qwen3.6-plus", "messages": USER, "stream": True,
+                           "stream_options": {"include_usage": True}})
+    assert resp.status_code == 200
+    assert resp.headers["content-type"] == "text/event-stream;charset=UTF-8"
+    data = frames(resp)
+    assert data[-1] == "[DONE]"
+    chunks = [json.loads(d) for d in data[:-1]]
+    first = chunks[0]["choices"][0]["delta"]
+    assert first["role"] == "assistant" and first["content"] is None and first["reasoning_content"]
+    phases = ["r" if c["choices"][0]["delta"].get("reasoning_content") else "c"
+              for c in chunks[:-2] if c["choices"][0]["delta"].get("reasoning_content")
+              or c["choices"][0]["delta"].get("content")]
+    assert phases == sorted(phases, reverse=True) and "r" in phases and "c" in phases
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+    usage = chunks[-1]
+    assert usage["choices"] == [] and usage["usage"]["completion_tokens_details"]["reasoning_tokens"] > 0
+    ids = {c["id"] for c in chunks}
+    assert ids == {f"chatcmpl-{resp.headers['x-request-id']}"}
+    assert all(c["object"] == "chat.completion.chunk" and c["system_fingerprint"] is None for c in chunks)
+
+
+def test_no_usage_chunk_unless_asked(emulator: Emulator) -> None:
+    resp = post(emulator, {"model": "qwen-plus", "messages": USER, "stream": True})
+    chunks = [json.loads(d) for d in frames(resp)[:-1]]
+    assert all(c["choices"] for c in chunks)
+    assert chunks[0]["choices"][0]["delta"] == {"content": "", "role": "assistant"}
+
+
+def test_non_stream_body_shape(emulator: Emulator) -> None:
+    resp = post(emulator, {"model": "qwen-plus", "messages": USER})
+    body = resp.json()
+    assert body["object"] == "chat.completion" and body["id"] == f"chatcmpl-{resp.headers['x-request-id']}"
+    assert "reasoning_content" not in body["choices"][0]["message"]
+    assert body["choices"][0]["logprobs"] is None and body["usage"]["total_tokens"] > 0
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"model": "qwen-plus", "messages": USER, "temperature": 2}, 400, "Temperature should be in [0.0, 2.0)"),
+        ({"model": "qwen-plus", "messages": USER, "top_p": 0}, 400, "Range of top_p should be (0.0, 1.0]"),
+        ({"model": "qwen-plus", "messages": USER, "seed": -1}, 400, "-1 is lesser than the minimum of 0"),
+        ({"model": "qwen-plus", "messages": USER, "max_tokens": 40000}, 400,
+         "Range of max_tokens should be [1, 32768]"),
+        ({"model": "nope", "messages": USER}, 404, "The model `nope` does not exist"),
+        ({"model": "qwen-plus", "messages": []}, 400, "too short"),
+        ({"model": "qwen-plus", "messages": [{"role": "system", "content": "x"}]}, 400,
+         "do not contain elements with the role of user"),
+        ({"model": "qwq-plus", "messages": USER, "enable_thinking": False}, 400, "restricted to True"),
+        ({"model": "qwen3-max", "messages": USER, "enable_thinking": True}, 400,
+         "does not support enable_thinking"),
+        ({"model": "qwq-plus", "messages": USER}, 400, "only support stream mode"),
+        ({"model": "qwen-plus", "messages": USER, "enable_thinking": True}, 400,
+         "must be set to false for non-streaming calls"),
+        ({"model": "qwen-plus", "messages": USER, "response_format": {"type": "json_object"}}, 400,
+         "must contain the word 'json'"),
+        ({"model": "qwen3.6-plus", "messages": [{"role": "user", "content": "json"}],
+          "response_format": {"type": "json_object"}}, 400, "Json mode response is not supported"),
+        ({"model": "qwen-plus", "messages": USER, "thinking_budget": 0, "enable_thinking": True,
+          "stream": True}, 400, "thinking_budget parameter must be a positive integer"),
+    ],
+)
+def test_checks_use_dashscope_wording(emulator: Emulator, body: dict, status: int, message: str) -> None:
+    resp = post(emulator, body)
+    assert resp.status_code == status
+    text = resp.text
+    if body.get("stream"):
+        assert text.startswith("data: {")  # a rejected stream request answers one SSE line
+        text = text[6:]
+    error = json.loads(text)["error"]
+    assert message in error["message"]
+    assert json.loads(text)["request_id"] == resp.headers["x-request-id"]
+
+
+def test_rejected_stream_request_answers_one_sse_line(emulator: Emulator) -> None:
+    resp = post(emulator, {"model": "qwen-plus", "messages": USER, "stream": True, "top_p": 5})
+    assert resp.status_code == 400 and resp.text.startswith("data: ") and resp.text.endswith("\n\n")
+    assert json.loads(resp.text[6:])["error"]["code"] == "invalid_parameter_error"
+
+
+def test_wrong_or_missing_key_is_401(emulator: Emulator) -> None:
+    for key in ("sk-wrong", None):
+        resp = post(emulator, {"model": "qwen-plus", "messages": USER}, key=key)
+        assert resp.status_code == 401 and resp.json()["error"]["code"] == "invalid_api_key"
+    assert all(r.auth != "ok" for r in emulator.requests)
+    assert TEST_KEY not in repr(emulator.requests)
+
+
+def test_malformed_json_and_get(emulator: Emulator) -> None:
+    resp = httpx.post(f"{emulator.base_url}/chat/completions", content=b"{nope",
+                      headers={"Authorization": f"Bearer {TEST_KEY}"})
+    assert resp.status_code == 400 and "Required body invalid" in resp.json()["error"]["message"]
+    resp = httpx.get(f"{emulator.base_url}/chat/completions")
+    assert "Request method 'GET' is not supported." in resp.json()["error"]["message"]
+
+
+def test_models_list(emulator: Emulator) -> None:
+    resp = httpx.get(f"{emulator.base_url}/models", headers={"Authorization": f"Bearer {TEST_KEY}"})
+    ids = [m["id"] for m in resp.json()["data"]]
+    assert "qwen3.6-plus" in ids and resp.json()["object"] == "list"
+    assert httpx.get(f"{emulator.base_url}/models").status_code == 401
+    v1 = emulator.base_url.replace("/compatible-mode/v1", "/v1")
+    assert httpx.get(f"{v1}/models", headers={"Authorization": f"Bearer {TEST_KEY}"}).status_code == 200
+
+
+def test_client_reads_the_emulator(qwen_env: Emulator) -> None:
+    r = ask("What is the capital of France?", model="qwen3.6-plus", temperature=0.4)
+    assert r.text.startswith("You asked: What is the capital of France?")
+    assert r.reasoning and r.usage.reasoning_tokens > 0 and r.usage.prompt_tokens > 0
+    assert r.usage.completion_tokens == r.usage.reasoning_tokens + qwen_env.generator.count_tokens(r.text)
+    assert r.finish_reason == "stop" and r.ttft is not None and r.elapsed is not None
+    assert r.request_id and r.tokens_per_second
+    assert qwen_env.chat_requests[-1].params == {
+        "model": "qwen3.6-plus", "temperature": 0.4}
+
+
+def test_thinking_off_and_budget(qwen_env: Emulator) -> None:
+    r = ask("hi there", model="qwen3.6-plus", thinking=False)
+    assert r.reasoning == "" and r.usage.reasoning_tokens == 0
+    assert qwen_env.chat_requests[-1].body["enable_thinking"] is False
+    r = ask("a long question about the planets and the sea", thinking=True, budget=3)
+    assert r.usage.reasoning_tokens == 3
+
+
+def test_max_tokens_cuts_with_length(qwen_env: Emulator) -> None:
+    r = ask("hello there my friend", model="qwen-plus", max_tokens=3)
+    assert r.finish_reason == "length" and r.usage.completion_tokens == 3
+
+
+def test_errors_raise_the_right_class(qwen_env: Emulator) -> None:
+    with pytest.raises(NotFoundError):
+        ask("hi", model="qwen9-imaginary")
+    with pytest.raises(AuthenticationError):
+        ask("hi", api_key="sk-not-the-right-one")
+    qwen_env.add_fault("status", status=400, code="data_inspection_failed")
+    with pytest.raises(BadRequestError, match="inappropriate"):
+        ask("hi")
+
+
+def test_429_for_the_first_attempts_then_success(qwen_env: Emulator) -> None:
+    qwen_env.add_fault("status", status=429, times=2)
+    with Client(retry=Retry(attempts=4, backoff=0.01)) as c:
+        r = c.ask("hi")
+        assert r.text and r.attempts == 3
+    assert [q.status for q in qwen_env.chat_requests] == [429, 429, 200]
+    assert [q.attempt for q in qwen_env.chat_requests] == [1, 2, 3]
+
+
+def test_exhausted_retries_raise(qwen_env: Emulator) -> None:
+    qwen_env.add_fault("status", status=503, times=None)
+    with Client(retry=Retry(attempts=2, backoff=0.01)) as c:
+        with pytest.raises(ServerError, match="ModelUnavailable"):
+            c.ask("hi")
+        qwen_env.reset()
+        qwen_env.add_fault("status", status=429, times=None)
+        with pytest.raises(RateLimitError, match="limit_requests"):
+            c.ask("hi")
+
+
+def test_cut_connection_keeps_partial_text(qwen_env: Emulator) -> None:
+    qwen_env.add_fault("cut", after=4)
+    r = ask("one two three four five six seven", model="qwen-plus")
+    assert r.incomplete and r.text == "You asked: one" and "connection" in str(r.error)
+    assert len(qwen_env.chat_requests) == 1
+
+
+def test_error_chunk_mid_stream(qwen_env: Emulator) -> None:
+    qwen_env.add_fault("error_chunk", after=2)
+    r = ask("one two three", model="qwen-plus")
+    assert r.incomplete and r.text == "You asked" and getattr(r.error, "code", "") == "data_inspection_failed"
+
+
+def test_latency_and_token_delay(qwen_env: Emulator) -> None:
+    qwen_env.latency = 0.2
+    qwen_env.token_delay = 0.01
+    r = ask("hi", model="qwen-plus")
+    r.complete()
+    assert r.ttft is not None and r.ttft >= 0.2 and r.elapsed is not None and r.elapsed >= 0.2 + 0.05
+
+
+def test_admin_endpoints_control_another_process(qwen_env: Emulator) -> None:
+    root = qwen_env.base_url.split("/compatible-mode")[0]
+    httpx.post(f"{root}/_emulator/faults", json={"faults": [{"kind": "status", "status": 500, "times": 1}]})
+    httpx.post(f"{root}/_emulator/replies", json={"replies": [{"text": "scripted answer"}]})
+    with Client(retry=Retry(attempts=3, backoff=0.01)) as c:
+        assert c.ask("hi", model="qwen-plus").text == "scripted answer"
+    log = httpx.get(f"{root}/_emulator/requests").json()["requests"]
+    assert [q["status"] for q in log] == [500, 200]
+    assert TEST_KEY not in json.dumps(log)
+
+
+def test_context_cache_reports_cached_tokens(qwen_env: Emulator) -> None:
+    long_system = "You are a careful assistant. " * 80
+    first = ask("first question", system=long_system, model="qwen-plus")
+    first.complete()
+    history = [*first.messages, {"role": "assistant", "content": first.text}]
+    second = ask("second question", messages=history, model="qwen-plus")
+    second.complete()
+    assert first.usage.cached_tokens == 0 and second.usage.cached_tokens >= 256
