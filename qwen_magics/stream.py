@@ -138,6 +138,8 @@ class Response:
         self._error: QwenError | None = None
         self.notes: list[str] = []  # things a footer should say ("thinking turned off for JSON")
         self.data: Any = None  # parsed JSON, set by structured output
+        self.json_path: str | None = None  # how .data was found: json, fenced, balanced, repaired
+        self.json_attempts = 0  # questions asked to get .data (re-asks included)
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._events: list[Event] = []
