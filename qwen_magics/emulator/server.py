@@ -12,7 +12,9 @@ import hashlib
 import ipaddress
 import json
 import random
+import logging
 import socket
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,6 +26,8 @@ from .answers import Generator, PrefixCache, SimpleGenerator, make_completion
 from .protocol import ProtocolError, error_body, new_request_id, sse, validate
 
 __all__ = ["Emulator", "Fault", "RequestRecord"]
+
+log = logging.getLogger("qwen_magics.emulator")
 
 PREFIXES = ("/compatible-mode/v1", "/v1")
 RATE_DOC = "https://www.alibabacloud.com/help/en/model-studio/error-code"
@@ -97,6 +101,17 @@ class RequestRecord:
         return {k: v for k, v in self.body.items() if k not in skip}
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-answer is normal (Stop, interrupts); anything else is logged."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        log.exception("emulator: error while answering %s", client_address)
+
+
 class Emulator:
     """A local DashScope. ``with Emulator() as emu: ask(..., base_url=emu.base_url)``."""
 
@@ -131,8 +146,7 @@ class Emulator:
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> Emulator:
         handler = type("Handler", (_Handler,), {"emulator": self})
-        self._server = ThreadingHTTPServer((self.host, self.port), handler)
-        self._server.daemon_threads = True
+        self._server = _Server((self.host, self.port), handler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="qwen-emulator",
                                         kwargs={"poll_interval": 0.1}, daemon=True)
