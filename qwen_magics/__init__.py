@@ -35,17 +35,18 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "MODELS",
     "APIError",
     "AsyncClient",
     "AuthenticationError",
     "BackoffGate",
     "BadRequestError",
     "Client",
+    "Comparison",
     "ConfigError",
     "ConnectionError",
     "Emulator",
     "Event",
-    "MODELS",
     "ModelInfo",
     "NotFoundError",
     "ParameterError",
@@ -61,15 +62,20 @@ __all__ = [
     "__version__",
     "aask",
     "ask",
+    "compare",
     "configure",
     "load_ipython_extension",
+    "panel",
     "settings",
     "unload_ipython_extension",
 ]
 
 # name -> module that defines it, imported on first use
 _LAZY = {
+    "Comparison": ".comparison",
     "Emulator": ".emulator",
+    "compare": ".comparison",
+    "panel": ".parameter_panel",
 }
 
 

@@ -17,22 +17,35 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
     serve.add_argument("--key", default=None, help="accept only this API key (default: any key)")
     serve.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
-    serve.add_argument("--tokens-per-second", type=float, default=0.0,
-                       help="stream pace (0: as fast as possible)")
-    serve.add_argument("--generator", choices=["lm", "simple"], default="lm",
-                       help="lm: the offline language model; simple: fixed deterministic text")
+    serve.add_argument(
+        "--tokens-per-second", type=float, default=0.0, help="stream pace (0: as fast as possible)"
+    )
+    serve.add_argument(
+        "--generator",
+        choices=["lm", "simple"],
+        default="lm",
+        help="lm: the offline language model; simple: fixed deterministic text",
+    )
     args = parser.parse_args(argv)
 
     from .emulator import Emulator
 
-    emu = Emulator(args.host, args.port, api_key=args.key, latency=args.latency,
-                   token_delay=1.0 / args.tokens_per_second if args.tokens_per_second else 0.0,
-                   generator=args.generator)
+    emu = Emulator(
+        args.host,
+        args.port,
+        api_key=args.key,
+        latency=args.latency,
+        token_delay=1.0 / args.tokens_per_second if args.tokens_per_second else 0.0,
+        generator=args.generator,
+    )
     emu.start()
     print(f"qwen-magics emulator on {emu.base_url}", flush=True)
     if not emu.is_loopback:
-        print(f"warning: bound to {args.host}, not loopback: other machines can reach it",
-              file=sys.stderr, flush=True)
+        print(
+            f"warning: bound to {args.host}, not loopback: other machines can reach it",
+            file=sys.stderr,
+            flush=True,
+        )
     print("set DASHSCOPE_BASE_URL to that address; stop with Ctrl-C", flush=True)
     try:
         while True:

@@ -7,12 +7,11 @@ raise; a stream that breaks after tokens arrived returns its Response with ``inc
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,7 +100,10 @@ def _prepare(
             "use the offline simulator (`%load_ext qwen_magics` with no key, or qwen_magics.offline())"
         )
     body = build_body(settings.model, msgs, given, stream=stream, extra=extra)
-    headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json"}
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "text/event-stream" if stream else "application/json",
+    }
     if settings.api_key:
         headers["Authorization"] = f"Bearer {settings.api_key}"
     return _Prepared(f"{settings.base_url}/chat/completions", headers, body, given, settings, stream)
@@ -138,11 +140,11 @@ def _retry_after(headers: httpx.Headers) -> float | None:
 def _map_transport(exc: Exception, where: str) -> QwenError:
     """The one place where httpx's transport exceptions become ours."""
     if isinstance(exc, httpx.TimeoutException):
-        return QwenConnectionError(f"no answer from {where} in time ({type(exc).__name__}); "
-                                   "check the network or raise the timeout")
+        return QwenConnectionError(
+            f"no answer from {where} in time ({type(exc).__name__}); check the network or raise the timeout"
+        )
     if isinstance(exc, httpx.ConnectError):
-        return QwenConnectionError(f"could not connect to {where}: {exc}; check the base URL "
-                                   "and the network")
+        return QwenConnectionError(f"could not connect to {where}: {exc}; check the base URL and the network")
     return QwenConnectionError(f"the connection to {where} failed: {type(exc).__name__}: {exc}")
 
 
@@ -152,9 +154,15 @@ def _nonstream_events(data: dict[str, Any]) -> list[Event]:
     return events
 
 
-def _response(prep: _Prepared, source: Any, sent_at: float, request_id: str | None,
-              attempts: int, head: list[Event] | None = None,
-              closer: Any = None) -> Response:
+def _response(
+    prep: _Prepared,
+    source: Any,
+    sent_at: float,
+    request_id: str | None,
+    attempts: int,
+    head: list[Event] | None = None,
+    closer: Any = None,
+) -> Response:
     return Response(
         head=head or (),
         closer=closer,
@@ -176,8 +184,14 @@ def _is_token(event: Event) -> bool:
 def _stream_end(parser: ChunkParser) -> list[Event]:
     if parser.done or parser.failed:
         return []
-    return [Event("error", data=StreamInterrupted(
-        "the connection closed before the stream said [DONE]; the answer may be cut short"))]
+    return [
+        Event(
+            "error",
+            data=StreamInterrupted(
+                "the connection closed before the stream said [DONE]; the answer may be cut short"
+            ),
+        )
+    ]
 
 
 class _Base:
@@ -213,14 +227,22 @@ class _Base:
         )
 
     def _prepare(self, prompt: str | None, kw: dict[str, Any]) -> _Prepared:
-        settings = self.settings(api_key=kw.pop("api_key", None), base_url=kw.pop("base_url", None),
-                                 model=kw.pop("model", None))
+        settings = self.settings(
+            api_key=kw.pop("api_key", None), base_url=kw.pop("base_url", None), model=kw.pop("model", None)
+        )
         system = kw.pop("system", None)
         messages = kw.pop("messages", None)
         stream = kw.pop("stream", True)
         params = {k: kw.pop(k, None) for k in _PARAM_NAMES}
-        return _prepare(prompt, settings=settings, system=system, messages=messages,
-                        params=params, stream=stream, extra=kw)
+        return _prepare(
+            prompt,
+            settings=settings,
+            system=system,
+            messages=messages,
+            params=params,
+            stream=stream,
+            extra=kw,
+        )
 
     def _timeout_for(self, settings: _config.Settings) -> httpx.Timeout:
         return httpx.Timeout(settings.timeout, connect=min(10.0, settings.timeout))
@@ -229,15 +251,26 @@ class _Base:
         return attempt >= self.retry.attempts or (time.monotonic() - started + delay) > self.retry.total
 
 
-_PARAM_NAMES = ("temperature", "top_p", "top_k", "presence_penalty", "thinking", "budget",
-                "max_tokens", "seed", "stop", "response_format")
+_PARAM_NAMES = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "presence_penalty",
+    "thinking",
+    "budget",
+    "max_tokens",
+    "seed",
+    "stop",
+    "response_format",
+)
 
 
 class Client(_Base):
     """A synchronous client. ``Client().ask("hi")`` streams a Response."""
 
-    def __init__(self, *, http: httpx.Client | None = None, transport: httpx.BaseTransport | None = None,
-                 **kw: Any) -> None:
+    def __init__(
+        self, *, http: httpx.Client | None = None, transport: httpx.BaseTransport | None = None, **kw: Any
+    ) -> None:
         super().__init__(**kw)
         self._own_http = http is None
         self.http = http or httpx.Client(transport=transport, timeout=None)
@@ -264,8 +297,13 @@ class Client(_Base):
             sent_at = time.perf_counter()
             try:
                 resp = self.http.send(
-                    self.http.build_request("POST", prep.url, json=prep.body, headers=prep.headers,
-                                            timeout=self._timeout_for(prep.settings)),
+                    self.http.build_request(
+                        "POST",
+                        prep.url,
+                        json=prep.body,
+                        headers=prep.headers,
+                        timeout=self._timeout_for(prep.settings),
+                    ),
                     stream=True,
                 )
             except httpx.TransportError as exc:
@@ -291,8 +329,9 @@ class Client(_Base):
                             error, retry_after = _map_transport(exc, prep.settings.where), None
                         else:
                             resp.close()
-                            return _response(prep, iter(_nonstream_events(data)), sent_at,
-                                             request_id, attempt)
+                            return _response(
+                                prep, iter(_nonstream_events(data)), sent_at, request_id, attempt
+                            )
                     else:
                         events = self._events(resp, prep.settings.where)
                         head: list[Event] = []
@@ -301,8 +340,11 @@ class Client(_Base):
                             if _is_token(event):
                                 break
                         last = head[-1] if head else None
-                        if last is None or last.type != "error" or any(
-                                e.type in ("text", "reasoning") for e in head):
+                        if (
+                            last is None
+                            or last.type != "error"
+                            or any(e.type in ("text", "reasoning") for e in head)
+                        ):
                             return _response(prep, events, sent_at, request_id, attempt, head, resp.close)
                         events.close()
                         error, retry_after = last.data, None
@@ -316,7 +358,7 @@ class Client(_Base):
                 self.gate.pause(delay)
             time.sleep(delay)
 
-    def _events(self, resp: httpx.Response, where: str) -> Iterator[Event]:
+    def _events(self, resp: httpx.Response, where: str) -> Generator[Event, None, None]:
         decoder, parser = SSEDecoder(), ChunkParser()
         try:
             for chunk in resp.iter_raw():
@@ -334,12 +376,18 @@ class Client(_Base):
 class AsyncClient(_Base):
     """The asynchronous twin: ``await AsyncClient().ask("hi")``, then ``async for`` its events."""
 
-    def __init__(self, *, http: httpx.AsyncClient | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(**kw)
         self._own_http = http is None
-        self.http = http or httpx.AsyncClient(transport=transport, timeout=None,
-                                              limits=httpx.Limits(max_connections=64))
+        self.http = http or httpx.AsyncClient(
+            transport=transport, timeout=None, limits=httpx.Limits(max_connections=64)
+        )
 
     async def aclose(self) -> None:
         if self._own_http:
@@ -352,6 +400,8 @@ class AsyncClient(_Base):
         await self.aclose()
 
     async def ask(self, prompt: str | None = None, **kw: Any) -> Response:
+        import asyncio  # here, not at import time: `import qwen_magics` stays light
+
         prep = self._prepare(prompt, kw)
         started = time.monotonic()
         attempt = 0
@@ -364,8 +414,13 @@ class AsyncClient(_Base):
             sent_at = time.perf_counter()
             try:
                 resp = await self.http.send(
-                    self.http.build_request("POST", prep.url, json=prep.body, headers=prep.headers,
-                                            timeout=self._timeout_for(prep.settings)),
+                    self.http.build_request(
+                        "POST",
+                        prep.url,
+                        json=prep.body,
+                        headers=prep.headers,
+                        timeout=self._timeout_for(prep.settings),
+                    ),
                     stream=True,
                 )
             except httpx.TransportError as exc:
@@ -391,8 +446,9 @@ class AsyncClient(_Base):
                             error, retry_after = _map_transport(exc, prep.settings.where), None
                         else:
                             await resp.aclose()
-                            return _response(prep, iter(_nonstream_events(data)), sent_at,
-                                             request_id, attempt)
+                            return _response(
+                                prep, iter(_nonstream_events(data)), sent_at, request_id, attempt
+                            )
                     else:
                         events = self._events(resp, prep.settings.where)
                         head: list[Event] = []
@@ -405,8 +461,11 @@ class AsyncClient(_Base):
                             await events.aclose()
                             raise
                         last = head[-1] if head else None
-                        if last is None or last.type != "error" or any(
-                                e.type in ("text", "reasoning") for e in head):
+                        if (
+                            last is None
+                            or last.type != "error"
+                            or any(e.type in ("text", "reasoning") for e in head)
+                        ):
                             return _response(prep, events, sent_at, request_id, attempt, head)
                         await events.aclose()
                         error, retry_after = last.data, None
@@ -420,7 +479,7 @@ class AsyncClient(_Base):
                 self.gate.pause(delay)
             await asyncio.sleep(delay)
 
-    async def _events(self, resp: httpx.Response, where: str) -> AsyncIterator[Event]:
+    async def _events(self, resp: httpx.Response, where: str) -> AsyncGenerator[Event, None]:
         decoder, parser = SSEDecoder(), ChunkParser()
         try:
             async for chunk in resp.aiter_raw():
@@ -442,8 +501,6 @@ def _retryable(error: QwenError) -> bool:
     if isinstance(error, APIError):
         return error.retryable
     return isinstance(error, (QwenConnectionError, StreamInterrupted))
-
-
 
 
 _default_client: Client | None = None
@@ -479,10 +536,24 @@ def ask(
 ) -> Response:
     """Ask Qwen once. Parameters left as None are not sent, so the model's defaults apply."""
     return _shared_client().ask(
-        prompt, model=model, system=system, messages=messages, temperature=temperature,
-        top_p=top_p, top_k=top_k, presence_penalty=presence_penalty, thinking=thinking,
-        budget=budget, max_tokens=max_tokens, seed=seed, stop=stop, response_format=response_format,
-        stream=stream, api_key=api_key, base_url=base_url, **extra,
+        prompt,
+        model=model,
+        system=system,
+        messages=messages,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        presence_penalty=presence_penalty,
+        thinking=thinking,
+        budget=budget,
+        max_tokens=max_tokens,
+        seed=seed,
+        stop=stop,
+        response_format=response_format,
+        stream=stream,
+        api_key=api_key,
+        base_url=base_url,
+        **extra,
     )
 
 
@@ -510,10 +581,23 @@ async def aask(
 ) -> Response:
     """The async twin of ``ask``. Pass ``client=`` to share connections and backoff."""
     kw = dict(
-        model=model, system=system, messages=messages, temperature=temperature, top_p=top_p,
-        top_k=top_k, presence_penalty=presence_penalty, thinking=thinking, budget=budget,
-        max_tokens=max_tokens, seed=seed, stop=stop, response_format=response_format, stream=stream,
-        api_key=api_key, base_url=base_url, **extra,
+        model=model,
+        system=system,
+        messages=messages,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        presence_penalty=presence_penalty,
+        thinking=thinking,
+        budget=budget,
+        max_tokens=max_tokens,
+        seed=seed,
+        stop=stop,
+        response_format=response_format,
+        stream=stream,
+        api_key=api_key,
+        base_url=base_url,
+        **extra,
     )
     if client is not None:
         return await client.ask(prompt, **kw)

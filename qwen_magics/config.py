@@ -93,12 +93,10 @@ def settings(
 ) -> Settings:
     """Resolve the effective settings: explicit argument > configure() > environment > default."""
     env = os.environ
-    region_name = (region or _configured.get("region") or env.get("QWEN_REGION") or DEFAULT_REGION)
+    region_name = region or _configured.get("region") or env.get("QWEN_REGION") or DEFAULT_REGION
     region_name = region_name.strip().lower().replace("-", "").replace(" ", "")
     if region_name not in REGIONS:
-        raise ConfigError(
-            f"unknown region {region_name!r}; set QWEN_REGION to one of {', '.join(REGIONS)}"
-        )
+        raise ConfigError(f"unknown region {region_name!r}; set QWEN_REGION to one of {', '.join(REGIONS)}")
     url = base_url or _configured.get("base_url")
     source = "argument" if base_url else "configuration"
     if not url and env.get("DASHSCOPE_BASE_URL"):
@@ -107,9 +105,7 @@ def settings(
         url, source = REGIONS[region_name], "region"
     url = url.strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
-        raise ConfigError(
-            "the base URL must start with http:// or https://; check DASHSCOPE_BASE_URL"
-        )
+        raise ConfigError("the base URL must start with http:// or https://; check DASHSCOPE_BASE_URL")
     key = api_key or _configured.get("api_key") or env.get("DASHSCOPE_API_KEY") or None
     offline = bool(_configured.get("offline")) and not base_url and not api_key
     return Settings(

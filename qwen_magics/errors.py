@@ -120,7 +120,7 @@ class ServerError(APIError):
     hint = "The service had a problem; run again in a moment."
 
 
-class ConnectionError(QwenError):  # noqa: A001 - the name users expect beside APIError
+class ConnectionError(QwenError):
     """The service could not be reached, or stopped answering, before any token arrived."""
 
 

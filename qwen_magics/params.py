@@ -41,15 +41,23 @@ def _number(name: str, value: Any, *, integer: bool = False) -> float:
         kind = "a whole number" if integer else "a number"
         raise ParameterError(name, f"{name} must be {kind}; got {value!r}")
     if integer and not isinstance(value, int):
-        if not float(value).is_integer():
-            raise ParameterError(name, f"{name} must be a whole number; got {value!r}")
+        raise ParameterError(name, f"{name} must be a whole number; got {value!r}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ParameterError(name, f"{name} must be a finite number; got {value!r}")
     return float(value)
 
 
-def _in_range(name: str, value: Any, low: float, high: float, text: str, *, integer: bool = False,
-              low_open: bool = False, high_open: bool = False) -> None:
+def _in_range(
+    name: str,
+    value: Any,
+    low: float,
+    high: float,
+    text: str,
+    *,
+    integer: bool = False,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
     x = _number(name, value, integer=integer)
     too_low = x <= low if low_open else x < low
     too_high = x >= high if high_open else x > high
@@ -65,14 +73,16 @@ def check_text(name: str, text: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ParameterError(
-            name, f"{name} holds invalid Unicode at character {exc.start} (a lone surrogate); "
-            "fix the text or decode it with errors='replace'"
+            name,
+            f"{name} holds invalid Unicode at character {exc.start} (a lone surrogate); "
+            "fix the text or decode it with errors='replace'",
         ) from None
     bad = _CONTROL.search(text)
     if bad:
         raise ParameterError(
-            name, f"{name} holds the control character {bad.group()!r} at character {bad.start()}; "
-            "remove it (tabs and newlines are fine)"
+            name,
+            f"{name} holds the control character {bad.group()!r} at character {bad.start()}; "
+            "remove it (tabs and newlines are fine)",
         )
 
 
@@ -85,23 +95,34 @@ def check_params(params: Mapping[str, Any], model: str, *, stream: bool = True) 
     if "top_p" in p:
         _in_range("top_p", p["top_p"], 0, 1, "(0, 1]", low_open=True)
     if "top_k" in p:
-        _in_range("top_k", p["top_k"], 0, math.inf, "[0, ∞) (0 or above 100 turns top-k off)",
-                  integer=True)
+        _in_range("top_k", p["top_k"], 0, math.inf, "[0, ∞) (0 or above 100 turns top-k off)", integer=True)
     if "presence_penalty" in p:
         _in_range("presence_penalty", p["presence_penalty"], -2, 2, "[-2, 2]")
     if "max_tokens" in p:
         high = info.max_output if info else math.inf
-        _in_range("max_tokens", p["max_tokens"], 1, high,
-                  f"[1, {info.max_output}] for {info.name}" if info else "[1, ∞)", integer=True)
+        _in_range(
+            "max_tokens",
+            p["max_tokens"],
+            1,
+            high,
+            f"[1, {info.max_output}] for {info.name}" if info else "[1, ∞)",
+            integer=True,
+        )
     if "seed" in p:
         _in_range("seed", p["seed"], 0, SEED_MAX, f"[0, {SEED_MAX}] (2^31-1)", integer=True)
     if "thinking" in p and not isinstance(p["thinking"], bool):
         raise ParameterError("thinking", f"thinking must be True, False or None; got {p['thinking']!r}")
     if "budget" in p:
         high = info.max_cot if info and info.max_cot else math.inf
-        _in_range("budget", p["budget"], 0, high,
-                  f"(0, {info.max_cot}] for {info.name}" if info and info.max_cot else "(0, ∞)",
-                  integer=True, low_open=True)
+        _in_range(
+            "budget",
+            p["budget"],
+            0,
+            high,
+            f"(0, {info.max_cot}] for {info.name}" if info and info.max_cot else "(0, ∞)",
+            integer=True,
+            low_open=True,
+        )
     if "stop" in p:
         stop = p["stop"]
         ok = isinstance(stop, str) or (
@@ -127,8 +148,10 @@ def check_params(params: Mapping[str, Any], model: str, *, stream: bool = True) 
     will_think = info.thinks_by_default if thinking is None else thinking
     if "budget" in p and not will_think:
         raise ParameterError("budget", "budget limits thinking; turn thinking on to use it")
-    json_mode = isinstance(p.get("response_format"), Mapping) and p["response_format"].get(
-        "type") in ("json_object", "json_schema")
+    json_mode = isinstance(p.get("response_format"), Mapping) and p["response_format"].get("type") in (
+        "json_object",
+        "json_schema",
+    )
     if json_mode and will_think:
         raise ParameterError(
             "response_format",
@@ -137,9 +160,7 @@ def check_params(params: Mapping[str, Any], model: str, *, stream: bool = True) 
             "pass thinking=False",
         )
     if json_mode and p["response_format"]["type"] == "json_schema" and not info.json_schema:
-        raise ParameterError(
-            "response_format", f"{info.name} has no JSON Schema mode; use json_object"
-        )
+        raise ParameterError("response_format", f"{info.name} has no JSON Schema mode; use json_object")
     if not stream and info.stream_only:
         raise ParameterError("stream", f"{info.name} only answers streaming requests; stream=True")
     if not stream and will_think and not info.nonstream_thinking:

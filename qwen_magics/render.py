@@ -30,6 +30,9 @@ def footer_text(r: Response) -> str:
     tokens = f"{u.prompt_tokens:,} in / {u.completion_tokens:,} out"
     if detail:
         tokens += f" ({', '.join(detail)})"
+    reported = bool(u.total_tokens or u.prompt_tokens or u.completion_tokens)
+    if not reported:  # a stream stopped before its usage chunk: say so rather than "0 in / 0 out"
+        tokens = "tokens not reported"
     parts = [r.model or "?", tokens]
     if r.ttft is not None:
         parts.append(f"first token {r.ttft:.2f}s")
@@ -40,7 +43,7 @@ def footer_text(r: Response) -> str:
         parts.append(f"{tps:,.0f} tok/s")
     if r.offline:
         parts.append("offline")
-    else:
+    elif reported:
         cost = format_cost(r.cost)
         if cost:
             parts.append(cost)
@@ -69,5 +72,9 @@ def response_markdown(r: Response) -> str:
     if reasoning:
         out.append(thinking_html(reasoning, open_=False))
     out.append(r.text if r.done else r.partial_text)
+    if r.done and r.interrupted:
+        out.append("**⏹ Interrupted:** the answer above is partial.")
+    elif r.done and r.incomplete:
+        out.append(f"**⚠ Incomplete:** {html.escape(str(r.error or 'the stream ended early'))}")
     out.append(f"<sub>{html.escape(footer_text(r))}</sub>")
     return "\n\n".join(out)

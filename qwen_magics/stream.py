@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import QwenError, StreamInterrupted, api_error
@@ -56,8 +56,13 @@ class Usage:
         return Usage(*(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True)))
 
     def astuple(self) -> tuple[int, ...]:
-        return (self.prompt_tokens, self.completion_tokens, self.reasoning_tokens,
-                self.cached_tokens, self.total_tokens)
+        return (
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.reasoning_tokens,
+            self.cached_tokens,
+            self.total_tokens,
+        )
 
 
 class ChunkParser:
@@ -225,8 +230,9 @@ class Response:
         if self.offline:
             return None
         u = self.usage
-        return estimate_cost(self.model, u.prompt_tokens, u.completion_tokens,
-                             u.reasoning_tokens, u.cached_tokens)
+        return estimate_cost(
+            self.model, u.prompt_tokens, u.completion_tokens, u.reasoning_tokens, u.cached_tokens
+        )
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -267,12 +273,11 @@ class Response:
             return
         self.interrupted = True
         self._incomplete = True
-        self._error = self._error or StreamInterrupted(
-            f"{reason}: the answer was stopped before it finished")
+        self._error = self._error or StreamInterrupted(f"{reason}: the answer was stopped before it finished")
         if self._closer is not None:
             try:
                 self._closer()
-            except Exception:  # noqa: BLE001 - closing a broken connection may fail; it is closed
+            except Exception:
                 pass
 
     def __iter__(self) -> Iterator[Event]:
@@ -342,8 +347,10 @@ class Response:
     def __repr__(self) -> str:
         state = "streaming" if not self.done else ("incomplete" if self._incomplete else "done")
         preview = self.partial_text[:60].replace("\n", " ")
-        return (f"<Response {self.model} {state} tokens={self._usage.prompt_tokens}/"
-                f"{self._usage.completion_tokens} text={preview!r}>")
+        return (
+            f"<Response {self.model} {state} tokens={self._usage.prompt_tokens}/"
+            f"{self._usage.completion_tokens} text={preview!r}>"
+        )
 
     def footer(self) -> str:
         from .render import footer_text
@@ -357,4 +364,3 @@ class Response:
 
     def __str__(self) -> str:
         return self.partial_text if not self.done else self.text
-

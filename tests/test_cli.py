@@ -23,7 +23,9 @@ def served():  # type: ignore[no-untyped-def]
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "qwen_magics.cli", "serve", "--port", str(port), "--generator", "simple"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -39,13 +41,28 @@ def served():  # type: ignore[no-untyped-def]
 def test_curl_shows_reasoning_answer_usage_and_done(served: int) -> None:
     curl = shutil.which("curl")
     assert curl, "curl is needed for this test (apt-get install curl)"
-    body = {"model": "qwen3.6-plus", "stream": True, "stream_options": {"include_usage": True},
-            "messages": [{"role": "user", "content": "Why is the sky blue?"}]}
+    body = {
+        "model": "qwen3.6-plus",
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": "Why is the sky blue?"}],
+    }
     out = subprocess.run(
-        [curl, "-sN", f"http://127.0.0.1:{served}/compatible-mode/v1/chat/completions",
-         "-H", "Authorization: Bearer sk-anything", "-H", "Content-Type: application/json",
-         "-d", json.dumps(body)],
-        capture_output=True, text=True, timeout=30, check=True,
+        [
+            curl,
+            "-sN",
+            f"http://127.0.0.1:{served}/compatible-mode/v1/chat/completions",
+            "-H",
+            "Authorization: Bearer sk-anything",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            json.dumps(body),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     ).stdout
     assert '"reasoning_content":"The"' in out
     assert '"content":"You"' in out
@@ -55,8 +72,21 @@ def test_curl_shows_reasoning_answer_usage_and_done(served: int) -> None:
 
 def test_serve_warns_when_not_on_loopback() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qwen_magics.cli", "serve", "--host", "0.0.0.0", "--port", "0",
-         "--generator", "simple"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "qwen_magics.cli",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--generator",
+            "simple",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stderr is not None

@@ -30,14 +30,23 @@ FAST = Retry(attempts=3, backoff=0.01, max_backoff=0.02)
 
 
 def chunk(delta: dict, finish: str | None = None) -> bytes:
-    body = {"choices": [{"delta": delta, "finish_reason": finish, "index": 0}], "id": "chatcmpl-r1",
-            "model": "qwen-plus", "object": "chat.completion.chunk"}
+    body = {
+        "choices": [{"delta": delta, "finish_reason": finish, "index": 0}],
+        "id": "chatcmpl-r1",
+        "model": "qwen-plus",
+        "object": "chat.completion.chunk",
+    }
     return b"data: " + json.dumps(body).encode() + b"\n\n"
 
 
 USAGE = b'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}\n\n'
-GOOD = [chunk({"content": "", "role": "assistant"}), chunk({"content": "Hi"}),
-        chunk({"content": "!"}, "stop"), USAGE, b"data: [DONE]\n\n"]
+GOOD = [
+    chunk({"content": "", "role": "assistant"}),
+    chunk({"content": "Hi"}),
+    chunk({"content": "!"}, "stop"),
+    USAGE,
+    b"data: [DONE]\n\n",
+]
 
 
 class Script:
@@ -63,13 +72,19 @@ def sse(parts: list[bytes], status: int = 200, headers: dict | None = None) -> h
     def gen() -> Iterator[bytes]:
         yield from parts
 
-    return httpx.Response(status, headers={"content-type": "text/event-stream", **(headers or {})},
-                          content=gen())
+    return httpx.Response(
+        status, headers={"content-type": "text/event-stream", **(headers or {})}, content=gen()
+    )
 
 
 def client(script: Script, **kw) -> Client:  # type: ignore[no-untyped-def]
-    return Client(transport=httpx.MockTransport(script), api_key=KEY,
-                  base_url="http://qwen.test/compatible-mode/v1", retry=FAST, **kw)
+    return Client(
+        transport=httpx.MockTransport(script),
+        api_key=KEY,
+        base_url="http://qwen.test/compatible-mode/v1",
+        retry=FAST,
+        **kw,
+    )
 
 
 def test_parameters_not_given_are_not_sent(clean_env: None) -> None:
@@ -84,16 +99,35 @@ def test_parameters_not_given_are_not_sent(clean_env: None) -> None:
 
 def test_user_names_map_to_wire_names(clean_env: None) -> None:
     script = Script(sse(GOOD))
-    r = client(script).ask("hi", model="qwen3.6-plus", system="be brief", temperature=0.3, top_p=0.9,
-                           top_k=20, presence_penalty=0.5, thinking=True, budget=100, max_tokens=50,
-                           seed=7, stop=["END"])
+    r = client(script).ask(
+        "hi",
+        model="qwen3.6-plus",
+        system="be brief",
+        temperature=0.3,
+        top_p=0.9,
+        top_k=20,
+        presence_penalty=0.5,
+        thinking=True,
+        budget=100,
+        max_tokens=50,
+        seed=7,
+        stop=["END"],
+    )
     body = script.bodies[0]
     assert body["enable_thinking"] is True and body["thinking_budget"] == 100
     assert body["messages"][0] == {"role": "system", "content": "be brief"}
-    assert {k: body[k] for k in ("temperature", "top_p", "top_k", "presence_penalty", "max_tokens",
-                                 "seed", "stop")} == {
-        "temperature": 0.3, "top_p": 0.9, "top_k": 20, "presence_penalty": 0.5, "max_tokens": 50,
-        "seed": 7, "stop": ["END"]}
+    assert {
+        k: body[k]
+        for k in ("temperature", "top_p", "top_k", "presence_penalty", "max_tokens", "seed", "stop")
+    } == {
+        "temperature": 0.3,
+        "top_p": 0.9,
+        "top_k": 20,
+        "presence_penalty": 0.5,
+        "max_tokens": 50,
+        "seed": 7,
+        "stop": ["END"],
+    }
     assert r.params["thinking"] is True and "enable_thinking" not in r.params
     r.complete()
     assert r.usage.total_tokens == 7 and r.finish_reason == "stop" and r.request_id == "r1"
@@ -149,8 +183,15 @@ def test_model_rules_are_checked_before_sending(clean_env: None) -> None:
 
 
 def test_error_body_as_json_and_as_one_sse_line(clean_env: None) -> None:
-    err = {"error": {"code": "invalid_parameter_error", "param": None, "type": "invalid_request_error",
-                     "message": "Range of top_logprobs should be [0, 5]"}, "id": "chatcmpl-x1"}
+    err = {
+        "error": {
+            "code": "invalid_parameter_error",
+            "param": None,
+            "type": "invalid_request_error",
+            "message": "Range of top_logprobs should be [0, 5]",
+        },
+        "id": "chatcmpl-x1",
+    }
     as_json = httpx.Response(400, json=err, headers={"x-request-id": "x1"})
     as_sse = httpx.Response(400, content=b"data: " + json.dumps(err).encode() + b"\n\n")
     for reply in (as_json, as_sse):
@@ -164,8 +205,14 @@ def test_error_body_as_json_and_as_one_sse_line(clean_env: None) -> None:
 
 
 def test_401_explains_regions_and_never_shows_the_key(clean_env: None, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    body = {"error": {"message": "Incorrect API key provided. ", "type": "invalid_request_error",
-                      "code": "invalid_api_key"}, "request_id": "q1"}
+    body = {
+        "error": {
+            "message": "Incorrect API key provided. ",
+            "type": "invalid_request_error",
+            "code": "invalid_api_key",
+        },
+        "request_id": "q1",
+    }
     monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
     monkeypatch.setenv("QWEN_REGION", "virginia")
     c = Client(transport=httpx.MockTransport(Script(httpx.Response(401, json=body))), retry=FAST)
@@ -178,10 +225,16 @@ def test_401_explains_regions_and_never_shows_the_key(clean_env: None, monkeypat
 
 
 def test_retries_429_and_5xx_then_succeeds(clean_env: None) -> None:
-    limit = {"error": {"message": "You have exceeded your current request limit.", "type": "limit_requests",
-                       "code": "limit_requests"}}
-    script = Script(httpx.Response(429, json=limit), httpx.Response(503, json={"error": {"message": "x"}}),
-                    sse(GOOD))
+    limit = {
+        "error": {
+            "message": "You have exceeded your current request limit.",
+            "type": "limit_requests",
+            "code": "limit_requests",
+        }
+    }
+    script = Script(
+        httpx.Response(429, json=limit), httpx.Response(503, json={"error": {"message": "x"}}), sse(GOOD)
+    )
     r = client(script).ask("hi")
     assert r.text == "Hi!" and r.attempts == 3 and len(script.requests) == 3
 
@@ -232,8 +285,10 @@ def test_a_stream_that_breaks_before_any_token_is_retried(clean_env: None) -> No
 
 
 def test_error_chunk_mid_stream_ends_with_that_error(clean_env: None) -> None:
-    err = b'data: {"error":{"message":"Output data may contain inappropriate content.",' \
-          b'"type":"data_inspection_failed","code":"data_inspection_failed"}}\n\n'
+    err = (
+        b'data: {"error":{"message":"Output data may contain inappropriate content.",'
+        b'"type":"data_inspection_failed","code":"data_inspection_failed"}}\n\n'
+    )
     script = Script(sse([GOOD[0], GOOD[1], err]))
     r = client(script).ask("hi")
     assert r.text == "Hi" and r.incomplete and r.error is not None
@@ -246,10 +301,23 @@ def test_stream_without_done_is_incomplete(clean_env: None) -> None:
 
 
 def test_non_stream_response(clean_env: None) -> None:
-    body = {"choices": [{"message": {"content": "Yes", "reasoning_content": "Hmm", "role": "assistant"},
-                         "finish_reason": "stop", "index": 0}], "model": "qwen3.6-plus", "id": "chatcmpl-z9",
-            "usage": {"prompt_tokens": 4, "completion_tokens": 3, "total_tokens": 7,
-                      "completion_tokens_details": {"reasoning_tokens": 1}}}
+    body = {
+        "choices": [
+            {
+                "message": {"content": "Yes", "reasoning_content": "Hmm", "role": "assistant"},
+                "finish_reason": "stop",
+                "index": 0,
+            }
+        ],
+        "model": "qwen3.6-plus",
+        "id": "chatcmpl-z9",
+        "usage": {
+            "prompt_tokens": 4,
+            "completion_tokens": 3,
+            "total_tokens": 7,
+            "completion_tokens_details": {"reasoning_tokens": 1},
+        },
+    }
     script = Script(httpx.Response(200, json=body))
     r = client(script).ask("hi", stream=False)
     assert (r.text, r.reasoning, r.usage.reasoning_tokens, r.request_id) == ("Yes", "Hmm", 1, "z9")
@@ -331,8 +399,9 @@ def test_async_client_streams_and_retries(clean_env: None) -> None:
 
             return httpx.Response(200, content=body())
 
-        async with AsyncClient(transport=httpx.MockTransport(handler), api_key=KEY, retry=FAST,
-                               base_url="http://qwen.test/v1") as c:
+        async with AsyncClient(
+            transport=httpx.MockTransport(handler), api_key=KEY, retry=FAST, base_url="http://qwen.test/v1"
+        ) as c:
             r = await c.ask("hi")
             kinds = [e.type async for e in r]
             return r.text, len(calls), kinds
@@ -344,7 +413,9 @@ def test_async_client_streams_and_retries(clean_env: None) -> None:
 def test_async_errors_raise(clean_env: None) -> None:
     async def main() -> None:
         transport = httpx.MockTransport(lambda r: httpx.Response(500, json={"error": {"message": "x"}}))
-        async with AsyncClient(transport=transport, api_key=KEY, retry=FAST, base_url="http://q.test/v1") as c:
+        async with AsyncClient(
+            transport=transport, api_key=KEY, retry=FAST, base_url="http://q.test/v1"
+        ) as c:
             await c.ask("hi")
 
     with pytest.raises(ServerError):

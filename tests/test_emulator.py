@@ -35,8 +35,15 @@ USER = [{"role": "user", "content": "Tell me about the sea"}]
 
 
 def test_thinking_stream_has_role_reasoning_answer_finish_usage_done(emulator: Emulator) -> None:
-    resp = post(emulator, {"model": "qwen3.6-plus", "messages": USER, "stream": True,
-                           "stream_options": {"include_usage": True}})
+    resp = post(
+        emulator,
+        {
+            "model": "qwen3.6-plus",
+            "messages": USER,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    )
     assert resp.status_code == 200
     assert resp.headers["content-type"] == "text/event-stream;charset=UTF-8"
     data = frames(resp)
@@ -44,9 +51,11 @@ def test_thinking_stream_has_role_reasoning_answer_finish_usage_done(emulator: E
     chunks = [json.loads(d) for d in data[:-1]]
     first = chunks[0]["choices"][0]["delta"]
     assert first["role"] == "assistant" and first["content"] is None and first["reasoning_content"]
-    phases = ["r" if c["choices"][0]["delta"].get("reasoning_content") else "c"
-              for c in chunks[:-2] if c["choices"][0]["delta"].get("reasoning_content")
-              or c["choices"][0]["delta"].get("content")]
+    phases = [
+        "r" if c["choices"][0]["delta"].get("reasoning_content") else "c"
+        for c in chunks[:-2]
+        if c["choices"][0]["delta"].get("reasoning_content") or c["choices"][0]["delta"].get("content")
+    ]
     assert phases == sorted(phases, reverse=True) and "r" in phases and "c" in phases
     assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
     usage = chunks[-1]
@@ -74,27 +83,62 @@ def test_non_stream_body_shape(emulator: Emulator) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
-        ({"model": "qwen-plus", "messages": USER, "temperature": 2}, 400, "Temperature should be in [0.0, 2.0)"),
+        (
+            {"model": "qwen-plus", "messages": USER, "temperature": 2},
+            400,
+            "Temperature should be in [0.0, 2.0)",
+        ),
         ({"model": "qwen-plus", "messages": USER, "top_p": 0}, 400, "Range of top_p should be (0.0, 1.0]"),
         ({"model": "qwen-plus", "messages": USER, "seed": -1}, 400, "-1 is lesser than the minimum of 0"),
-        ({"model": "qwen-plus", "messages": USER, "max_tokens": 40000}, 400,
-         "Range of max_tokens should be [1, 32768]"),
+        (
+            {"model": "qwen-plus", "messages": USER, "max_tokens": 40000},
+            400,
+            "Range of max_tokens should be [1, 32768]",
+        ),
         ({"model": "nope", "messages": USER}, 404, "The model `nope` does not exist"),
         ({"model": "qwen-plus", "messages": []}, 400, "too short"),
-        ({"model": "qwen-plus", "messages": [{"role": "system", "content": "x"}]}, 400,
-         "do not contain elements with the role of user"),
+        (
+            {"model": "qwen-plus", "messages": [{"role": "system", "content": "x"}]},
+            400,
+            "do not contain elements with the role of user",
+        ),
         ({"model": "qwq-plus", "messages": USER, "enable_thinking": False}, 400, "restricted to True"),
-        ({"model": "qwen3-max", "messages": USER, "enable_thinking": True}, 400,
-         "does not support enable_thinking"),
+        (
+            {"model": "qwen3-max", "messages": USER, "enable_thinking": True},
+            400,
+            "does not support enable_thinking",
+        ),
         ({"model": "qwq-plus", "messages": USER}, 400, "only support stream mode"),
-        ({"model": "qwen-plus", "messages": USER, "enable_thinking": True}, 400,
-         "must be set to false for non-streaming calls"),
-        ({"model": "qwen-plus", "messages": USER, "response_format": {"type": "json_object"}}, 400,
-         "must contain the word 'json'"),
-        ({"model": "qwen3.6-plus", "messages": [{"role": "user", "content": "json"}],
-          "response_format": {"type": "json_object"}}, 400, "Json mode response is not supported"),
-        ({"model": "qwen-plus", "messages": USER, "thinking_budget": 0, "enable_thinking": True,
-          "stream": True}, 400, "thinking_budget parameter must be a positive integer"),
+        (
+            {"model": "qwen-plus", "messages": USER, "enable_thinking": True},
+            400,
+            "must be set to false for non-streaming calls",
+        ),
+        (
+            {"model": "qwen-plus", "messages": USER, "response_format": {"type": "json_object"}},
+            400,
+            "must contain the word 'json'",
+        ),
+        (
+            {
+                "model": "qwen3.6-plus",
+                "messages": [{"role": "user", "content": "json"}],
+                "response_format": {"type": "json_object"},
+            },
+            400,
+            "Json mode response is not supported",
+        ),
+        (
+            {
+                "model": "qwen-plus",
+                "messages": USER,
+                "thinking_budget": 0,
+                "enable_thinking": True,
+                "stream": True,
+            },
+            400,
+            "thinking_budget parameter must be a positive integer",
+        ),
     ],
 )
 def test_checks_use_dashscope_wording(emulator: Emulator, body: dict, status: int, message: str) -> None:
@@ -124,8 +168,11 @@ def test_wrong_or_missing_key_is_401(emulator: Emulator) -> None:
 
 
 def test_malformed_json_and_get(emulator: Emulator) -> None:
-    resp = httpx.post(f"{emulator.base_url}/chat/completions", content=b"{nope",
-                      headers={"Authorization": f"Bearer {TEST_KEY}"})
+    resp = httpx.post(
+        f"{emulator.base_url}/chat/completions",
+        content=b"{nope",
+        headers={"Authorization": f"Bearer {TEST_KEY}"},
+    )
     assert resp.status_code == 400 and "Required body invalid" in resp.json()["error"]["message"]
     resp = httpx.get(f"{emulator.base_url}/chat/completions")
     assert "Request method 'GET' is not supported." in resp.json()["error"]["message"]
@@ -147,8 +194,7 @@ def test_client_reads_the_emulator(qwen_env: Emulator) -> None:
     assert r.usage.completion_tokens == r.usage.reasoning_tokens + qwen_env.generator.count_tokens(r.text)
     assert r.finish_reason == "stop" and r.ttft is not None and r.elapsed is not None
     assert r.request_id and r.tokens_per_second
-    assert qwen_env.chat_requests[-1].params == {
-        "model": "qwen3.6-plus", "temperature": 0.4}
+    assert qwen_env.chat_requests[-1].params == {"model": "qwen3.6-plus", "temperature": 0.4}
 
 
 def test_thinking_off_and_budget(qwen_env: Emulator) -> None:

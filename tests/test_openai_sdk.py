@@ -21,8 +21,12 @@ MESSAGES = [{"role": "user", "content": "Explain the tides"}]
 
 
 def test_sdk_streams_reasoning_answer_and_usage(sdk: openai.OpenAI) -> None:
-    stream = sdk.chat.completions.create(model="qwen3.6-plus", messages=MESSAGES, stream=True,  # type: ignore[arg-type]
-                                         stream_options={"include_usage": True})
+    stream = sdk.chat.completions.create(
+        model="qwen3.6-plus",
+        messages=MESSAGES,
+        stream=True,  # type: ignore[arg-type]
+        stream_options={"include_usage": True},
+    )
     reasoning, answer, usage, finish = [], [], None, None
     for chunk in stream:
         if chunk.usage is not None:
@@ -40,8 +44,12 @@ def test_sdk_streams_reasoning_answer_and_usage(sdk: openai.OpenAI) -> None:
 
 
 def test_sdk_extra_body_turns_thinking_off(sdk: openai.OpenAI, emulator: Emulator) -> None:
-    stream = sdk.chat.completions.create(model="qwen3.6-plus", messages=MESSAGES, stream=True,  # type: ignore[arg-type]
-                                         extra_body={"enable_thinking": False})
+    stream = sdk.chat.completions.create(
+        model="qwen3.6-plus",
+        messages=MESSAGES,
+        stream=True,  # type: ignore[arg-type]
+        extra_body={"enable_thinking": False},
+    )
     deltas = [c.choices[0].delta for c in stream if c.choices]
     assert not any(getattr(d, "reasoning_content", None) for d in deltas)
     assert emulator.chat_requests[-1].body["enable_thinking"] is False

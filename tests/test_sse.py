@@ -11,7 +11,8 @@ BODY = (
     b'"finish_reason":null,"index":0}],"id":"chatcmpl-abc","model":"qwen3.6-plus"}\n\n'
     b'data: {"choices":[{"delta":{"content":"\xe4\xbd\xa0\xe5\xa5\xbd","reasoning_content":null},'
     b'"finish_reason":null,"index":0}],"id":"chatcmpl-abc"}\r\n\r\n'
-    b'data: {"choices":[{"delta":{"content":" end"},"finish_reason":"stop","index":0}],"id":"chatcmpl-abc"}\n\n'
+    b'data: {"choices":[{"delta":{"content":" end"},"finish_reason":"stop","index":0}],'
+    b'"id":"chatcmpl-abc"}\n\n'
     b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7,'
     b'"completion_tokens_details":{"reasoning_tokens":1},"prompt_tokens_details":{"cached_tokens":2}}}\n\n'
     b"data: [DONE]\n\n"
@@ -52,15 +53,18 @@ def test_chunk_parser_reads_phases_finish_text_and_usage() -> None:
     assert ("text", " end") in kinds  # text inside the finish chunk is kept
     assert [e.data for e in events if e.type == "finish"] == ["stop"]
     usage = next(e.data for e in events if e.type == "usage")
-    assert usage == Usage(prompt_tokens=3, completion_tokens=4, reasoning_tokens=1, cached_tokens=2,
-                          total_tokens=7)
+    assert usage == Usage(
+        prompt_tokens=3, completion_tokens=4, reasoning_tokens=1, cached_tokens=2, total_tokens=7
+    )
     assert parser.done
 
 
 def test_error_chunk_becomes_an_error_event() -> None:
     parser = ChunkParser()
-    events = parser.feed('{"error":{"message":"Output data may contain inappropriate content.",'
-                         '"type":"data_inspection_failed","code":"data_inspection_failed"}}')
+    events = parser.feed(
+        '{"error":{"message":"Output data may contain inappropriate content.",'
+        '"type":"data_inspection_failed","code":"data_inspection_failed"}}'
+    )
     assert events[0].type == "error"
     assert events[0].data.code == "data_inspection_failed"
     assert parser.failed

@@ -22,16 +22,38 @@ def split_tokens(text: str) -> list[str]:
 
 
 class Generator(Protocol):
-    def answer(self, prompt: str, *, temperature: float | None = None, top_p: float | None = None,
-               top_k: int | None = None, presence_penalty: float | None = None,
-               seed: int | None = None, max_tokens: int = 200,
-               stop: list[str] | None = None) -> Iterator[str]: ...
+    def answer(
+        self,
+        prompt: str,
+        *,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        presence_penalty: float | None = None,
+        seed: int | None = None,
+        max_tokens: int = 200,
+        stop: list[str] | None = None,
+    ) -> Iterator[str]: ...
 
-    def reason(self, prompt: str, *, seed: int | None = None, temperature: float | None = None,
-               top_p: float | None = None, budget: int | None = None) -> Iterator[str]: ...
+    def reason(
+        self,
+        prompt: str,
+        *,
+        seed: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        budget: int | None = None,
+    ) -> Iterator[str]: ...
 
-    def json_text(self, prompt: str, schema: dict[str, Any] | None, *, seed: int | None = None,
-                  temperature: float | None = None, top_p: float | None = None) -> Iterator[str]: ...
+    def json_text(
+        self,
+        prompt: str,
+        schema: dict[str, Any] | None,
+        *,
+        seed: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+    ) -> Iterator[str]: ...
 
     def count_tokens(self, text: str) -> int: ...
 
@@ -42,10 +64,18 @@ class SimpleGenerator:
     def __init__(self, length: int = 0) -> None:
         self.length = length  # extra filler words, for long streams
 
-    def answer(self, prompt: str, *, temperature: float | None = None, top_p: float | None = None,
-               top_k: int | None = None, presence_penalty: float | None = None,
-               seed: int | None = None, max_tokens: int = 200,
-               stop: list[str] | None = None) -> Iterator[str]:
+    def answer(
+        self,
+        prompt: str,
+        *,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        presence_penalty: float | None = None,
+        seed: int | None = None,
+        max_tokens: int = 200,
+        stop: list[str] | None = None,
+    ) -> Iterator[str]:
         words = " ".join(prompt.split()[:12])
         text = f"You asked: {words}. This is the emulator's answer"
         if temperature is not None:
@@ -58,14 +88,27 @@ class SimpleGenerator:
                 text = text[: text.index(s)]
         yield from split_tokens(text)
 
-    def reason(self, prompt: str, *, seed: int | None = None, temperature: float | None = None,
-               top_p: float | None = None, budget: int | None = None) -> Iterator[str]:
-        tokens = split_tokens(f"The question is about {' '.join(prompt.split()[:6])}. "
-                              "I will answer briefly.")
+    def reason(
+        self,
+        prompt: str,
+        *,
+        seed: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        budget: int | None = None,
+    ) -> Iterator[str]:
+        tokens = split_tokens(f"The question is about {' '.join(prompt.split()[:6])}. I will answer briefly.")
         yield from tokens[: budget or None]
 
-    def json_text(self, prompt: str, schema: dict[str, Any] | None, *, seed: int | None = None,
-                  temperature: float | None = None, top_p: float | None = None) -> Iterator[str]:
+    def json_text(
+        self,
+        prompt: str,
+        schema: dict[str, Any] | None,
+        *,
+        seed: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+    ) -> Iterator[str]:
         value = _example(schema) if schema else {"answer": " ".join(prompt.split()[:6])}
         yield from split_tokens(json.dumps(value))
 
@@ -114,8 +157,12 @@ class PrefixCache:
         return best
 
 
-def make_completion(body: dict[str, Any], generator: Generator, cache: PrefixCache,
-                    reply: tuple[str, str | None] | None = None):  # type: ignore[no-untyped-def]
+def make_completion(
+    body: dict[str, Any],
+    generator: Generator,
+    cache: PrefixCache,
+    reply: tuple[str, str | None] | None = None,
+):  # type: ignore[no-untyped-def]
     """Run the generator for a validated body and package its tokens with honest usage."""
     from ..models import get_model
     from .protocol import Completion, thinking_on
@@ -144,17 +191,25 @@ def make_completion(body: dict[str, Any], generator: Generator, cache: PrefixCac
         answer = split_tokens(text)
     else:
         if thinking:
-            completion.reasoning_tokens = list(generator.reason(
-                steer, budget=body.get("thinking_budget"), **sampling))
+            completion.reasoning_tokens = list(
+                generator.reason(steer, budget=body.get("thinking_budget"), **sampling)
+            )
         rf = body.get("response_format") or {}
         rtype = rf.get("type") if isinstance(rf, dict) else None
         if rtype in ("json_object", "json_schema"):
             schema = (rf.get("json_schema") or {}).get("schema") if rtype == "json_schema" else None
             answer = list(generator.json_text(steer, schema, **sampling))
         else:
-            answer = list(generator.answer(
-                steer, top_k=body.get("top_k"), presence_penalty=body.get("presence_penalty"),
-                max_tokens=max_tokens + 1, stop=stops or None, **sampling))
+            answer = list(
+                generator.answer(
+                    steer,
+                    top_k=body.get("top_k"),
+                    presence_penalty=body.get("presence_penalty"),
+                    max_tokens=max_tokens + 1,
+                    stop=stops or None,
+                    **sampling,
+                )
+            )
     if len(answer) > max_tokens:
         answer = answer[:max_tokens]
         completion.finish_reason = "length"

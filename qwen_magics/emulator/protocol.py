@@ -69,7 +69,7 @@ def thinking_on(body: dict[str, Any]) -> bool:
     return info.thinks_by_default if value is None else bool(value) and info.thinking != "none"
 
 
-def validate(body: Any) -> ProtocolError | None:  # noqa: C901 - one check per documented rule
+def validate(body: Any) -> ProtocolError | None:
     """The first rule the body breaks, in DashScope's words, or None."""
     if not isinstance(body, dict):
         return ProtocolError(400, None, "Required body invalid, please check the request body format.")
@@ -78,8 +78,9 @@ def validate(body: Any) -> ProtocolError | None:  # noqa: C901 - one check per d
         return _bad("you must provide a model parameter.")
     info = get_model(model)
     if info is None:
-        return ProtocolError(404, "model_not_found",
-                             f"The model `{model}` does not exist or you do not have access to it.")
+        return ProtocolError(
+            404, "model_not_found", f"The model `{model}` does not exist or you do not have access to it."
+        )
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return _bad("[] is too short - 'messages'")
@@ -122,47 +123,60 @@ def validate(body: Any) -> ProtocolError | None:  # noqa: C901 - one check per d
             return _bad(f"{seed} is greater than the maximum of 2147483647 - 'seed'", "invalid_value")
     stop = body.get("stop")
     if stop is not None and not (
-        isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))
+        isinstance(stop, str)
+        or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))
         or (isinstance(stop, list) and all(_is_int(s) for s in stop))
     ):
-        return _bad('The "stop" parameter must be of type "str", "list[str]", "list[int]", or '
-                    '"list[list[int]]", and all elements within the list must be of the same type.')
+        return _bad(
+            'The "stop" parameter must be of type "str", "list[str]", "list[int]", or '
+            '"list[list[int]]", and all elements within the list must be of the same type.'
+        )
     et = body.get("enable_thinking")
     if et is not None:
         if info.thinking == "none" and et:
-            return ProtocolError(400, "InvalidParameter.NotSupportEnableThinking",
-                                 f"The model {model} does not support enable_thinking.")
+            return ProtocolError(
+                400,
+                "InvalidParameter.NotSupportEnableThinking",
+                f"The model {model} does not support enable_thinking.",
+            )
         if info.thinking == "only" and et is False:
             return _bad("The value of the enable_thinking parameter is restricted to True.")
     thinking = thinking_on(body)
     tb = body.get("thinking_budget")
     if tb is not None and (not _is_int(tb) or not 0 < tb <= max(info.max_cot, 1)):
-        return _bad("The thinking_budget parameter must be a positive integer and not greater "
-                    f"than {info.max_cot}")
+        return _bad(
+            f"The thinking_budget parameter must be a positive integer and not greater than {info.max_cot}"
+        )
     stream = body.get("stream", False)
     if not stream and info.stream_only:
-        return _bad("This model only support stream mode, please enable the stream parameter to "
-                    "access the model. ")
+        return _bad(
+            "This model only support stream mode, please enable the stream parameter to access the model. "
+        )
     if not stream and thinking and not info.nonstream_thinking:
         return _bad("parameter.enable_thinking must be set to false for non-streaming calls")
     rf = body.get("response_format")
     if rf is not None:
         rtype = rf.get("type") if isinstance(rf, dict) else rf
         if rtype not in ("text", "json_object", "json_schema"):
-            return _bad("Unknown format of response_format, response_format should be a dict, "
-                        "includes 'type' and an optional key 'json_schema'. The response_format "
-                        f"type from user is {rtype}.")
+            return _bad(
+                "Unknown format of response_format, response_format should be a dict, "
+                "includes 'type' and an optional key 'json_schema'. The response_format "
+                f"type from user is {rtype}."
+            )
         if rtype in ("json_object", "json_schema"):
             if thinking:
                 return _bad("Json mode response is not supported when enable_thinking is true")
-            if rtype == "json_schema" and (not info.json_schema or not isinstance(
-                    rf.get("json_schema"), dict)):
+            if rtype == "json_schema" and (
+                not info.json_schema or not isinstance(rf.get("json_schema"), dict)
+            ):
                 return _bad(f"The model {model} does not support response_format json_schema.")
             if not info.json_object:
                 return _bad(f"The model {model} does not support response_format json_object.")
             if rtype == "json_object" and not mentions_json(messages):
-                return _bad("'messages' must contain the word 'json' in some form, to use "
-                            "'response_format' of type 'json_object'.")
+                return _bad(
+                    "'messages' must contain the word 'json' in some form, to use "
+                    "'response_format' of type 'json_object'."
+                )
     return None
 
 
@@ -193,7 +207,9 @@ class Completion:
         }
         if self.thinking:
             usage["completion_tokens_details"] = {
-                "reasoning_tokens": len(self.reasoning_tokens), "text_tokens": completion}
+                "reasoning_tokens": len(self.reasoning_tokens),
+                "text_tokens": completion,
+            }
         usage["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
         return usage
 
@@ -202,8 +218,9 @@ class Completion:
         if self.thinking:
             message["reasoning_content"] = "".join(self.reasoning_tokens)
         return {
-            "choices": [{"message": message, "finish_reason": self.finish_reason, "index": 0,
-                         "logprobs": None}],
+            "choices": [
+                {"message": message, "finish_reason": self.finish_reason, "index": 0, "logprobs": None}
+            ],
             "object": "chat.completion",
             "usage": self.usage(),
             "created": self.created,
@@ -241,11 +258,19 @@ class Completion:
                 out.append(self._chunk({"content": tok}))
             out.append(self._chunk({"content": ""}, self.finish_reason))
         if include_usage:
-            out.append(sse({
-                "choices": [], "object": "chat.completion.chunk", "usage": self.usage(),
-                "created": self.created, "system_fingerprint": None, "model": self.model,
-                "id": self.id,
-            }))
+            out.append(
+                sse(
+                    {
+                        "choices": [],
+                        "object": "chat.completion.chunk",
+                        "usage": self.usage(),
+                        "created": self.created,
+                        "system_fingerprint": None,
+                        "model": self.model,
+                        "id": self.id,
+                    }
+                )
+            )
         out.append(b"data: [DONE]\n\n")
         return out
 

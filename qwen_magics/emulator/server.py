@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-import random
 import logging
+import random
 import socket
 import sys
 import threading
@@ -34,17 +34,32 @@ RATE_DOC = "https://www.alibabacloud.com/help/en/model-studio/error-code"
 
 # (code, type, message) DashScope sends for each status, from the reference's error table
 STANDARD_ERRORS: dict[int, tuple[str, str, str]] = {
-    400: ("data_inspection_failed", "data_inspection_failed",
-          "Input data may contain inappropriate content."),
-    401: ("invalid_api_key", "invalid_request_error",
-          f"Incorrect API key provided. For details, see: {RATE_DOC}#apikey-error"),
+    400: (
+        "data_inspection_failed",
+        "data_inspection_failed",
+        "Input data may contain inappropriate content.",
+    ),
+    401: (
+        "invalid_api_key",
+        "invalid_request_error",
+        f"Incorrect API key provided. For details, see: {RATE_DOC}#apikey-error",
+    ),
     403: ("access_denied", "access_denied", "Access denied."),
-    404: ("model_not_found", "invalid_request_error",
-          "The model `x` does not exist or you do not have access to it."),
-    429: ("limit_requests", "limit_requests",
-          f"You have exceeded your current request limit. For details, see: {RATE_DOC}#rate-limit"),
-    500: ("internal_error", "internal_error",
-          "An internal error has occured, try again later or contact service support."),
+    404: (
+        "model_not_found",
+        "invalid_request_error",
+        "The model `x` does not exist or you do not have access to it.",
+    ),
+    429: (
+        "limit_requests",
+        "limit_requests",
+        f"You have exceeded your current request limit. For details, see: {RATE_DOC}#rate-limit",
+    ),
+    500: (
+        "internal_error",
+        "internal_error",
+        "An internal error has occured, try again later or contact service support.",
+    ),
     502: ("internal_error", "internal_error", "Bad gateway."),
     503: ("ModelUnavailable", "ModelUnavailable", "Model is unavailable, try again later."),
     504: ("RequestTimeOut", "RequestTimeOut", "Request timed out, try again later."),
@@ -76,8 +91,11 @@ class Fault:
         status = self.status if self.kind == "status" else 400
         code, etype, message = STANDARD_ERRORS.get(status, ("internal_error", "internal_error", "Error."))
         if self.kind == "error_chunk":
-            code, etype, message = ("data_inspection_failed", "data_inspection_failed",
-                                    "Output data may contain inappropriate content.")
+            code, etype, message = (
+                "data_inspection_failed",
+                "data_inspection_failed",
+                "Output data may contain inappropriate content.",
+            )
         return ProtocolError(status, self.code or code, self.message or message, etype)
 
 
@@ -148,8 +166,12 @@ class Emulator:
         handler = type("Handler", (_Handler,), {"emulator": self})
         self._server = _Server((self.host, self.port), handler)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="qwen-emulator",
-                                        kwargs={"poll_interval": 0.1}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            name="qwen-emulator",
+            kwargs={"poll_interval": 0.1},
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -257,7 +279,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "istio-envoy"
     sys_version = ""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -292,36 +314,49 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         for prefix in PREFIXES:
             if path.startswith(prefix + "/"):
-                return path[len(prefix):]
+                return path[len(prefix) :]
         return None
 
     # -- verbs --------------------------------------------------------------------------------
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         if self.path.startswith("/_emulator/"):
             return self._admin_get()
         route = self._route()
         request_id = new_request_id()
         if route == "/chat/completions":
-            return self._json(400, error_body(ProtocolError(
-                400, None, "Request method 'GET' is not supported."), request_id), request_id)
+            return self._json(
+                400,
+                error_body(ProtocolError(400, None, "Request method 'GET' is not supported."), request_id),
+                request_id,
+            )
         if route is None or not route.startswith("/models"):
             return self._json(404, {"error": {"message": "Not Found", "type": "not_found"}})
         if self._auth() != "ok":
             code, etype, message = STANDARD_ERRORS[401]
             return self._json(401, error_body(ProtocolError(401, code, message, etype), request_id))
-        models = [{"id": name, "object": "model", "created": 1752741600, "owned_by": "system"}
-                  for name in MODELS]
+        models = [
+            {"id": name, "object": "model", "created": 1752741600, "owned_by": "system"} for name in MODELS
+        ]
         if route == "/models":
             return self._json(200, {"object": "list", "data": models}, request_id)
-        wanted = route[len("/models/"):]
+        wanted = route[len("/models/") :]
         match = [m for m in models if m["id"] == wanted]
         if match:
             return self._json(200, match[0], request_id)
-        return self._json(404, error_body(ProtocolError(
-            404, "model_not_found", f"The model `{wanted}` does not exist or you do not have "
-            "access to it."), request_id), request_id)
+        return self._json(
+            404,
+            error_body(
+                ProtocolError(
+                    404,
+                    "model_not_found",
+                    f"The model `{wanted}` does not exist or you do not have access to it.",
+                ),
+                request_id,
+            ),
+            request_id,
+        )
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+    def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
         if self.path.startswith("/_emulator/"):
@@ -391,9 +426,8 @@ class _Handler(BaseHTTPRequestHandler):
                         write(_chunked(b"data: [DONE]\n\n"))
                     write(b"0\r\n\r\n")
                     return
-                if delay and i:
-                    if self.emulator._stopping.wait(delay):
-                        return self._cut(b"")
+                if delay and i and self.emulator._stopping.wait(delay):
+                    return self._cut(b"")
                 write(_chunked(chunk))
             write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
