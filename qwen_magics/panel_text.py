@@ -1,0 +1,181 @@
+"""The parameter panel in words: the ``%%qwen`` cell for its settings, a summary line, its runs table.
+
+Pure functions of plain values, so the panel's widgets stay thin and these are easy to check.
+*Settings* here is what a run sends: ``model``, ``system`` when given, and only the parameters a user
+set, under their user names (``temperature``, ``thinking``, ``budget``, ...).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .stream import Response
+
+__all__ = ["Run", "cell_code", "python_code", "runs_table", "summary"]
+
+# user name -> %%qwen option, in the order the magic's help lists them
+OPTIONS = (
+    ("temperature", "-t"),
+    ("top_p", "-p"),
+    ("top_k", "--top-k"),
+    ("budget", "--budget"),
+    ("max_tokens", "--max-tokens"),
+    ("seed", "--seed"),
+)
+_BARE = re.compile(r"[\w@%+=:,./-]+")
+
+
+def _quote(text: str) -> str:
+    """Shell-style quoting as the magic's parser reads it: bare, "double" when safe, else 'single'."""
+    if _BARE.fullmatch(text):
+        return text
+    if not re.search(r'["\\$`!]', text):
+        return f'"{text}"'
+    return shlex.quote(text)
+
+
+def _number(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def cell_code(prompt: str, settings: Mapping[str, Any]) -> str:
+    """The ``%%qwen`` cell that sends exactly these settings; braces doubled so none is a variable.
+
+    A system prompt that spans lines cannot sit on the magic's option line, so those settings come
+    back as the equivalent ``qwen_magics.ask`` call instead.
+    """
+    system = settings.get("system")
+    if system is not None and ("\n" in system or "\r" in system):
+        return python_code(prompt, settings)
+    words = ["%%qwen", "-m", _quote(str(settings["model"]))]
+    if system is not None:
+        words += ["-s", _quote(system)]
+    for name, flag in OPTIONS[:3]:
+        if name in settings:
+            words += [flag, _number(settings[name])]
+    if "thinking" in settings:
+        words.append("--thinking" if settings["thinking"] else "--no-thinking")
+    for name, flag in OPTIONS[3:]:
+        if name in settings:
+            words += [flag, _number(settings[name])]
+    stop = settings.get("stop")
+    for s in [stop] if isinstance(stop, str) else stop or []:
+        words += ["--stop", _quote(s)]
+    body = prompt.replace("{", "{{").replace("}", "}}")
+    return " ".join(words) + "\n" + body
+
+
+def python_code(prompt: str, settings: Mapping[str, Any]) -> str:
+    """The same request as a plain ``qwen_magics.ask`` call."""
+    lines = ["import qwen_magics", "", "qwen_magics.ask(", f"    {prompt!r},"]
+    lines += [f"    {name}={value!r}," for name, value in settings.items()]
+    lines.append(").complete()")
+    return "\n".join(lines)
+
+
+def summary(settings: Mapping[str, Any]) -> str:
+    """``qwen-plus · temperature 0.2 · top_p 0.8 · thinking on``: what a run asked for."""
+    parts = [str(settings.get("model", "?"))]
+    for name, value in settings.items():
+        if name in ("model", "system"):
+            continue
+        if name == "thinking":
+            parts.append(f"thinking {'on' if value else 'off'}")
+        else:
+            shown = repr(value) if isinstance(value, (list, str)) else _number(value)
+            parts.append(f"{name} {shown}")
+    system = settings.get("system")
+    if system is not None:
+        short = system if len(system) <= 24 else system[:23] + "…"
+        parts.append(f"system {short!r}")
+    if len(parts) == 1:
+        parts.append("model defaults")
+    return " · ".join(parts)
+
+
+@dataclass
+class Run:
+    """One press of Run: what was asked and what came back."""
+
+    number: int
+    prompt: str
+    settings: dict[str, Any]
+    response: Response | None = None
+    error: str | None = None  # a failure before any answer arrived
+    stopped: bool = False  # Stop pressed before the first token
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        r = self.response
+        if r is None:
+            return "error" if self.error else ("stopped" if self.stopped else "running")
+        if not r.done:
+            return "running"
+        if r.interrupted:
+            return "interrupted"
+        return "incomplete" if r.incomplete else "done"
+
+    @property
+    def first_line(self) -> str:
+        if self.response is None:
+            return self.error or ("stopped before the first token" if self.stopped else "")
+        text = self.response.partial_text.strip() or "".join(self.response._reasoning).strip()
+        line = text.split("\n", 1)[0].strip()
+        return line if len(line) <= 80 else line[:79] + "…"
+
+
+def _latency(r: Response | None) -> str:
+    if r is None:
+        return ""
+    parts = []
+    if r.ttft is not None:
+        parts.append(f"first token {r.ttft:.2f}s")
+    if r.elapsed is not None:
+        parts.append(f"total {r.elapsed:.2f}s")
+    return " · ".join(parts)
+
+
+def _tokens(r: Response | None) -> str:
+    if r is None or not r.usage.total_tokens:
+        return ""
+    u = r.usage
+    out = f"{u.prompt_tokens:,} / {u.completion_tokens:,}"
+    return out + (f" ({u.reasoning_tokens:,} reasoning)" if u.reasoning_tokens else "")
+
+
+def runs_table(runs: Sequence[Run]) -> str:
+    """The runs, newest first, as an HTML table: settings, first line, tokens, latency."""
+    if not runs:
+        return "<i style='opacity:.7'>No runs yet: press Run, change a setting, run again.</i>"
+    head = "".join(
+        f"<th style='text-align:left;padding:2px 8px'>{h}</th>"
+        for h in ("#", "settings", "first line", "tokens in / out", "latency", "state")
+    )
+    rows = []
+    for run in reversed(runs):
+        cells = (
+            str(run.number),
+            summary(run.settings),
+            run.first_line,
+            _tokens(run.response),
+            _latency(run.response),
+            run.state,
+        )
+        rows.append(
+            "<tr>"
+            + "".join(
+                f"<td style='text-align:left;padding:2px 8px;vertical-align:top'>{html.escape(c)}</td>"
+                for c in cells
+            )
+            + "</tr>"
+        )
+    return (
+        f"<table class='qwen-runs' style='border-collapse:collapse;font-size:.9em'>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )

@@ -1,0 +1,566 @@
+"""The parameter panel: ipywidgets controls for one prompt, Run and Stop, the live answer, a trail of runs.
+
+Every control is an attribute named after the parameter it sets (``panel.temperature``), so code
+and tests drive the panel as a user would. Only what a user set is sent: a slider still at "model
+default", thinking at "model default", an empty seed or a zero budget send nothing, so the model's
+own defaults apply. Settings that cannot go together are locked, hidden or explained before Run.
+
+A run streams in a background thread with its own event loop, so the kernel stays free to handle
+Stop; Stop cancels that loop's task, which closes the connection and keeps what arrived. The
+worker thread only writes to the answer, the runs table, the status line and the two buttons; the
+controls belong to the kernel's main thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import ipywidgets as W
+
+from . import config
+from .client import AsyncClient
+from .display import StreamView, error_bundle
+from .errors import ParameterError, QwenError
+from .models import MODELS, ModelInfo, get_model
+from .panel_text import Run, cell_code, runs_table
+from .params import SEED_MAX, check_params, check_text
+from .presets import CUSTOM, MODEL_DEFAULT, PRESETS, match_preset
+from .stream import Response
+
+__all__ = ["Panel", "panel"]
+
+UNBOUNDED = 10**7  # the int fields' limit for a model the table does not know
+_STYLE = {"description_width": "90px"}
+_SLIDER_REST = {"temperature": 0.7, "top_p": 0.8}  # where an unset slider rests (not sent)
+
+
+def panel(prompt: str = "", **params: Any) -> Panel:
+    """Show a parameter panel for ``prompt`` and return it (``%qwen panel``, ``%%qwen --panel``).
+
+    ``params`` preset the controls: model, system, temperature, top_p, top_k, thinking, budget,
+    max_tokens, seed, stop, preset. They are checked like ``ask``'s, so a bad one raises at once.
+    """
+    p = Panel(prompt, **params)
+    p.show()
+    return p
+
+
+def _describe(name: str, info: ModelInfo | None) -> str:
+    if info is None:
+        return (
+            f"<b>{html.escape(name)}</b>: not in the model table, so ranges are checked "
+            "against DashScope's general limits only"
+        )
+    parts = [info.describe_thinking(), f"writes up to {info.max_output:,} tokens"]
+    if info.max_cot:
+        parts.append(f"thinking budget up to {info.max_cot:,}")
+    parts.append(f"${info.price_in:.2f} in / ${info.price_out:.2f} out per million tokens")
+    return f"<b>{html.escape(info.name)}</b>: " + " · ".join(parts)
+
+
+def _whole(name: str, text: str, empty: str) -> tuple[int | None, str | None]:
+    """A whole number from a text field: (value, None), (None, None) when empty, or a problem."""
+    text = text.strip()
+    if not text:
+        return None, None
+    try:
+        return int(text), None
+    except ValueError:
+        return None, f"{name} must be a whole number, or empty for {empty}; got {text!r}"
+
+
+class Panel:
+    """Controls, Run / Stop, the streamed answer and the runs so far. ``panel.result``: last Response."""
+
+    def __init__(
+        self,
+        prompt: str = "",
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        thinking: bool | None = None,
+        budget: int | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+        stop: str | list[str] | None = None,
+        preset: str | None = None,
+    ) -> None:
+        model = model or config.settings().model
+        if preset is not None and preset not in (MODEL_DEFAULT, CUSTOM, *PRESETS):
+            raise ParameterError(
+                "preset",
+                f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)} or {MODEL_DEFAULT!r}",
+            )
+        if preset in PRESETS:
+            t, p = PRESETS[preset]
+            temperature = t if temperature is None else temperature
+            top_p = p if top_p is None else top_p
+        given = dict(
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            thinking=thinking,
+            budget=budget,
+            max_tokens=max_tokens,
+            seed=seed,
+            stop=stop,
+        )
+        check_params({k: v for k, v in given.items() if v is not None}, model)
+
+        self.runs: list[Run] = []
+        self.result: Response | None = None
+        self._stop = stop
+        self._touched = {"temperature": temperature is not None, "top_p": top_p is not None}
+        self._thinking_choice = {None: "default", True: "on", False: "off"}[thinking]
+        self._notes: list[str] = []
+        self._quiet_depth = 0
+        self._lock = threading.Lock()
+        self._running = False
+        self._stop_requested = False
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+
+        info = get_model(model)
+        names = list(MODELS) if model in MODELS else [*MODELS, model]
+        wide = W.Layout(width="100%")
+        self.prompt = W.Textarea(
+            value=prompt,
+            description="prompt",
+            placeholder="Ask something…",
+            layout=W.Layout(width="100%", height="80px"),
+            style=_STYLE,
+        )
+        self.system = W.Textarea(
+            value=system or "",
+            description="system",
+            placeholder="optional system prompt",
+            layout=W.Layout(width="100%", height="42px"),
+            style=_STYLE,
+        )
+        self.model = W.Dropdown(options=names, value=model, description="model", style=_STYLE)
+        self.preset = W.Dropdown(
+            options=[MODEL_DEFAULT, *PRESETS, CUSTOM],
+            value=match_preset(temperature, top_p),
+            description="preset",
+            style=_STYLE,
+        )
+        self.temperature = W.FloatSlider(
+            value=_SLIDER_REST["temperature"] if temperature is None else temperature,
+            min=0.0,
+            max=1.99,
+            step=0.01,
+            description="temperature",
+            readout_format=".2f",
+            continuous_update=False,
+            style=_STYLE,
+            layout=W.Layout(width="420px"),
+        )
+        self.top_p = W.FloatSlider(
+            value=_SLIDER_REST["top_p"] if top_p is None else top_p,
+            min=0.01,
+            max=1.0,
+            step=0.01,
+            description="top_p",
+            readout_format=".2f",
+            continuous_update=False,
+            style=_STYLE,
+            layout=W.Layout(width="420px"),
+        )
+        self._slider_notes = {name: W.HTML() for name in ("temperature", "top_p")}
+        self.thinking = W.ToggleButtons(
+            options=[("model default", "default"), ("on", "on"), ("off", "off")],
+            value=self._thinking_choice,
+            description="thinking",
+            style=_STYLE,
+        )
+        self.budget = W.BoundedIntText(
+            value=budget or 0,
+            min=0,
+            max=info.max_cot if info and info.max_cot else UNBOUNDED,
+            description="budget",
+            tooltip="largest number of thinking tokens; 0: the model's default",
+            style=_STYLE,
+            layout=W.Layout(width="220px"),
+        )
+        self.max_tokens = W.BoundedIntText(
+            value=max_tokens or 0,
+            min=0,
+            max=info.max_output if info else UNBOUNDED,
+            description="max tokens",
+            tooltip="longest answer in tokens; 0: the model's limit",
+            style=_STYLE,
+            layout=W.Layout(width="220px"),
+        )
+        self.seed = W.Text(
+            value="" if seed is None else str(seed),
+            placeholder="random",
+            description="seed",
+            style=_STYLE,
+            layout=W.Layout(width="220px"),
+        )
+        self.top_k = W.Text(
+            value="" if top_k is None else str(top_k),
+            placeholder="model default",
+            description="top_k",
+            style=_STYLE,
+            layout=W.Layout(width="220px"),
+        )
+        self.run_button = W.Button(
+            description="Run",
+            button_style="primary",
+            icon="play",
+            tooltip="send the prompt with these settings",
+        )
+        self.stop_button = W.Button(
+            description="Stop", icon="stop", disabled=True, tooltip="stop the answer, keeping what arrived"
+        )
+        self.status = W.HTML()
+        self.model_info = W.HTML()
+        self.notes = W.HTML()
+        self.output = W.Output(
+            layout=W.Layout(width="100%", min_height="40px", border="1px solid #ddd", padding="4px 8px")
+        )
+        self.runs_view = W.HTML(runs_table(self.runs))
+        self.code_view = W.HTML()
+        self.tabs = W.Tab(
+            children=[self.runs_view, self.code_view], titles=["Runs", "Copy as code"], layout=wide
+        )
+        self.widget = W.VBox(
+            [
+                self.prompt,
+                self.system,
+                W.HBox([self.model, self.preset]),
+                W.HBox([self.temperature, self._slider_notes["temperature"]]),
+                W.HBox([self.top_p, self._slider_notes["top_p"]]),
+                W.HBox([self.thinking, self.budget]),
+                W.HBox([self.max_tokens, self.seed, self.top_k]),
+                self.model_info,
+                self.notes,
+                W.HBox([self.run_button, self.stop_button, self.status]),
+                self.output,
+                self.tabs,
+            ],
+            layout=wide,
+        )
+        for w, cls in [
+            (self.widget, "qwen-panel"),
+            (self.temperature, "qwen-temperature"),
+            (self.top_p, "qwen-top-p"),
+            (self.run_button, "qwen-run"),
+            (self.stop_button, "qwen-stop"),
+            (self.output, "qwen-output"),
+            (self.code_view, "qwen-code"),
+            (self.runs_view, "qwen-runs"),
+        ]:
+            w.add_class(cls)
+
+        self.model.observe(self._on_model, names="value")
+        self.preset.observe(self._on_preset, names="value")
+        self.temperature.observe(lambda c: self._on_slider("temperature"), names="value")
+        self.top_p.observe(lambda c: self._on_slider("top_p"), names="value")
+        self.thinking.observe(self._on_thinking, names="value")
+        for w in (self.prompt, self.system, self.budget, self.max_tokens, self.seed, self.top_k):
+            w.observe(lambda c: self._refresh(), names="value")
+        self.run_button.on_click(lambda b: self.run())
+        self.stop_button.on_click(lambda b: self.stop())
+        self._apply_model(model)
+        self._refresh()
+
+    # -- showing ---------------------------------------------------------------------------------
+    def show(self) -> None:
+        """Display the panel (again) in the notebook."""
+        from IPython import get_ipython
+        from IPython.display import display
+
+        if get_ipython() is not None:
+            display(self.widget)
+
+    def __repr__(self) -> str:
+        last = f", last {self.runs[-1].state}" if self.runs else ""
+        return f"<qwen_magics Panel {self.model.value} · {len(self.runs)} runs{last}>"
+
+    # -- what a run would send -------------------------------------------------------------------
+    @property
+    def will_think(self) -> bool:
+        """Whether the model thinks with the current settings (the budget applies only then)."""
+        info = get_model(self.model.value)
+        choice = self.thinking.value
+        if info is None:
+            return choice == "on"
+        if info.thinking != "hybrid":
+            return info.thinking == "only"
+        return info.thinking_default if choice == "default" else choice == "on"
+
+    def settings(self) -> dict[str, Any]:
+        """What Run sends: the model, the system prompt if any, and only the parameters set."""
+        return self._collect()[0]
+
+    def problems(self) -> list[str]:
+        """Why Run would refuse to send, in words that say what to change; empty when ready."""
+        return self._collect()[1]
+
+    @property
+    def code(self) -> str:
+        """The ``%%qwen`` cell that reproduces the current settings exactly."""
+        return cell_code(self.prompt.value, self.settings())
+
+    def _collect(self) -> tuple[dict[str, Any], list[str]]:
+        problems: list[str] = []
+        s: dict[str, Any] = {"model": self.model.value}
+        if self.system.value.strip():
+            s["system"] = self.system.value
+        for name in ("temperature", "top_p"):
+            if self._touched[name]:
+                s[name] = round(getattr(self, name).value, 2)
+        top_k, problem = _whole("top_k", self.top_k.value, "the model's default")
+        if problem:
+            problems.append(problem)
+        elif top_k is not None:
+            s["top_k"] = top_k
+        if not self.thinking.disabled and self.thinking.value != "default":
+            s["thinking"] = self.thinking.value == "on"
+        if self.will_think and self.budget.value > 0:
+            s["budget"] = self.budget.value
+        if self.max_tokens.value > 0:
+            s["max_tokens"] = self.max_tokens.value
+        seed, problem = _whole("seed", self.seed.value, f"a random seed (0 to {SEED_MAX})")
+        if problem:
+            problems.append(problem)
+        elif seed is not None:
+            s["seed"] = seed
+        if self._stop is not None:
+            s["stop"] = self._stop
+        try:
+            check_params({k: v for k, v in s.items() if k not in ("model", "system")}, s["model"])
+            check_text("system", self.system.value)
+            check_text("prompt", self.prompt.value)
+        except ParameterError as exc:
+            problems.append(str(exc))
+        if not self.prompt.value.strip():
+            problems.append("write a prompt, then press Run")
+        return s, problems
+
+    # -- keeping the controls consistent ---------------------------------------------------------
+    @contextlib.contextmanager
+    def _quiet(self) -> Iterator[None]:
+        """Changes made by the panel itself, which must not count as the user's."""
+        self._quiet_depth += 1
+        try:
+            yield
+        finally:
+            self._quiet_depth -= 1
+
+    def _on_model(self, change: Any) -> None:
+        self._notes = []
+        self._apply_model(change.new)
+        self._refresh()
+
+    def _apply_model(self, name: str) -> None:
+        """Lock thinking where the model decides, and keep the int fields inside its limits."""
+        info = get_model(name)
+        with self._quiet():
+            if info is not None and info.thinking == "only":
+                self.thinking.value, self.thinking.disabled = "on", True
+                self.thinking.tooltip = f"{info.name} always thinks"
+            elif info is not None and info.thinking == "none":
+                self.thinking.value, self.thinking.disabled = "off", True
+                self.thinking.tooltip = f"{info.name} has no thinking mode"
+            else:
+                self.thinking.disabled = False
+                self.thinking.value = self._thinking_choice
+                self.thinking.tooltip = "model default sends nothing: the model decides"
+            for field, limit, what in [
+                (self.max_tokens, info.max_output if info else UNBOUNDED, "writes at most"),
+                (self.budget, info.max_cot if info and info.max_cot else UNBOUNDED, "thinks at most"),
+            ]:
+                if field.value > limit:
+                    self._notes.append(
+                        f"{field.description} lowered to {limit:,}: {name} {what} {limit:,} tokens"
+                    )
+                    field.value = limit
+                field.max = limit
+
+    def _on_preset(self, change: Any) -> None:
+        if self._quiet_depth:
+            return
+        name = change.new
+        if name == MODEL_DEFAULT:
+            self._touched = {"temperature": False, "top_p": False}
+        else:
+            if name in PRESETS:
+                with self._quiet():
+                    self.temperature.value, self.top_p.value = PRESETS[name]
+            self._touched = {"temperature": True, "top_p": True}
+        self._refresh()
+
+    def _on_slider(self, name: str) -> None:
+        if self._quiet_depth:
+            return
+        self._touched[name] = True
+        with self._quiet():
+            self.preset.value = CUSTOM
+        self._refresh()
+
+    def _on_thinking(self, change: Any) -> None:
+        if not self._quiet_depth:
+            self._thinking_choice = change.new
+        self._refresh()
+
+    def _refresh(self) -> None:
+        if self._quiet_depth:
+            return
+        settings, problems = self._collect()
+        for name, note in self._slider_notes.items():
+            slider = getattr(self, name)
+            slider.readout = self._touched[name]
+            note.value = (
+                ""
+                if self._touched[name]
+                else ("<span style='opacity:.6;font-style:italic'>model default (not sent)</span>")
+            )
+        self.budget.layout.display = "" if self.will_think else "none"
+        self.model_info.value = _describe(self.model.value, get_model(self.model.value))
+        lines = [f"<div style='color:#a94442'>⚠ {html.escape(p)}</div>" for p in problems]
+        lines += [f"<div style='opacity:.75'>ℹ {html.escape(n)}</div>" for n in self._notes]
+        self.notes.value = "".join(lines)
+        self.code_view.value = (
+            "<div style='opacity:.7;font-size:.9em'>Paste into a cell to send exactly these settings:"
+            "</div><pre style='user-select:all;white-space:pre-wrap;background:#f6f8fa;padding:6px'>"
+            f"{html.escape(cell_code(self.prompt.value, settings))}</pre>"
+        )
+        if not self._running:
+            self.run_button.disabled = bool(problems)
+
+    # -- running ---------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def run(self) -> Run | None:
+        """What Run does: start streaming with the current settings and return at once.
+
+        Returns the new Run, or None when nothing was sent (the reason is shown in the panel).
+        """
+        settings, problems = self._collect()
+        with self._lock:
+            if self._running:
+                self.status.value = "already running: press Stop first"
+                return None
+            if problems:
+                self._refresh()
+                self.status.value = "<span style='color:#a94442'>not sent: see above</span>"
+                return None
+            run = Run(len(self.runs) + 1, self.prompt.value, settings)
+            self.runs.append(run)
+            self._running, self._stop_requested = True, False
+            self._thread = threading.Thread(
+                target=self._work, args=(run,), daemon=True, name=f"qwen-panel-run-{run.number}"
+            )
+        self.run_button.disabled, self.stop_button.disabled = True, False
+        self.status.value = f"run {run.number}: waiting for the first token…"
+        self.runs_view.value = runs_table(self.runs)
+        self._thread.start()
+        return run
+
+    def stop(self) -> None:
+        """What Stop does: end the running answer, closing its connection, keeping what arrived."""
+        with self._lock:
+            if not self._running or self._stop_requested:
+                return
+            self._stop_requested = True
+            loop, task = self._loop, self._task
+        self.status.value = "stopping…"
+        if loop is not None and task is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: the run just ended
+                loop.call_soon_threadsafe(task.cancel)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the current run ends; True when nothing is running any more."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+    def _work(self, run: Run) -> None:
+        """The worker thread: a private event loop running one request."""
+        loop = asyncio.new_event_loop()
+        try:
+            with self._lock:
+                task = loop.create_task(self._stream(run))
+                self._loop, self._task = loop, task
+                if self._stop_requested:
+                    task.cancel()
+            try:
+                loop.run_until_complete(task)
+            except asyncio.CancelledError:  # stopped before the request began
+                run.stopped = True
+                self._publish(error_bundle("stopped before the request was sent", title="Stopped"))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+            with self._lock:
+                self._loop = self._task = None
+                self._running = False
+            self._finished(run)
+
+    async def _stream(self, run: Run) -> None:
+        view = StreamView(rich=True, publish=lambda bundle, update: self._publish(bundle))
+        client = AsyncClient()
+        self._publish(
+            {
+                "text/markdown": f"<sub>{html.escape(run.settings['model'])} · waiting for the "
+                "first token…</sub>",
+                "text/plain": "waiting for the first token…",
+            }
+        )
+        try:
+            try:
+                response = await client.ask(run.prompt, **run.settings)
+            except asyncio.CancelledError:
+                run.stopped = True
+                self._publish(error_bundle("stopped before the first token", title="Stopped"))
+                return
+            except QwenError as exc:
+                run.error = str(exc)
+                self.result = None
+                self._publish(error_bundle(run.error))
+                return
+            run.response = self.result = response
+            view.start(response)
+            first = True
+            try:
+                async for event in response:
+                    if event.type in ("text", "reasoning"):
+                        if first:
+                            self.status.value = f"run {run.number}: streaming…"
+                        view.refresh(force=first)
+                        first = False
+            except asyncio.CancelledError:
+                pass  # the response closed its connection and marked itself interrupted
+            view.finish()
+        except Exception as exc:  # a fault of ours must show in the panel, not vanish with the thread
+            run.error = f"{type(exc).__name__}: {exc}"
+            self._publish(error_bundle(run.error, title="qwen-magics error"))
+        finally:
+            await client.aclose()
+
+    def _publish(self, bundle: dict[str, str]) -> None:
+        self.output.outputs = ({"output_type": "display_data", "data": dict(bundle), "metadata": {}},)
+
+    def _finished(self, run: Run) -> None:
+        self.runs_view.value = runs_table(self.runs)
+        r = run.response
+        timing = f" · {r.elapsed:.2f}s" if r is not None and r.elapsed is not None else ""
+        self.status.value = f"run {run.number}: {run.state}{timing}"
+        self.stop_button.disabled = True
+        self.run_button.disabled = bool(self.problems())

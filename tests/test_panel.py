@@ -1,0 +1,337 @@
+"""The parameter panel, driven like a user drives it: real widgets, real shell, real emulator."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from IPython.utils.capture import capture_output
+
+import qwen_magics
+from qwen_magics import ParameterError
+from qwen_magics.emulator import Emulator
+from qwen_magics.parameter_panel import Panel
+from qwen_magics.presets import PRESETS
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def until(condition: Callable[[], object], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.01)
+
+
+def shown(p: Panel) -> str:
+    """The Markdown the panel's answer area holds now."""
+    outputs = p.output.outputs
+    assert len(outputs) == 1
+    return outputs[0]["data"].get("text/markdown") or outputs[0]["data"]["text/html"]
+
+
+def run_to_end(p: Panel) -> None:
+    p.run_button.click()
+    assert p.wait(10), "the run did not end"
+
+
+def panel_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("qwen-panel-run")]
+
+
+@pytest.fixture
+def make(shell):  # type: ignore[no-untyped-def]
+    """Open a panel as a notebook user does, checking that it displays as a widget."""
+
+    def open_panel(prompt: str = "", **params: object) -> Panel:
+        with capture_output() as cap:
+            p = qwen_magics.panel(prompt, **params)
+        assert [WIDGET_MIME in o.data for o in cap.outputs] == [True]
+        return p
+
+    yield open_panel
+    for t in panel_threads():
+        t.join(5)
+
+
+def test_run_sends_exactly_the_chosen_settings(make, qwen_env: Emulator) -> None:
+    p = make("Explain recursion", model="qwen-plus")
+    p.preset.value = "code generation"
+    p.thinking.value = "on"
+    p.budget.value = 500
+    p.max_tokens.value = 300
+    p.seed.value = "7"
+    p.top_k.value = "20"
+    p.system.value = "Be brief."
+    run_to_end(p)
+    assert qwen_env.chat_requests[-1].params == {
+        "model": "qwen-plus",
+        "temperature": 0.2,
+        "top_p": 0.8,
+        "top_k": 20,
+        "enable_thinking": True,
+        "thinking_budget": 500,
+        "max_tokens": 300,
+        "seed": 7,
+    }
+    body = qwen_env.chat_requests[-1].body
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Explain recursion"},
+    ]
+    answer = "You asked: Be brief. Explain recursion. This is the emulator's answer at temperature 0.2."
+    assert p.result is not None and p.result.text == answer
+    markdown = shown(p)
+    assert answer in markdown and "Thinking" in markdown and "The question is about" in markdown
+    assert "qwen-plus · " in markdown  # the footer
+    assert p.runs[-1].state == "done" and not p.running
+
+
+def test_untouched_controls_send_nothing_but_the_model(make, qwen_env: Emulator) -> None:
+    p = make("Hi there", model="qwen3.5-flash")
+    assert p.preset.value == "model default"
+    assert p.thinking.value == "default"
+    run_to_end(p)
+    assert qwen_env.chat_requests[-1].params == {"model": "qwen3.5-flash"}
+    assert "You asked: Hi there." in shown(p)
+
+
+def test_given_parameters_preset_the_controls(make, qwen_env: Emulator) -> None:
+    p = make("Hi", model="qwen-plus", temperature=0.9, top_p=0.95, seed=3, thinking=False, max_tokens=50)
+    assert p.preset.value == "creative writing"
+    assert (p.temperature.value, p.top_p.value, p.seed.value) == (0.9, 0.95, "3")
+    run_to_end(p)
+    assert qwen_env.chat_requests[-1].params == {
+        "model": "qwen-plus",
+        "temperature": 0.9,
+        "top_p": 0.95,
+        "enable_thinking": False,
+        "max_tokens": 50,
+        "seed": 3,
+    }
+
+
+def test_choosing_a_preset_sets_both_sliders(make) -> None:
+    p = make("Hi", model="qwen-plus")
+    for name, values in PRESETS.items():
+        p.preset.value = name
+        assert (p.temperature.value, p.top_p.value) == values
+        assert (p.settings()["temperature"], p.settings()["top_p"]) == values
+        assert p.preset.value == name
+    assert [*PRESETS.items()] == [
+        ("creative writing", (0.9, 0.95)),
+        ("code generation", (0.2, 0.8)),
+        ("factual Q&A", (0.1, 0.7)),
+        ("translation", (0.3, 0.8)),
+    ]
+
+
+def test_moving_a_slider_marks_the_preset_custom(make) -> None:
+    p = make("Hi", model="qwen-plus", preset="translation")
+    p.top_p.value = 0.9
+    assert p.preset.value == "custom"
+    assert (p.settings()["temperature"], p.settings()["top_p"]) == (0.3, 0.9)
+    p.preset.value = "model default"
+    assert "temperature" not in p.settings() and "top_p" not in p.settings()
+    assert not p.temperature.readout and "not sent" in p._slider_notes["temperature"].value
+    p.temperature.value = 1.25
+    assert p.preset.value == "custom"
+    assert p.settings()["temperature"] == 1.25 and "top_p" not in p.settings()
+    assert p.temperature.readout and p._slider_notes["temperature"].value == ""
+
+
+def test_sliders_keep_dashscope_ranges(make) -> None:
+    p = make("Hi")
+    assert (p.temperature.min, p.temperature.max) == (0.0, 1.99)
+    assert p.top_p.min > 0 and p.top_p.max == 1.0
+
+
+def test_thinking_is_locked_on_for_a_thinking_only_model(make, qwen_env: Emulator) -> None:
+    p = make("Hi", model="qwen-plus")
+    p.thinking.value = "off"
+    p.model.value = "qwq-plus"
+    assert p.thinking.value == "on" and p.thinking.disabled
+    assert p.budget.layout.display != "none"
+    assert "thinking" not in p.settings()  # the model always thinks: nothing to send
+    run_to_end(p)
+    assert qwen_env.chat_requests[-1].params == {"model": "qwq-plus"}
+    assert "Thinking" in shown(p)
+    p.model.value = "qwen-plus"
+    assert p.thinking.value == "off" and not p.thinking.disabled  # the user's choice comes back
+
+
+def test_thinking_is_disabled_for_a_model_without_thinking(make, qwen_env: Emulator) -> None:
+    p = make("Hi", model="qwen-plus", thinking=True, budget=100)
+    p.model.value = "qwen3-max"
+    assert p.thinking.value == "off" and p.thinking.disabled
+    assert p.budget.layout.display == "none"
+    run_to_end(p)
+    assert qwen_env.chat_requests[-1].params == {"model": "qwen3-max"}
+    p.model.value = "qwen-turbo"
+    assert p.thinking.value == "on" and p.settings()["budget"] == 100
+
+
+def test_budget_is_shown_only_when_the_model_will_think(make) -> None:
+    p = make("Hi", model="qwen-plus")  # thinking off by default
+    assert p.budget.layout.display == "none"
+    p.budget.value = 64
+    assert "budget" not in p.settings()
+    p.thinking.value = "on"
+    assert p.budget.layout.display == "" and p.settings()["budget"] == 64
+    p.thinking.value = "off"
+    assert p.budget.layout.display == "none" and "budget" not in p.settings()
+    p.model.value = "qwen3.6-plus"  # thinks by default
+    p.thinking.value = "default"
+    assert p.budget.layout.display == "" and p.settings() == {"model": "qwen3.6-plus", "budget": 64}
+
+
+def test_int_fields_stay_inside_the_model_limits(make) -> None:
+    p = make("Hi", model="qwen-plus", max_tokens=30_000)
+    assert p.max_tokens.max == 32_768
+    p.model.value = "qwq-plus"
+    assert p.max_tokens.value == 8_192 and p.max_tokens.max == 8_192
+    assert "lowered to 8,192" in p.notes.value
+    p.thinking.value = "on"
+    assert p.budget.max == 32_768
+    p.model.value = "qwen-plus"
+    assert p.max_tokens.max == 32_768 and p.max_tokens.value == 8_192
+
+
+def test_impossible_settings_are_explained_and_not_sent(make, qwen_env: Emulator) -> None:
+    p = make("Hi", model="qwen-plus")
+    p.seed.value = "lucky"
+    assert p.run_button.disabled
+    assert "seed must be a whole number" in p.notes.value
+    p.run_button.click()  # a click that reaches the kernel anyway
+    assert p.runs == [] and qwen_env.chat_requests == []
+    p.seed.value = str(2**31)
+    assert "seed must be in [0, 2147483647]" in p.notes.value
+    p.seed.value = ""
+    p.top_k.value = "-1"
+    assert "top_k must be in" in p.notes.value and p.run_button.disabled
+    p.top_k.value = ""
+    assert not p.run_button.disabled and p.notes.value == ""
+    p.prompt.value = "   "
+    assert p.run_button.disabled and "write a prompt" in p.notes.value
+    assert p.run() is None and qwen_env.chat_requests == []
+
+
+def test_impossible_arguments_raise_at_once(clean_env: None) -> None:
+    with pytest.raises(ParameterError, match="always thinks"):
+        Panel("Hi", model="qwq-plus", thinking=False)
+    with pytest.raises(ParameterError, match="no thinking mode"):
+        Panel("Hi", model="qwen3-max", thinking=True)
+    with pytest.raises(ParameterError, match="turn thinking on"):
+        Panel("Hi", model="qwen-plus", budget=100)
+    with pytest.raises(ParameterError, match=r"\[1, 32768\]"):
+        Panel("Hi", model="qwen-plus", max_tokens=40_000)
+    with pytest.raises(ParameterError, match="unknown preset"):
+        Panel("Hi", preset="poetry")
+    with pytest.raises(TypeError):
+        Panel("Hi", temprature=0.5)  # type: ignore[call-arg]
+
+
+def test_copy_as_code_shows_the_cell_for_the_current_settings(make) -> None:
+    p = make("Sort {this} list", model="qwen-plus")
+    assert p.code == "%%qwen -m qwen-plus\nSort {{this}} list"
+    p.preset.value = "factual Q&A"
+    p.thinking.value = "on"
+    p.budget.value = 256
+    p.max_tokens.value = 1000
+    p.seed.value = "42"
+    p.top_k.value = "5"
+    p.system.value = "You are terse."
+    expected = (
+        '%%qwen -m qwen-plus -s "You are terse." -t 0.1 -p 0.7 --top-k 5 --thinking '
+        "--budget 256 --max-tokens 1000 --seed 42\nSort {{this}} list"
+    )
+    assert p.code == expected
+    assert "-t 0.1 -p 0.7" in p.code_view.value  # the view follows the controls
+    p.thinking.value = "off"
+    assert "--no-thinking" in p.code and "--budget" not in p.code
+
+
+def test_code_for_a_multiline_system_prompt_is_an_equivalent_ask_call(make, qwen_env: Emulator) -> None:
+    p = make("Name a colour", model="qwen-flash", temperature=0.4, seed=9)
+    p.system.value = "Answer in one word.\nNo punctuation."
+    code = p.code
+    assert code.startswith("import qwen_magics")
+    namespace: dict[str, object] = {}
+    exec(code, namespace)  # the code the view shows really sends the same request
+    sent_by_code = qwen_env.chat_requests[-1]
+    run_to_end(p)
+    assert qwen_env.chat_requests[-1].body == sent_by_code.body
+
+
+def test_runs_table_lists_runs_newest_first(make, qwen_env: Emulator) -> None:
+    p = make("Tell me a fact", model="qwen-plus", preset="factual Q&A")
+    run_to_end(p)
+    p.temperature.value = 1.5
+    run_to_end(p)
+    table = p.runs_view.value
+    second, first = (
+        table.index("<td style='text-align:left;padding:2px 8px;vertical-align:top'>2"),
+        table.index("<td style='text-align:left;padding:2px 8px;vertical-align:top'>1"),
+    )
+    assert second < first
+    assert "temperature 1.5 · top_p 0.7" in table and "temperature 0.1 · top_p 0.7" in table
+    assert "You asked: Tell me a fact. This is the emulator&#x27;s answer at temperature 1.5." in table
+    assert [r.settings["temperature"] for r in p.runs] == [0.1, 1.5]
+    assert p.result is p.runs[-1].response
+    assert "latency" in table and "first token" in table and "done" in table
+
+
+def test_stop_mid_stream_keeps_the_partial_answer(make, qwen_env: Emulator) -> None:
+    qwen_env.token_delay = 1.0  # the stream stalls between chunks: Stop must not wait for the next
+    p = make("Write a long story about the sea", model="qwen-plus")
+    p.run_button.click()
+    until(lambda: p.result is not None and p.result.partial_text, timeout=10)
+    assert p.running and not p.stop_button.disabled and p.run_button.disabled
+    started = time.monotonic()
+    p.stop_button.click()
+    assert p.wait(5)
+    assert time.monotonic() - started < 0.5
+    r = p.result
+    assert r is not None and r.interrupted and r.done
+    partial = r.partial_text
+    assert partial and not partial.endswith("answer.")
+    markdown = shown(p)
+    assert partial in markdown and "interrupted" in markdown
+    assert p.runs[-1].state == "interrupted" and "interrupted" in p.runs_view.value
+    assert panel_threads() == [] and not p.running
+    assert not p.run_button.disabled and p.stop_button.disabled
+    qwen_env.token_delay = 0.0
+    run_to_end(p)  # the panel is ready for the next run
+    assert p.result is not None and p.result.text.endswith("answer.")
+
+
+def test_stop_before_the_first_token(make, qwen_env: Emulator) -> None:
+    qwen_env.latency = 2.0
+    p = make("Hello", model="qwen-plus")
+    p.run_button.click()
+    until(lambda: qwen_env.chat_requests)
+    p.stop_button.click()
+    assert p.wait(1)
+    assert p.runs[-1].state == "stopped" and p.result is None
+    assert "stopped before the first token" in shown(p)
+
+
+def test_an_api_error_shows_in_the_panel(make, qwen_env: Emulator) -> None:
+    qwen_env.add_fault("status", status=400, message="the prompt was refused")
+    p = make("Hello", model="qwen-plus")
+    run_to_end(p)
+    assert p.result is None and p.runs[-1].state == "error"
+    assert "the prompt was refused" in p.output.outputs[0]["data"]["text/plain"]
+    assert "error" in p.runs_view.value and not p.run_button.disabled
+
+
+def test_the_kernel_stays_free_while_a_run_streams(make, shell, qwen_env: Emulator) -> None:
+    qwen_env.token_delay = 0.05
+    p = make("Count slowly", model="qwen-plus")
+    p.run_button.click()
+    shell.run_cell("x = 6 * 7")  # runs while the answer streams
+    assert shell.user_ns["x"] == 42 and p.running
+    assert p.wait(10) and p.result is not None and p.result.text.endswith("answer.")
