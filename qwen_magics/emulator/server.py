@@ -121,6 +121,9 @@ class RequestRecord:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # compare() and apply() open a dozen connections at once; with the default backlog of 5 the
+    # kernel drops the surplus SYNs and each retries a second later
+    request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hangs up mid-answer is normal (Stop, interrupts); anything else is logged."""
