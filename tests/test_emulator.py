@@ -280,3 +280,58 @@ def test_context_cache_reports_cached_tokens(qwen_env: Emulator) -> None:
     second = ask("second question", messages=history, model="qwen-plus")
     second.complete()
     assert first.usage.cached_tokens == 0 and second.usage.cached_tokens >= 256
+
+
+def test_interrupt_closes_the_connection_at_once(qwen_env: Emulator) -> None:
+    import time
+
+    from qwen_magics.emulator.answers import SimpleGenerator
+
+    qwen_env.generator = SimpleGenerator(length=400)
+    qwen_env.token_delay = 0.02
+    r = ask("a long answer please", model="qwen-plus")
+    stopped = time.time()
+    r.interrupt()
+    assert r.interrupted and r.incomplete and r.partial_text.startswith("You")
+    deadline = time.time() + 2
+    while qwen_env.chat_requests[-1].client_closed is None and time.time() < deadline:
+        time.sleep(0.01)
+    closed = qwen_env.chat_requests[-1].client_closed
+    assert closed is not None and closed - stopped < 0.5
+
+
+def test_cancelling_an_async_stream_closes_the_connection(qwen_env: Emulator) -> None:
+    import asyncio
+    import time
+
+    from qwen_magics import AsyncClient
+    from qwen_magics.emulator.answers import SimpleGenerator
+
+    qwen_env.generator = SimpleGenerator(length=400)
+    qwen_env.token_delay = 0.02
+
+    async def main() -> float:
+        async with AsyncClient() as client:
+            response = await client.ask("a long answer please", model="qwen-plus")
+
+            async def consume() -> None:
+                async for _ in response:
+                    pass
+
+            task = asyncio.create_task(consume())
+            await asyncio.sleep(0.1)
+            task.cancel()
+            stopped = time.time()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            assert response.interrupted and response.partial_text.startswith("You")
+            return stopped
+
+    stopped = asyncio.run(main())
+    deadline = time.time() + 2
+    while qwen_env.chat_requests[-1].client_closed is None and time.time() < deadline:
+        time.sleep(0.01)
+    closed = qwen_env.chat_requests[-1].client_closed
+    assert closed is not None and closed - stopped < 0.5

@@ -109,6 +109,7 @@ class RequestRecord:
     status: int = 200
     fault: str | None = None
     at: float = field(default_factory=time.time)
+    client_closed: float | None = None  # when the client hung up mid-stream (Stop, cancel)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -400,13 +401,15 @@ class _Handler(BaseHTTPRequestHandler):
         broken = next((f for f in faults if f.kind in ("cut", "error_chunk")), None)
         if broken is not None:
             record.fault = broken.kind
-        self._stream(chunks, request_id, broken)
+        self._stream(chunks, request_id, broken, record)
 
     def _sleep(self, seconds: float) -> None:
         if seconds > 0:
             self.emulator._stopping.wait(seconds)
 
-    def _stream(self, chunks: list[bytes], request_id: str, fault: Fault | None) -> None:
+    def _stream(
+        self, chunks: list[bytes], request_id: str, fault: Fault | None, record: RequestRecord
+    ) -> None:
         self.send_response(200)
         self.send_header("content-type", "text/event-stream;charset=UTF-8")
         self.send_header("transfer-encoding", "chunked")
@@ -434,6 +437,7 @@ class _Handler(BaseHTTPRequestHandler):
                 write(_chunked(chunk))
             write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
+            record.client_closed = time.time()
             self.close_connection = True
 
     def _cut(self, chunk: bytes) -> None:
