@@ -38,7 +38,9 @@ __all__ = [
     "__version__",
     "aask",
     "APIError",
+    "apply",
     "ask",
+    "ask_json",
     "AsyncClient",
     "AuthenticationError",
     "BackoffGate",
@@ -66,6 +68,7 @@ __all__ = [
     "settings",
     "StreamInterrupted",
     "StructuredOutputError",
+    "to_dataframe",
     "unload_ipython_extension",
     "Usage",
 ]
@@ -74,8 +77,11 @@ __all__ = [
 _LAZY = {
     "Comparison": ".comparison",
     "Emulator": ".emulator",
+    "apply": ".frames",
+    "ask_json": ".structured",
     "compare": ".comparison",
     "panel": ".parameter_panel",
+    "to_dataframe": ".frames",
 }
 
 

@@ -1,0 +1,405 @@
+"""What shape the JSON should have: a Pydantic model, a JSON Schema dict, or a short form.
+
+The short form ``"name, order int, moons int, facts.type"`` names fields with an optional type (str,
+int, float, bool; str when left out) and nests with dots. ``multi`` asks for a list of such records,
+wrapped as ``{"items": [...]}`` on the wire because JSON modes answer objects. A ``Schema`` knows the
+JSON Schema to send, validates an answer with a message a model (and a person) can act on, and gives
+the pandas dtypes of its flattened columns.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .errors import ParameterError
+
+__all__ = ["Schema", "SchemaMismatch", "parse_schema"]
+
+_SHORT_TYPES = {
+    "str": "string",
+    "string": "string",
+    "text": "string",
+    "int": "integer",
+    "integer": "integer",
+    "float": "number",
+    "number": "number",
+    "bool": "boolean",
+    "boolean": "boolean",
+}
+_DTYPES = {"integer": "Int64", "number": "Float64", "boolean": "boolean", "string": "string"}
+_JSON_TYPES = {"object", "array", "string", "integer", "number", "boolean", "null"}
+_FIELD = re.compile(r"^(?P<name>[^\W\d]\w*(?:\.[^\W\d]\w*)*)\s*(?::\s*|\s+)?(?P<type>\w+)?$")
+_IDENT = re.compile(r"^[^\W\d]\w*(?:\.[^\W\d]\w*)*$")
+_USAGE = (
+    "a schema is a Pydantic model, a JSON Schema dict ({'type': 'object', 'properties': "
+    "{...}}), or a short form such as 'name, order int, moons int, facts.type'"
+)
+
+
+class SchemaMismatch(ValueError):
+    """An answer that does not follow the schema; the message says where and how."""
+
+
+@dataclass(frozen=True)
+class Schema:
+    """One record's JSON Schema (plus shared ``$defs``), and whether a list of them is wanted."""
+
+    name: str
+    record: dict[str, Any]
+    multi: bool = False
+    model: Any = None  # the Pydantic model class, when the schema came from one
+    defs: dict[str, Any] = field(default_factory=dict)
+
+    def with_multi(self, multi: bool = True) -> Schema:
+        return self if multi == self.multi else replace(self, multi=multi)
+
+    @property
+    def json_schema(self) -> dict[str, Any]:
+        """The schema sent to the model: the record, or ``{"items": [record, ...]}`` when multi."""
+        if self.multi:
+            wire: dict[str, Any] = {
+                "type": "object",
+                "properties": {"items": {"type": "array", "items": self.record}},
+                "required": ["items"],
+                "additionalProperties": False,
+            }
+        else:
+            wire = dict(self.record)
+        if self.defs:
+            wire["$defs"] = self.defs
+        return wire
+
+    def instruction(self) -> str:
+        shape = (
+            'a JSON object {"items": [...]} whose items are the records' if self.multi else "one JSON object"
+        )
+        return (
+            f"Answer with JSON only: {shape}, following this JSON Schema:\n"
+            f"{json.dumps(self.json_schema, ensure_ascii=False)}"
+        )
+
+    # -- validation ---------------------------------------------------------------------------
+    def validate(self, value: Any) -> Any:
+        """The answer as plain JSON (a record, or the list of records when multi), or SchemaMismatch."""
+        if self.multi:
+            if isinstance(value, dict) and isinstance(value.get("items"), list):
+                value = value["items"]
+            elif isinstance(value, dict) and len(value) == 1 and isinstance(next(iter(value.values())), list):
+                value = next(iter(value.values()))
+            if not isinstance(value, list):
+                raise SchemaMismatch(f'expected {{"items": [...]}} holding the records, got {_kind(value)}')
+        if self.model is not None:
+            return self._validate_pydantic(value)
+        errors: list[str] = []
+        if self.multi:
+            for i, item in enumerate(value):
+                _check(item, self.record, f"items[{i}]", self, errors)
+        else:
+            _check(value, self.record, "", self, errors)
+        if errors:
+            more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+            raise SchemaMismatch("; ".join(errors[:5]) + more)
+        return value
+
+    def _validate_pydantic(self, value: Any) -> Any:
+        import pydantic
+
+        adapter = pydantic.TypeAdapter(list[self.model] if self.multi else self.model)  # type: ignore[name-defined]
+        try:
+            parsed = adapter.validate_python(value)
+        except pydantic.ValidationError as exc:
+            parts = []
+            for err in exc.errors()[:5]:
+                loc = _dotted(("items", *err["loc"]) if self.multi else err["loc"])
+                parts.append(f"{loc or 'the answer'}: {err['msg']}")
+            raise SchemaMismatch("; ".join(parts)) from None
+        return adapter.dump_python(parsed, mode="json")
+
+    # -- columns ------------------------------------------------------------------------------
+    def dtypes(self) -> dict[str, str | None]:
+        """Flattened column -> pandas dtype (None: leave as pandas reads it), in schema order."""
+        out: dict[str, str | None] = {}
+        self._flatten(self.record, "", out)
+        return out
+
+    def _flatten(self, sch: dict[str, Any], prefix: str, out: dict[str, str | None]) -> None:
+        sch = self._resolve(sch)
+        for key, sub in (sch.get("properties") or {}).items():
+            sub = self._resolve(sub)
+            col = f"{prefix}{key}"
+            if _type_of(sub) == "object" and sub.get("properties"):
+                self._flatten(sub, col + ".", out)
+            else:
+                out[col] = _DTYPES.get(_type_of(sub) or "")
+
+    def _resolve(self, sch: Any) -> dict[str, Any]:
+        """Follow a local $ref; collapse ``anyOf: [X, null]`` (Optional) to X."""
+        for _ in range(20):
+            if not isinstance(sch, dict):
+                return {}
+            ref = sch.get("$ref")
+            if isinstance(ref, str):
+                sch = self.defs.get(ref.rsplit("/", 1)[-1], {})
+                continue
+            branches = sch.get("anyOf") or sch.get("oneOf")
+            if isinstance(branches, list):
+                real = [b for b in branches if not (isinstance(b, dict) and b.get("type") == "null")]
+                if len(real) == 1:
+                    sch = real[0]
+                    continue
+            return sch
+        return {}
+
+
+def _type_of(sch: dict[str, Any]) -> str | None:
+    kind = sch.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), None)
+    if kind is None and "properties" in sch:
+        return "object"
+    return kind if isinstance(kind, str) else None
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _dotted(loc: Any) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _is(value: Any, kind: str) -> bool:
+    if kind == "integer":
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and value.is_integer()
+        )
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return _kind(value) == kind
+
+
+def _check(value: Any, sch: Any, path: str, schema: Schema, errors: list[str]) -> None:
+    """The small JSON Schema subset models are asked for: types, properties, required, items,
+    enum/const, additionalProperties, anyOf/oneOf/allOf, local $ref, and simple bounds."""
+    if not isinstance(sch, dict):
+        return
+    where = path or "the answer"
+    if isinstance(sch.get("$ref"), str):
+        sch = schema._resolve({"$ref": sch["$ref"]})
+    for key in ("anyOf", "oneOf"):
+        if isinstance(sch.get(key), list):
+            trials = []
+            for branch in sch[key]:
+                trial: list[str] = []
+                _check(value, branch, path, schema, trial)
+                if not trial:
+                    break
+                trials.append(trial[0])
+            else:
+                errors.append(f"{where}: matches none of the allowed shapes ({'; '.join(trials[:3])})")
+                return
+    for branch in sch.get("allOf") or []:
+        _check(value, branch, path, schema, errors)
+    kinds = sch.get("type")
+    if kinds is None and "properties" in sch:
+        kinds = "object"
+    if kinds is not None:
+        options = kinds if isinstance(kinds, list) else [kinds]
+        if not any(_is(value, k) for k in options):
+            errors.append(
+                f"{where}: expected {' or '.join(options)}, got {_kind(value)} "
+                f"{json.dumps(value, ensure_ascii=False)[:40]}"
+            )
+            return
+    if "enum" in sch and value not in sch["enum"]:
+        errors.append(f"{where}: {value!r} is not one of {sch['enum']!r}")
+    if "const" in sch and value != sch["const"]:
+        errors.append(f"{where}: must be {sch['const']!r}")
+    if isinstance(value, dict):
+        props = sch.get("properties") or {}
+        for name in sch.get("required") or []:
+            if name not in value:
+                errors.append(f"{where}: missing required field {name!r}")
+        extra = sch.get("additionalProperties", True)
+        for name, item in value.items():
+            sub = f"{path}.{name}" if path else name
+            if name in props:
+                _check(item, props[name], sub, schema, errors)
+            elif extra is False:
+                errors.append(f"{where}: unexpected field {name!r} (allowed: {', '.join(props)})")
+            elif isinstance(extra, dict):
+                _check(item, extra, sub, schema, errors)
+    elif isinstance(value, list):
+        if "minItems" in sch and len(value) < sch["minItems"]:
+            errors.append(f"{where}: needs at least {sch['minItems']} items, got {len(value)}")
+        if "maxItems" in sch and len(value) > sch["maxItems"]:
+            errors.append(f"{where}: allows at most {sch['maxItems']} items, got {len(value)}")
+        for i, item in enumerate(value):
+            _check(item, sch.get("items"), f"{path}[{i}]", schema, errors)
+    elif _is(value, "number"):
+        if "minimum" in sch and value < sch["minimum"]:
+            errors.append(f"{where}: {value} is below the minimum {sch['minimum']}")
+        if "maximum" in sch and value > sch["maximum"]:
+            errors.append(f"{where}: {value} is above the maximum {sch['maximum']}")
+    elif isinstance(value, str):
+        if "minLength" in sch and len(value) < sch["minLength"]:
+            errors.append(f"{where}: shorter than {sch['minLength']} characters")
+        if "maxLength" in sch and len(value) > sch["maxLength"]:
+            errors.append(f"{where}: longer than {sch['maxLength']} characters")
+
+
+# -- building a Schema -------------------------------------------------------------------------
+def parse_schema(spec: Any, namespace: Mapping[str, Any] | None = None, *, multi: bool = False) -> Schema:
+    """A Schema from a Pydantic model, a JSON Schema dict, a short form, or a name in ``namespace``
+    (the notebook's variables) that holds one of those. Raises ParameterError("schema", ...)."""
+    if isinstance(spec, Schema):
+        return spec.with_multi(multi or spec.multi)
+    if isinstance(spec, str):
+        text = spec.strip()
+        if _IDENT.match(text) and namespace is not None:
+            found = _lookup(text, namespace)
+            if found is not None and _schema_like(found):
+                return parse_schema(found, None, multi=multi)
+        return _short_form(text, multi)
+    if isinstance(spec, Mapping):
+        return _from_dict(dict(spec), multi)
+    inner = _list_of(spec)
+    if inner is not None:
+        return parse_schema(inner, namespace, multi=True)
+    if _is_pydantic_model(spec):
+        record = spec.model_json_schema()
+        defs = record.pop("$defs", {})
+        return Schema(_wire_name(spec.__name__), record, multi, model=spec, defs=defs)
+    raise ParameterError("schema", f"{_USAGE}; got {type(spec).__name__} {spec!r:.60}")
+
+
+def _lookup(dotted: str, namespace: Mapping[str, Any]) -> Any:
+    head, *rest = dotted.split(".")
+    if head not in namespace:
+        return None
+    obj = namespace[head]
+    for attr in rest:
+        obj = getattr(obj, attr, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def _schema_like(obj: Any) -> bool:
+    return isinstance(obj, (Schema, Mapping)) or _is_pydantic_model(obj) or _list_of(obj) is not None
+
+
+def _is_pydantic_model(obj: Any) -> bool:
+    return (
+        isinstance(obj, type)
+        and callable(getattr(obj, "model_json_schema", None))
+        and callable(getattr(obj, "model_validate", None))
+    )
+
+
+def _list_of(obj: Any) -> Any:
+    """``list[Model]`` -> Model."""
+    import typing
+
+    if typing.get_origin(obj) is list:
+        args = typing.get_args(obj)
+        if len(args) == 1 and _is_pydantic_model(args[0]):
+            return args[0]
+    return None
+
+
+def _wire_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or "result"
+
+
+def _from_dict(sch: dict[str, Any], multi: bool) -> Schema:
+    kind = sch.get("type")
+    kinds = kind if isinstance(kind, list) else [kind]
+    if kind is not None and not all(isinstance(k, str) and k in _JSON_TYPES for k in kinds):
+        raise ParameterError(
+            "schema",
+            f"'type' {kind!r} is not a JSON Schema type ({', '.join(sorted(_JSON_TYPES))}); {_USAGE}",
+        )
+    if kind is None and not any(k in sch for k in ("properties", "$ref", "anyOf", "oneOf", "allOf")):
+        raise ParameterError(
+            "schema",
+            f"this dict is not a JSON Schema (no 'type' or 'properties'; keys {sorted(sch)[:6]}); {_USAGE}",
+        )
+    defs = {**(sch.get("definitions") or {}), **(sch.get("$defs") or {})}
+    record = {k: v for k, v in sch.items() if k not in ("$defs", "definitions", "$schema")}
+    name = _wire_name(str(sch.get("title") or "result"))
+    if kind == "array":  # JSON modes answer objects: a list schema becomes multi of its items
+        items = record.get("items")
+        if not isinstance(items, dict):
+            raise ParameterError("schema", "an array schema needs an 'items' schema for its records")
+        return Schema(name, items, True, defs=defs)
+    if kind not in (None, "object"):
+        raise ParameterError(
+            "schema",
+            f"the schema describes a {kind}; JSON modes answer objects, "
+            "so describe an object (or use multi for a list of objects)",
+        )
+    return Schema(name, record, multi, defs=defs)
+
+
+def _short_form(text: str, multi: bool) -> Schema:
+    """``"name, order int, moons int, facts.type"`` -> an object schema, every field required."""
+    if not text:
+        raise ParameterError("schema", f"the schema is empty; {_USAGE}")
+    root: dict[str, Any] = {"type": "object", "properties": {}, "required": [], "additionalProperties": False}
+    for piece in re.split(r"[,\n;]", text):
+        piece = piece.strip()
+        if not piece:
+            continue
+        m = _FIELD.match(piece)
+        if not m:
+            raise ParameterError(
+                "schema",
+                f"cannot read the field {piece!r}: write 'name' or "
+                "'name type' (type: str, int, float or bool), nested with dots",
+            )
+        short = (m.group("type") or "str").lower()
+        if short not in _SHORT_TYPES:
+            raise ParameterError(
+                "schema",
+                f"unknown type {m.group('type')!r} for {m.group('name')!r}; use str, int, float or bool",
+            )
+        *parents, leaf = m.group("name").split(".")
+        node = root
+        for part in parents:
+            child = node["properties"].get(part)
+            if child is None:
+                child = {"type": "object", "properties": {}, "required": [], "additionalProperties": False}
+                node["properties"][part] = child
+                node["required"].append(part)
+            elif child.get("type") != "object":
+                raise ParameterError("schema", f"{part!r} is both a field and a group of fields")
+            node = child
+        if leaf in node["properties"]:
+            raise ParameterError("schema", f"the field {m.group('name')!r} appears twice")
+        node["properties"][leaf] = {"type": _SHORT_TYPES[short]}
+        node["required"].append(leaf)
+    if not root["properties"]:
+        raise ParameterError("schema", f"the schema names no fields; {_USAGE}")
+    return Schema("record", root, multi)
