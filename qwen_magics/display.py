@@ -1,8 +1,10 @@
 """Showing a streaming Response: a Thinking block, the Markdown answer and a footer.
 
-``StreamView`` wraps a Response and redraws one display at a bounded rate (``max_rate`` per
-second, whatever the token rate); the final render is exact and immediate. It knows nothing of HTTP.
-In a terminal (no rich front end) the answer is written as plain text as it arrives.
+``StreamView`` wraps a Response and redraws one display at a bounded rate (at most ``max_rate``
+display messages in any second, whatever the token rate); the final render is exact and immediate.
+A "waiting" placeholder is drawn before the request goes out, so the first visible change after it is
+the first token. In a terminal (no rich front end) the answer is written as plain text as it arrives.
+The view knows nothing of HTTP: ``show_answer`` is the one place that asks and then shows.
 """
 
 from __future__ import annotations
@@ -10,15 +12,18 @@ from __future__ import annotations
 import html
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .render import footer_text, thinking_html
+from .errors import APIError, ConfigError, ConnectionError, QwenError
+from .render import footer_text, response_markdown, thinking_html
 from .stream import Response
 
-__all__ = ["StreamView", "error_bundle", "is_rich_frontend", "show_error"]
+__all__ = ["StreamView", "error_bundle", "error_title", "is_rich_frontend", "show_answer", "show_error"]
 
 MAX_RATE = 15.0
+WAITING = "waiting for the first token…"
 
 
 def is_rich_frontend() -> bool:
@@ -46,6 +51,17 @@ def show_error(message: str, *, title: str = "Qwen error") -> None:
     display(error_bundle(message, title=title), raw=True)
 
 
+def error_title(exc: BaseException) -> str:
+    """A short heading for an error box."""
+    if isinstance(exc, APIError):
+        return "Qwen API error"
+    if isinstance(exc, ConnectionError):
+        return "Connection error"
+    if isinstance(exc, ConfigError):
+        return "Configuration needed"
+    return "Qwen error"
+
+
 class StreamView:
     """Live view of one Response. ``view.run(response)`` consumes it and returns it."""
 
@@ -59,37 +75,51 @@ class StreamView:
         header: str = "",
     ) -> None:
         self.raw = raw
-        self.interval = 1.0 / max_rate if max_rate > 0 else 0.0
+        # One draw a second is kept for the final render, so the steady rate is max_rate - 1.
+        self.max_rate = max_rate
+        self.interval = 1.0 / max(max_rate - 1, 1.0) if max_rate > 0 else 0.0
         self.rich = is_rich_frontend() if rich is None else rich
         self.header = header
         self.draws = 0
         self.response: Response | None = None
         self._publish = publish
         self._handle: Any = None
-        self._last = 0.0
+        self._shown = False
+        self._recent: deque[float] = deque()
         self._printed = 0
         self._printed_reasoning = 0
 
     # -- what is drawn ------------------------------------------------------------------------
     def bundle(self, response: Response, *, final: bool) -> dict[str, str]:
         text = response.partial_text
+        if final:
+            status = footer_text(response)
+            if self.raw:
+                return {"text/plain": f"{text}\n\n[{status}]"}
+            parts = [self.header] if self.header else []
+            parts.append(response_markdown(response))
+            return {"text/markdown": "\n\n".join(parts), "text/plain": f"{text}\n\n[{status}]"}
         reasoning = "".join(response._reasoning)
-        status = footer_text(response) if final else self._live_status(response)
+        status = self._live_status(response)
         if self.raw:
-            plain = f"{text}\n\n[{status}]" if status else text
-            return {"text/plain": plain}
-        parts = []
-        if self.header:
-            parts.append(self.header)
+            return {"text/plain": f"{text}\n\n[{status}]"}
+        parts = [self.header] if self.header else []
         if reasoning:
-            parts.append(thinking_html(reasoning, open_=not text and not final))
+            parts.append(thinking_html(reasoning, open_=not text))
         if text:
             parts.append(text)
-        elif not final and not reasoning:
-            parts.append("*…waiting for the first token…*")
-        if status:
-            parts.append(f"<sub>{html.escape(status)}</sub>")
+        elif not reasoning:
+            parts.append(f"*{WAITING}*")
+        parts.append(f"<sub>{html.escape(status)}</sub>")
         return {"text/markdown": "\n\n".join(parts), "text/plain": text or reasoning}
+
+    def placeholder(self, model: str) -> dict[str, str]:
+        status = f"{model} · {WAITING}"
+        if self.raw:
+            return {"text/plain": f"[{status}]"}
+        parts = [self.header] if self.header else []
+        parts.append(f"<sub>{html.escape(status)}</sub>")
+        return {"text/markdown": "\n\n".join(parts), "text/plain": f"[{status}]"}
 
     @staticmethod
     def _live_status(response: Response) -> str:
@@ -98,8 +128,11 @@ class StreamView:
         return f"{response.model} · {phase} · {n} chunks"
 
     # -- drawing ------------------------------------------------------------------------------
-    def _draw(self, bundle: dict[str, str], *, update: bool) -> None:
+    def _draw(self, bundle: dict[str, str]) -> None:
         self.draws += 1
+        self._recent.append(time.perf_counter())
+        update = self._shown
+        self._shown = True
         if self._publish is not None:
             self._publish(bundle, update)
             return
@@ -110,10 +143,24 @@ class StreamView:
         else:
             self._handle.update(bundle, raw=True)
 
+    def _may_draw(self, now: float) -> bool:
+        """A redraw is due: ``interval`` since the last one, and room left in the last second."""
+        recent = self._recent
+        if recent and now - recent[-1] < self.interval:
+            return False
+        while recent and now - recent[0] >= 1.0:
+            recent.popleft()
+        return len(recent) < self.max_rate - 1
+
+    def waiting(self, model: str) -> None:
+        """Draw the placeholder before the request is sent (a rich front end only)."""
+        if self.rich:
+            self._draw(self.placeholder(model))
+
     def start(self, response: Response) -> None:
         self.response = response
-        if self.rich:
-            self._draw(self.bundle(response, final=False), update=False)
+        if self.rich and not self._shown:
+            self._draw(self.bundle(response, final=False))
 
     def refresh(self, *, force: bool = False) -> None:
         response = self.response
@@ -122,21 +169,26 @@ class StreamView:
         if not self.rich:
             self._print_new(response)
             return
-        now = time.perf_counter()
-        if force or now - self._last >= self.interval:
-            self._last = now
-            self._draw(self.bundle(response, final=False), update=True)
+        if force or self._may_draw(time.perf_counter()):
+            self._draw(self.bundle(response, final=False))
 
     def finish(self) -> None:
         response = self.response
         if response is None:
             return
         if self.rich:
-            self._draw(self.bundle(response, final=True), update=True)
+            self._draw(self.bundle(response, final=True))
         else:
             self._print_new(response)
             sys.stdout.write(f"\n\n[{footer_text(response)}]\n")
             sys.stdout.flush()
+
+    def fail(self, message: str, *, title: str = "Qwen error") -> None:
+        """Replace the placeholder with one error box (or print the box in a terminal)."""
+        if self.rich and self._shown:
+            self._draw(error_bundle(message, title=title))
+        else:
+            show_error(message, title=title)
 
     def _print_new(self, response: Response) -> None:
         out = sys.stdout
@@ -144,13 +196,13 @@ class StreamView:
         if len(reasoning) > self._printed_reasoning and not response._text:
             if self._printed_reasoning == 0:
                 out.write("Thinking: ")
-            out.write(reasoning[self._printed_reasoning:])
+            out.write(reasoning[self._printed_reasoning :])
             self._printed_reasoning = len(reasoning)
         text = response.partial_text
         if len(text) > self._printed:
             if self._printed == 0 and self._printed_reasoning:
                 out.write("\n\n")
-            out.write(text[self._printed:])
+            out.write(text[self._printed :])
             self._printed = len(text)
         out.flush()
 
@@ -165,7 +217,50 @@ class StreamView:
                     self.refresh(force=first)
                     first = False
         except KeyboardInterrupt:
-            pass  # Response.__iter__ closed the connection and marked the answer interrupted
+            _stop(response)
         finally:
             self.finish()
         return response
+
+
+def _stop(response: Response) -> None:
+    """After Ctrl-C: close the connection and settle the Response with what arrived."""
+    response.interrupt()
+    if response.done:
+        return
+    try:
+        for _ in response:  # the closed connection ends the stream at once
+            pass
+    except Exception:  # reading a closed stream fails; what arrived is kept
+        pass
+
+
+def show_answer(
+    prompt: str | None,
+    *,
+    model: str,
+    raw: bool = False,
+    max_rate: float = MAX_RATE,
+    rich: bool | None = None,
+    notes: list[str] | None = None,
+    **params: Any,
+) -> Response | None:
+    """Ask and show the answer live. Errors become one message box; None when no answer came.
+
+    The placeholder is drawn before the request is sent: ``ask`` returns at the first token, so the
+    wait is visible. Ctrl-C before the first token ends the wait and keeps nothing.
+    """
+    from .client import ask
+
+    view = StreamView(raw=raw, max_rate=max_rate, rich=rich)
+    view.waiting(model)
+    try:
+        response = ask(prompt, model=model, **params)
+    except KeyboardInterrupt:
+        view.fail("stopped before the first token arrived; nothing was kept.", title="Interrupted")
+        return None
+    except QwenError as exc:
+        view.fail(str(exc), title=error_title(exc))
+        return None
+    response.notes.extend(notes or ())
+    return view.run(response)
