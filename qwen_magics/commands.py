@@ -1,0 +1,179 @@
+"""What the ``%qwen`` line commands show: ``config``, ``models`` and ``help``.
+
+Each returns a display bundle (Markdown with a plain-text twin, so a terminal reads it too). The API
+key is only ever shown masked.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from . import config
+from .models import MODELS, ModelInfo, get_model
+
+__all__ = ["config_bundle", "fetch_model_ids", "help_bundle", "models_bundle"]
+
+MODELS_TIMEOUT = 5.0
+
+
+def _table(header: list[str], rows: list[list[str]]) -> tuple[str, str]:
+    """The same table as Markdown and as aligned plain text."""
+    md = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    md += ["| " + " | ".join(html.escape(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    plain = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]
+    ]
+    return "\n".join(md), "\n".join(plain)
+
+
+# -- %qwen config --------------------------------------------------------------------------------
+def _key_source() -> str:
+    configured = config.configured()
+    if configured.get("offline"):
+        return "offline simulator"
+    if configured.get("api_key"):
+        return "configure()"
+    if os.environ.get("DASHSCOPE_API_KEY"):
+        return "DASHSCOPE_API_KEY"
+    return ""
+
+
+def config_bundle(defaults: Mapping[str, Any], model_source: str) -> dict[str, str]:
+    """The effective settings: key (masked), region, base URL, model, offline and the defaults."""
+    s = config.settings()
+    key = config.mask_key(s.api_key)
+    key_from = _key_source()
+    url_from = {
+        "region": f"region {s.region}",
+        "environment": "DASHSCOPE_BASE_URL",
+        "configuration": "configuration",
+        "argument": "argument",
+    }[s.base_url_source]
+    given = {k: v for k, v in defaults.items() if v is not None}
+    rows = [
+        ["API key", key + (f" (from {key_from})" if key_from else "")],
+        ["region", s.region],
+        ["base URL", f"{s.base_url} (from {url_from})"],
+        ["model", f"{defaults.get('model') or s.model} (from {model_source})"],
+        ["offline", "yes: answers come from the local simulator" if s.offline else "no"],
+        [
+            "defaults",
+            ", ".join(f"{k}={v!r}" for k, v in given.items() if k != "model")
+            or "none (the model's own defaults apply)",
+        ],
+    ]
+    md, plain = _table(["setting", "value"], rows)
+    hint = (
+        "Set defaults with `%qwen config temperature=0.3 model=qwen3.5-flash` or "
+        "`%config QwenMagics.temperature = 0.3`; options in a cell win over them."
+    )
+    return {"text/markdown": f"{md}\n\n{hint}", "text/plain": f"{plain}\n\n{hint}"}
+
+
+# -- %qwen models --------------------------------------------------------------------------------
+def fetch_model_ids(settings: config.Settings, timeout: float = MODELS_TIMEOUT) -> list[str]:
+    """The server's ``GET /models`` list of ids; raises on any failure."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+    resp = httpx.get(f"{settings.base_url}/models", headers=headers, timeout=timeout)
+    resp.raise_for_status()
+    data = resp.json().get("data")
+    if not isinstance(data, list):
+        raise ValueError("the answer has no model list")
+    return [str(m["id"]) for m in data if isinstance(m, dict) and m.get("id")]
+
+
+def _price(x: float | None) -> str:
+    return "—" if x is None else f"${x:.2f}"
+
+
+def _row(name: str, info: ModelInfo | None) -> list[str]:
+    if info is None:
+        return [name, "—", "—", "—", "—", "—", "—"]
+    thinking_price = info.price_out if info.price_thinking is None else info.price_thinking
+    return [
+        name,
+        f"{info.context:,}",
+        f"{info.max_output:,}",
+        info.describe_thinking(),
+        _price(info.price_in),
+        _price(info.price_out),
+        _price(thinking_price) if info.thinking != "none" else "—",
+    ]
+
+
+def models_bundle(settings: config.Settings, ids: Iterable[str] | None, why: str = "") -> dict[str, str]:
+    """A table of models: the server's list when it answered (``ids``), else the built-in table."""
+    header = ["model", "context", "max output", "thinking", "input $/M", "output $/M", "thinking $/M"]
+    if ids is None:
+        names = list(MODELS)
+        source = (
+            f"the built-in table (the server's /models did not answer: {why})"
+            if why
+            else "the built-in table"
+        )
+        others: list[str] = []
+    else:
+        listed = list(dict.fromkeys(ids))
+        names = [n for n in listed if get_model(n) is not None]
+        others = [n for n in listed if get_model(n) is None]
+        source = f"{settings.base_url}/models ({len(listed)} models)"
+    md, plain = _table(header, [_row(n, get_model(n)) for n in names]) if names else ("", "")
+    note = (
+        "Prices in USD per million tokens, base tier, from the package's table: an estimate. "
+        "Choose one with `%%qwen -m MODEL` or `%qwen config model=MODEL`."
+    )
+    md_parts = [f"**Models** from {html.escape(source)}", md]
+    plain_parts = [f"Models from {source}", plain]
+    if others:
+        md_parts.append(f"Also on the server (not in the table): {html.escape(', '.join(others))}")
+        plain_parts.append(f"Also on the server (not in the table): {', '.join(others)}")
+    md_parts.append(note)
+    plain_parts.append(note)
+    return {
+        "text/markdown": "\n\n".join(p for p in md_parts if p),
+        "text/plain": "\n\n".join(p for p in plain_parts if p),
+    }
+
+
+# -- %qwen help ----------------------------------------------------------------------------------
+COMMANDS = [
+    ("%%qwen [options]", "ask with the cell as the prompt; the answer streams as Markdown"),
+    ("%qwen [options] prompt", "ask a one-line question"),
+    ("%qwen config", "show the effective settings (the key masked)"),
+    (
+        "%qwen config name=value ...",
+        "set defaults: model, system, temperature, top_p, top_k, "
+        "presence_penalty, thinking, budget, max_tokens, seed, raw, stream, region, base_url",
+    ),
+    ("%qwen models", "list the models with context, max output, thinking and prices"),
+    ("%qwen history", "show the current conversation"),
+    ("%qwen reset", "forget the current conversation"),
+    ("%qwen panel [options] [prompt]", "sliders for every parameter, with a Run button"),
+    ("%qwen help", "this text; %%qwen? shows every option"),
+]
+
+NOTES = [
+    "Prompt variables: {name} and {expression} come from the notebook; write {{ and }} for braces. "
+    "A prompt whose braces are not all variables (code, JSON) is sent as written.",
+    "The last answer is always in _qwen (a Response: .text, .reasoning, .usage, .cost); -o NAME keeps "
+    "it in NAME too.",
+    "Without -c a cell starts a new conversation; -c continues it (reasoning is not sent back).",
+    "Stop a running answer with the stop button (Ctrl-C): what arrived is kept, marked interrupted.",
+]
+
+
+def help_bundle(options: list[tuple[str, str]]) -> dict[str, str]:
+    """Commands, options (from the magic's parser) and the rules worth knowing."""
+    md_c, plain_c = _table(["command", "what it does"], [list(c) for c in COMMANDS])
+    md_o, plain_o = _table(["option", "meaning"], [list(o) for o in options])
+    md = "\n\n".join(
+        ["**qwen-magics**", md_c, "**Options**", md_o, "\n".join(f"- {html.escape(n)}" for n in NOTES)]
+    )
+    plain = "\n\n".join(["qwen-magics", plain_c, "Options", plain_o, "\n".join(f"- {n}" for n in NOTES)])
+    return {"text/markdown": md, "text/plain": plain}
