@@ -1,0 +1,468 @@
+"""The ``%%qwen`` cell magic and the ``%qwen`` line magic: parse the options, then hand off.
+
+Options are parsed with IPython's magic_arguments, so ``%%qwen?`` shows them. Defaults come from the
+configuration layer (``%config QwenMagics.temperature = 0.3`` or ``%qwen config temperature=0.3``);
+options in a cell win. A user's mistake is a one-line UsageError and nothing is sent. The work is
+done by plain functions: ``display.show_answer``, ``parameter_panel.panel``, ``comparison.compare``,
+``structured.ask_json``.
+"""
+
+from __future__ import annotations
+
+import keyword
+import os
+import re
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.utils.process import arg_split
+from traitlets import Bool, Float, Int, TraitError, Unicode, validate
+
+from . import config, offline
+from .commands import config_bundle, fetch_model_ids, help_bundle, models_bundle
+from .conversation import Conversation
+from .display import MAX_RATE, error_title, show_answer, show_error
+from .errors import ConfigError, ParameterError, QwenError
+from .params import build_messages, check_params
+from .templating import TemplateError, fields, fill, looks_templated
+
+__all__ = ["QwenMagics", "load", "unload"]
+
+# ParameterError.param -> what the user typed
+OPTION_NAMES = {
+    "model": "-m/--model",
+    "system": "-s/--system",
+    "temperature": "-t/--temperature",
+    "top_p": "-p/--top-p",
+    "top_k": "--top-k",
+    "presence_penalty": "--presence-penalty",
+    "thinking": "--thinking/--no-thinking",
+    "budget": "--budget",
+    "max_tokens": "--max-tokens",
+    "seed": "--seed",
+    "stop": "--stop",
+    "stream": "--no-stream",
+    "response_format": "--json/--schema",
+    "messages": "-c/--continue",
+    "prompt": "the prompt",
+}
+REQUEST_PARAMS = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "presence_penalty",
+    "thinking",
+    "budget",
+    "max_tokens",
+    "seed",
+)
+SETTINGS = ("region", "base_url", "timeout")  # %qwen config names that go to config.configure
+_TOKEN = re.compile(r"""(?:[^\s'"]+|'[^']*'|"(?:\\.|[^"\\])*"|['"])+""")
+
+_offline_started = False
+_notice_shown = False
+
+
+@magics_class
+class QwenMagics(Magics):
+    """``%%qwen`` / ``%qwen``. Its traits are the configuration layer of every cell's defaults."""
+
+    model = Unicode(None, allow_none=True, help="Model for cells without -m.").tag(config=True)
+    system = Unicode(None, allow_none=True, help="System prompt for new conversations.").tag(config=True)
+    temperature = Float(None, allow_none=True, help="Default temperature, [0, 2).").tag(config=True)
+    top_p = Float(None, allow_none=True, help="Default top_p, (0, 1].").tag(config=True)
+    top_k = Int(None, allow_none=True, help="Default top_k.").tag(config=True)
+    presence_penalty = Float(None, allow_none=True, help="Default presence_penalty, [-2, 2].").tag(
+        config=True
+    )
+    thinking = Bool(None, allow_none=True, help="Thinking on/off; None: the model's default.").tag(
+        config=True
+    )
+    budget = Int(None, allow_none=True, help="Default thinking budget in tokens.").tag(config=True)
+    max_tokens = Int(None, allow_none=True, help="Default max_tokens.").tag(config=True)
+    seed = Int(None, allow_none=True, help="Default seed.").tag(config=True)
+    raw = Bool(False, help="Plain text instead of Markdown.").tag(config=True)
+    stream = Bool(True, help="Stream answers as they arrive.").tag(config=True)
+    max_rate = Float(MAX_RATE, help="Most display updates per second while streaming.").tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.conversation = Conversation()
+
+    @validate(*REQUEST_PARAMS)
+    def _check_default(self, proposal: Any) -> Any:
+        name, value = proposal["trait"].name, proposal["value"]
+        if value is not None:
+            try:
+                check_params({name: value}, "")
+            except ParameterError as exc:
+                raise TraitError(str(exc)) from None
+        return value
+
+    def defaults(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in ("model", "system", *REQUEST_PARAMS)}
+
+    # -- the magic ----------------------------------------------------------------------------
+    @magic_arguments()
+    @argument("-m", "--model", metavar="MODEL", help="model name (list them with: qwen models)")
+    @argument("-s", "--system", metavar="TEXT", help="system prompt; a new conversation keeps it")
+    @argument("-t", "--temperature", type=float, metavar="T", help="sampling temperature, [0, 2)")
+    @argument("-p", "--top-p", type=float, metavar="P", help="nucleus sampling, (0, 1]")
+    @argument("--top-k", type=int, metavar="K", help="sample from the k most likely tokens (0 or >100: off)")
+    @argument("--presence-penalty", type=float, metavar="X", help="discourage repetition, [-2, 2]")
+    @argument(
+        "--thinking", dest="thinking", action="store_const", const=True, default=None, help="turn thinking on"
+    )
+    @argument("--no-thinking", dest="thinking", action="store_const", const=False, help="turn thinking off")
+    @argument("--budget", type=int, metavar="N", help="most tokens spent thinking")
+    @argument("--max-tokens", type=int, metavar="N", help="most tokens in the answer")
+    @argument("--seed", type=int, metavar="N", help="seed for reproducible sampling, [0, 2^31-1]")
+    @argument("--stop", action="append", metavar="S", help="stop at this text (repeatable)")
+    @argument("-o", "--out", metavar="VAR", help="also keep the result in this variable")
+    @argument("-c", "--continue", dest="cont", action="store_true", help="continue the current conversation")
+    @argument("--raw", action="store_true", default=None, help="plain text instead of Markdown")
+    @argument(
+        "--no-stream", dest="stream", action="store_false", default=None, help="wait for the whole answer"
+    )
+    @argument("--panel", action="store_true", help="open the parameter panel for this prompt")
+    @argument("--compare", metavar="SPEC", help='compare settings: "temperature=0.2,1.0 top_p=0.8,0.95"')
+    @argument("--samples", type=int, default=1, metavar="N", help="answers per setting with --compare")
+    @argument("--json", action="store_true", help="answer as JSON (Response.data holds it)")
+    @argument("--schema", metavar="SPEC", help="JSON Schema, a pydantic model or a variable holding one")
+    @argument("--multi", action="store_true", help="a list of records (shown as a DataFrame)")
+    @line_cell_magic
+    def qwen(self, line: str, cell: str | None = None) -> None:
+        """Ask Qwen. ``%%qwen [options]`` takes the cell as the prompt; ``%qwen [options] prompt``
+        takes one line. ``%qwen config|models|history|reset|help`` and ``%qwen panel`` are commands.
+        Prompt variables: {name} and {expression}; {{ and }} for literal braces.
+        """
+        if cell is None:
+            words = line.split()
+            command = words[0] if words else "help"
+            if command in ("help", "models", "history", "reset") and len(words) == 1:
+                return getattr(self, f"_cmd_{command}")()
+            if command == "config" and all("=" in w for w in words[1:]):
+                return self._cmd_config(line.strip()[len("config") :])
+            panel = command == "panel"
+            options, prompt = self._split_line(line.strip()[len("panel") :] if panel else line)
+            args = self._parse(options)
+            if panel:
+                args.panel = True
+        else:
+            args = self._parse(line)
+            prompt = re.sub(r"\A\s*\n", "", cell).rstrip()
+        return self._run(args, prompt)
+
+    def _parse(self, options: str) -> Any:
+        try:
+            argv = arg_split(options, posix=True)
+        except ValueError as exc:
+            raise UsageError(f"could not read the options ({exc}); check the quotes") from None
+        return type(self).qwen.parser.parse_args(argv)
+
+    def _split_line(self, line: str) -> tuple[str, str]:
+        """``%qwen -t 0.3 what's 2+2?``: the options, then the prompt exactly as typed."""
+        actions = type(self).qwen.parser._option_string_actions
+        tokens = list(_TOKEN.finditer(line))
+        i = 0
+        while i < len(tokens):
+            tok = tokens[i].group()
+            if tok == "--":
+                rest = line[tokens[i].end() :].strip()
+                return line[: tokens[i].start()], rest
+            if not re.match(r"--?[A-Za-z]", tok):
+                break
+            name = tok.split("=", 1)[0]
+            action = actions.get(name) or actions.get(tok[:2])
+            i += 1
+            if action is not None and action.nargs != 0 and "=" not in tok and name in actions:
+                i += 1  # its value
+        if i >= len(tokens):
+            return line, ""
+        return line[: tokens[i].start()], line[tokens[i].start() :].strip()
+
+    # -- hand-off -----------------------------------------------------------------------------
+    def _run(self, args: Any, prompt: str) -> None:
+        ns = self.shell.user_ns if self.shell is not None else {}
+        out = args.out
+        if out is not None and (not out.isidentifier() or keyword.iskeyword(out)):
+            raise UsageError(f"-o/--out: {out!r} is not a valid variable name")
+        modes = [m for m in ("panel", "compare", "json") if getattr(args, m)]
+        if args.schema or args.multi:
+            args.json = True
+            modes = [m for m in modes if m != "json"] + ["json"]
+        if len(modes) > 1:
+            raise UsageError(f"choose one of --panel, --compare, --json/--schema (got {', '.join(modes)})")
+        mode = modes[0] if modes else "answer"
+        if args.cont and mode != "answer":
+            raise UsageError("-c/--continue works with plain answers, not with --panel/--compare/--json")
+        if mode == "answer" and args.samples != 1:
+            raise UsageError("--samples goes with --compare")
+
+        explicit = {name: getattr(args, name) for name in REQUEST_PARAMS}
+        params = {
+            name: explicit[name] if explicit[name] is not None else getattr(self, name)
+            for name in REQUEST_PARAMS
+        }
+        if args.stop:
+            params["stop"] = args.stop
+        stream = self.stream if args.stream is None else args.stream
+        raw = self.raw if args.raw is None else args.raw
+        try:
+            prompt_text = fill(prompt, ns)
+            system_given = fill(args.system, ns) if args.system is not None else None
+        except TemplateError as exc:
+            raise UsageError(str(exc)) from None
+        notes = []
+        if fields(prompt) is None and looks_templated(prompt):
+            notes.append("prompt sent as written: its braces are not all {variables} (use {{ }})")
+
+        conv = self.conversation
+        if args.cont:
+            system = system_given if system_given is not None else conv.system
+            messages = conv.messages
+        else:
+            system = system_given if system_given is not None else self.system
+            messages = []
+        try:
+            model = args.model or self.model or config.settings().model
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+
+        def where(param: str) -> str:
+            if param in explicit and explicit[param] is None:
+                return f"QwenMagics.{param} (a default: %qwen config {param}=none clears it)"
+            if param == "stream" and args.stream is None:
+                return "QwenMagics.stream"
+            return OPTION_NAMES.get(param, param)
+
+        try:
+            check_params(params, model, stream=stream if mode == "answer" else True)
+            build_messages(
+                prompt_text if mode != "panel" else (prompt_text or "?"), system=system, messages=messages
+            )
+        except ParameterError as exc:
+            raise UsageError(f"{where(exc.param)}: {exc}") from None
+
+        given = {k: v for k, v in params.items() if v is not None}
+        if mode == "answer":
+            response = show_answer(
+                prompt_text,
+                model=model,
+                raw=raw,
+                max_rate=self.max_rate,
+                system=system,
+                messages=messages or None,
+                stream=stream,
+                notes=notes,
+                **given,
+            )
+            if response is None:
+                return None
+            ns["_qwen"] = response
+            if out:
+                ns[out] = response
+            text = response.partial_text
+            if text:
+                if not args.cont:
+                    conv.reset()
+                if system is not None:
+                    conv.system = system
+                conv.add(prompt_text, text, model=response.model or model)
+            return None
+        result = self._hand_off(mode, args, prompt_text, model, system, given, where)
+        if result is None:
+            return None
+        if mode == "json":
+            ns["_qwen"] = result
+        if out:
+            ns[out] = result
+        return None
+
+    def _hand_off(
+        self,
+        mode: str,
+        args: Any,
+        prompt: str,
+        model: str,
+        system: str | None,
+        given: dict[str, Any],
+        where: Any,
+    ) -> Any:
+        """The panel, the comparison grid and structured output live in their own modules."""
+        params = dict(given, model=model)
+        if system is not None:
+            params["system"] = system
+        feature = {"panel": "--panel", "compare": "--compare", "json": "--json"}[mode]
+        try:
+            if mode == "panel":
+                from .parameter_panel import panel
+
+                return panel(prompt, **params)
+            if mode == "compare":
+                from .comparison import compare, parse_grid
+
+                try:
+                    grid = parse_grid(args.compare)
+                except (ValueError, TypeError, QwenError) as exc:
+                    raise UsageError(f"--compare: {exc}") from None
+                return compare(prompt, samples=args.samples, **{**params, **grid})
+            from .structured import ask_json, parse_schema
+
+            schema = None
+            if args.schema:
+                ns = self.shell.user_ns if self.shell is not None else {}
+                try:
+                    schema = parse_schema(args.schema, ns)
+                except (ValueError, TypeError, NameError, QwenError) as exc:
+                    raise UsageError(f"--schema: {exc}") from None
+            return ask_json(prompt, schema=schema, multi=args.multi, show=True, **params)
+        except ImportError as exc:
+            extra = "widgets" if mode == "panel" else "data"
+            raise UsageError(
+                f"{feature} needs more packages: pip install 'qwen-magics[{extra}]' ({exc})"
+            ) from None
+        except ParameterError as exc:
+            raise UsageError(f"{where(exc.param)}: {exc}") from None
+        except KeyboardInterrupt:
+            show_error(
+                "stopped; what arrived so far is kept where the feature keeps it.", title="Interrupted"
+            )
+        except QwenError as exc:
+            show_error(str(exc), title=error_title(exc))
+        return None
+
+    # -- line commands ------------------------------------------------------------------------
+    def _show(self, bundle: dict[str, str]) -> None:
+        from IPython.display import display
+
+        display(bundle, raw=True)
+
+    def _cmd_help(self) -> None:
+        options = []
+        for action in type(self).qwen.parser._actions:
+            if not action.option_strings:
+                continue
+            takes = "" if action.nargs == 0 else f" {action.metavar or action.dest.upper()}"
+            options.append((", ".join(action.option_strings) + takes, action.help or ""))
+        self._show(help_bundle(options))
+
+    def _cmd_models(self) -> None:
+        try:
+            settings = config.settings()
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        try:
+            ids: list[str] | None = fetch_model_ids(settings)
+            why = ""
+        except Exception as exc:  # any failure means: use the built-in table
+            ids, why = None, _short_reason(exc)
+        self._show(models_bundle(settings, ids, why))
+
+    def _cmd_history(self) -> None:
+        self._show(self.conversation.bundle())
+
+    def _cmd_reset(self) -> None:
+        self.conversation.reset()
+        print("qwen: conversation cleared; the next %%qwen cell starts a new one.")
+
+    def _cmd_config(self, rest: str) -> None:
+        try:
+            tokens = arg_split(rest, posix=True)
+        except ValueError as exc:
+            raise UsageError(f"%qwen config: could not read {rest.strip()!r} ({exc})") from None
+        if not tokens:
+            self._show(config_bundle(self.defaults(), self._model_source()))
+            return
+        done = []
+        for token in tokens:
+            name, _, text = token.partition("=")
+            name = name.strip().replace("-", "_")
+            value = _literal(text)
+            if name == "api_key":
+                raise UsageError(
+                    "%qwen config: keep the API key out of notebooks; set the "
+                    "DASHSCOPE_API_KEY environment variable instead"
+                )
+            if name in SETTINGS:
+                before = config.configured().get(name)
+                config.configure(**{name: None if value is None else str(value)})
+                try:
+                    config.settings()
+                except ConfigError as exc:
+                    config.configure(**{name: before})
+                    raise UsageError(f"%qwen config {name}: {exc}") from None
+            elif name in (*self.defaults(), "raw", "stream", "max_rate"):
+                try:
+                    setattr(self, name, value)
+                except TraitError as exc:
+                    raise UsageError(f"%qwen config {name}: {_trait_message(exc)}") from None
+            else:
+                known = ", ".join([*self.defaults(), "raw", "stream", *SETTINGS])
+                raise UsageError(f"%qwen config: unknown setting {name!r}; known: {known}")
+            done.append(f"{name}={value!r}")
+        print("qwen defaults: " + ", ".join(done))
+
+    def _model_source(self) -> str:
+        if self.model:
+            return "QwenMagics.model"
+        if config.configured().get("model"):
+            return "configure()"
+        if os.environ.get("QWEN_MODEL"):
+            return "QWEN_MODEL"
+        return "the package default"
+
+
+def _literal(text: str) -> Any:
+    """``%qwen config`` values: none/true/false, numbers, else the text itself."""
+    low = text.strip().lower()
+    if low in ("", "none", "null", "default"):
+        return None
+    if low in ("true", "on", "yes"):
+        return True
+    if low in ("false", "off", "no"):
+        return False
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _trait_message(exc: TraitError) -> str:
+    text = str(exc).strip().splitlines()[0]
+    return re.sub(r"The '(\w+)' trait of a QwenMagics instance ", r"\1 ", text)
+
+
+def _short_reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:120]
+
+
+def load(ip: Any) -> None:
+    """Register the magics. Offline mode starts here when no key and no base URL are set."""
+    global _offline_started, _notice_shown
+    ip.register_magics(QwenMagics(shell=ip))
+    if offline.needed() and not offline.is_active():
+        offline.start()
+        _offline_started = True
+        if not _notice_shown:
+            print(offline.NOTICE)
+            _notice_shown = True
+
+
+def unload(ip: Any) -> None:
+    """Remove the magics (``%unload_ext`` / ``%reload_ext``) and the offline simulator we started."""
+    global _offline_started
+    manager = ip.magics_manager
+    for kind in ("line", "cell"):
+        manager.magics[kind].pop("qwen", None)
+    instance = manager.registry.pop("QwenMagics", None)
+    if instance is not None and instance in getattr(ip, "configurables", []):
+        ip.configurables.remove(instance)
+    if _offline_started:
+        offline.stop()
+        _offline_started = False
