@@ -1,0 +1,127 @@
+"""%%qwen in a real Jupyter kernel: what a saved notebook holds, and the stop button."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import nbformat
+import pytest
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+
+from qwen_magics.emulator import Emulator
+from qwen_magics.emulator.answers import SimpleGenerator
+
+from .conftest import ENV_VARS, TEST_KEY
+
+pytestmark = pytest.mark.kernel
+
+
+def kernel_env(emulator: Emulator) -> dict[str, str]:
+    """The kernel finds the emulator the way a user's kernel finds Qwen: through its environment."""
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    env.update(DASHSCOPE_BASE_URL=emulator.base_url, DASHSCOPE_API_KEY=TEST_KEY)
+    return env
+
+
+def test_saved_notebook_holds_the_final_render_and_no_key(emulator: Emulator) -> None:
+    emulator.token_delay = 0.002
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("%load_ext qwen_magics"),
+        nbformat.v4.new_code_cell('topic = "tides"'),
+        nbformat.v4.new_code_cell("%%qwen -t 0.3 --thinking\nExplain {topic} in one line."),
+        nbformat.v4.new_code_cell("print(_qwen.text)"),
+    ]
+    NotebookClient(nb, timeout=60, kernel_name="python3").execute(env=kernel_env(emulator))
+
+    answer = "".join(SimpleGenerator().answer("Explain tides in one line.", temperature=0.3))
+    assert nb.cells[3].outputs[0].text.strip() == answer
+    outputs = nb.cells[2].outputs
+    assert len(outputs) == 1  # the live updates replaced one display; the final render stayed
+    saved = outputs[0]
+    assert saved.output_type == "display_data"
+    assert set(saved.data) == {"text/markdown", "text/plain"}
+    markdown = saved.data["text/markdown"]
+    assert answer in markdown and "waiting" not in markdown
+    assert "<details class='qwen-thinking'><summary>Thinking</summary>" in markdown
+    assert "first token" in markdown and "tok/s" in markdown and "(est.)" in markdown
+    assert saved.data["text/plain"].startswith(answer)
+    text = nbformat.writes(nb)
+    assert TEST_KEY not in text and TEST_KEY[-12:] not in text
+    assert emulator.chat_requests[-1].body["messages"][-1]["content"] == "Explain tides in one line."
+
+
+@pytest.fixture
+def kernel(emulator: Emulator) -> Iterator[tuple[KernelManager, Any]]:
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(env=kernel_env(emulator))
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        yield km, kc
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def run(kc: Any, code: str, timeout: float = 30) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Execute code; return the reply and the iopub messages of this execution."""
+    msg_id = kc.execute(code)
+    messages = []
+    while True:
+        msg = kc.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        messages.append(msg)
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    return kc.get_shell_msg(timeout=timeout)["content"], messages
+
+
+def test_stop_button_ends_the_stream_quickly_and_keeps_the_partial_answer(
+    emulator: Emulator, kernel: tuple[KernelManager, Any]
+) -> None:
+    km, kc = kernel
+    emulator.generator = SimpleGenerator(length=400)
+    emulator.token_delay = 0.02  # about 8 s for the whole answer
+    reply, _ = run(kc, "%load_ext qwen_magics")
+    assert reply["status"] == "ok"
+
+    msg_id = kc.execute("%%qwen --no-thinking\nTell a long story.")
+    shown = []
+    while True:  # wait until some of the answer is on screen
+        msg = kc.get_iopub_msg(timeout=30)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "update_display_data":
+            shown.append(msg["content"]["data"]["text/plain"])
+            if "You asked" in shown[-1]:
+                break
+    km.interrupt_kernel()
+    pressed = time.perf_counter()
+    final = None
+    while True:
+        msg = kc.get_iopub_msg(timeout=10)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "update_display_data":
+            final, final_at = msg["content"]["data"], time.perf_counter()
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    reply = kc.get_shell_msg(timeout=10)["content"]
+    assert reply["status"] == "ok"  # the interrupt was taken: no traceback, the cell did not fail
+    assert final is not None and final_at - pressed < 0.5
+    assert "Interrupted:" in final["text/markdown"] and "interrupted" in final["text/plain"]
+
+    reply, messages = run(kc, "print(_qwen.interrupted, _qwen.incomplete, repr(_qwen.partial_text))")
+    assert reply["status"] == "ok"  # the kernel is still usable
+    out = "".join(m["content"].get("text", "") for m in messages if m["msg_type"] == "stream")
+    interrupted, incomplete, partial = out.strip().split(" ", 2)
+    assert (interrupted, incomplete) == ("True", "True")
+    kept = eval(partial)
+    full = "".join(SimpleGenerator(length=400).answer("Tell a long story."))
+    assert kept.startswith("You asked") and full.startswith(kept) and len(kept) < len(full)
+    assert kept in final["text/markdown"]
