@@ -1,0 +1,457 @@
+"""Side-by-side comparison: one prompt, a grid of settings, every answer streaming next to the others.
+
+``compare`` expands the grid (the cross product of list-valued parameters, or explicit ``configs``)
+and sends each setting ``samples`` times through one ``AsyncClient``: one connection pool and one
+shared backoff, so a 429 slows the whole comparison instead of each request hammering on its own.
+The asyncio work runs in a thread with its own event loop, so ``compare`` works inside Jupyter,
+whose kernel already runs a loop; the calling thread draws the grid (see ``grid.py``). A cell's
+failure stays in that cell; ``compare`` raises only for a mistake in its own arguments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import config as _config
+from .client import AsyncClient, Retry
+from .client import _prepare as _prepare_request
+from .diversity import Diversity, distinct_answers, diversity
+from .errors import ParameterError, QwenError, StreamInterrupted
+from .gridspec import (
+    GRID_NAMES,
+    check_labels,
+    default_labels,
+    describe_setting,
+    expand,
+    parse_grid,
+    positive,
+    shared_settings,
+)
+from .params import PARAMS, build_messages
+from .stream import Event, Response
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from ipywidgets import ToggleButton
+
+    from .grid import GridView
+
+__all__ = ["COMPARE_RETRY", "Cell", "Comparison", "compare", "parse_grid"]
+
+# DashScope sends no Retry-After. A burst of 429s clears in a fraction of a second, so retry soon
+# and back off exponentially; the client's shared gate keeps the other cells from piling on.
+COMPARE_RETRY = Retry(attempts=6, backoff=0.25, max_backoff=8.0, total=60.0)
+
+
+class Cell:
+    """One setting of the grid with its samples (a Response each, failures included)."""
+
+    def __init__(
+        self, label: str, settings: dict[str, Any], model: str, samples: int, error: QwenError | None = None
+    ) -> None:
+        self.label = label
+        self.settings = settings
+        self.model = model
+        self.error = error  # found before sending: this setting was never sent
+        self.slots: list[Response | None] = [None] * samples
+
+    def __repr__(self) -> str:
+        state = "done" if self.done else "running"
+        return f"<Cell {self.label!r} {len(self.responses)}/{len(self.slots)} {state}>"
+
+    @property
+    def responses(self) -> list[Response]:
+        return [r for r in self.slots if r is not None]
+
+    @property
+    def response(self) -> Response | None:
+        """The first sample."""
+        return self.slots[0]
+
+    @property
+    def text(self) -> str:
+        """The first sample's answer so far."""
+        r = self.slots[0]
+        return r.partial_text if r is not None else ""
+
+    @property
+    def done(self) -> bool:
+        return all(r is not None and r.done for r in self.slots)
+
+    @property
+    def failed(self) -> list[Response]:
+        return [r for r in self.responses if r.done and r.error is not None]
+
+    @property
+    def answers(self) -> list[str]:
+        """The complete answers (not failed, not cut short)."""
+        return [r.partial_text for r in self.responses if r.done and r.error is None]
+
+    def distinct(self) -> list[tuple[str, int]]:
+        """Distinct complete answers with their counts, most frequent first."""
+        return distinct_answers(self.answers)
+
+    def diversity(self) -> Diversity | None:
+        return diversity(self.answers)
+
+    def describe(self, shared: Mapping[str, Any] | None = None) -> str:
+        """This cell's settings, leaving out those every cell shares."""
+        skip = shared or {}
+        return ", ".join(describe_setting(k, v) for k, v in self.settings.items() if k not in skip)
+
+
+class Comparison:
+    """The result of ``compare``: displays as the grid; ``.df`` for pandas; iterate for cells."""
+
+    def __init__(self, prompt: str | None, cells: list[Cell], samples: int, shared: dict[str, Any]) -> None:
+        self.prompt = prompt
+        self.cells = cells
+        self.samples = samples
+        self.shared = shared  # settings every cell has in common (shown once, above the grid)
+        self.interrupted = False
+        self.elapsed: float | None = None
+        self.diff = False  # highlight words that differ from the first column
+        self.diff_toggle: ToggleButton | None = None
+        self.view: GridView | None = None
+        self._started = time.perf_counter()
+
+    # -- a sequence of cells ----------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.cells)
+
+    def __iter__(self) -> Iterator[Cell]:
+        return iter(self.cells)
+
+    def __getitem__(self, key: int | str) -> Cell:
+        """By position or by label."""
+        if isinstance(key, str):
+            for cell in self.cells:
+                if cell.label == key:
+                    return cell
+            raise KeyError(f"no cell labelled {key!r}; labels: {', '.join(c.label for c in self.cells)}")
+        return self.cells[key]
+
+    @property
+    def labels(self) -> list[str]:
+        return [c.label for c in self.cells]
+
+    @property
+    def done(self) -> bool:
+        return all(c.done for c in self.cells)
+
+    @property
+    def responses(self) -> list[Response]:
+        """Every sample's Response, cell by cell, in the order of ``.df``'s rows."""
+        return [r for c in self.cells for r in c.responses]
+
+    @property
+    def wall(self) -> float:
+        return self.elapsed if self.elapsed is not None else time.perf_counter() - self._started
+
+    @property
+    def df(self) -> pd.DataFrame:
+        """One row per setting and sample: label, every parameter, the answer and its metrics."""
+        import pandas as pd
+
+        names = [n for n in GRID_NAMES if n == "model" or any(n in c.settings for c in self.cells)]
+        rows = []
+        for cell in self.cells:
+            for i, r in enumerate(cell.slots):
+                row: dict[str, Any] = {"label": cell.label, "sample": i}
+                row.update({n: cell.settings.get(n) for n in names})
+                row["model"] = cell.settings.get("model") or cell.model
+                if r is None:
+                    rows.append(row)
+                    continue
+                u = r.usage
+                row.update(
+                    text=r.partial_text,
+                    reasoning="".join(r._reasoning),
+                    prompt_tokens=u.prompt_tokens,
+                    completion_tokens=u.completion_tokens,
+                    reasoning_tokens=u.reasoning_tokens,
+                    ttft=r.ttft,
+                    elapsed=r.elapsed,
+                    tokens_per_second=r.tokens_per_second,
+                    cost=r.cost,
+                    error=str(r.error) if r.error is not None else None,
+                )
+                rows.append(row)
+        columns = [
+            "label",
+            "sample",
+            *names,
+            "text",
+            "reasoning",
+            "prompt_tokens",
+            "completion_tokens",
+            "reasoning_tokens",
+            "ttft",
+            "elapsed",
+            "tokens_per_second",
+            "cost",
+            "error",
+        ]
+        return pd.DataFrame(rows, columns=columns)
+
+    # -- display ----------------------------------------------------------------------------------
+    def show_diff(self, on: bool = True) -> Comparison:
+        """Highlight (or stop highlighting) the words that differ from the first column."""
+        self.diff = bool(on)
+        if self.diff_toggle is not None and self.diff_toggle.value != self.diff:
+            self.diff_toggle.value = self.diff  # its observer redraws
+            return self
+        if self.view is not None:
+            self.view.redraw()
+        return self
+
+    def reference(self) -> str:
+        """The first column's answer (its most frequent one), what the word diff compares with."""
+        first = self.cells[0]
+        groups = first.distinct()
+        return groups[0][0] if groups else first.text
+
+    def bundle(self) -> dict[str, str]:
+        from .grid import grid_html, grid_text
+
+        return {"text/html": grid_html(self), "text/plain": grid_text(self)}
+
+    def _repr_html_(self) -> str:
+        from .grid import grid_html
+
+        return grid_html(self)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        if self.view is not None and self.view.live:
+            return  # compare() already shows this grid in the cell that ran it
+        display(self.bundle(), raw=True)
+
+    def __repr__(self) -> str:
+        state = "interrupted" if self.interrupted else ("done" if self.done else "running")
+        labels = " | ".join(self.labels[:4]) + (" | …" if len(self.labels) > 4 else "")
+        return (
+            f"<Comparison {len(self.cells)} settings × {self.samples} "
+            f"sample{'s' * (self.samples != 1)}, {state}: {labels}>"
+        )
+
+
+# -- running it -----------------------------------------------------------------------------------
+def failed_response(cell: Cell, error: QwenError, since: float, *, interrupted: bool = False) -> Response:
+    """A Response that carries a cell's failure, so every sample of the grid is a Response."""
+    given = {k: v for k, v in cell.settings.items() if k in PARAMS and v is not None}
+    response = Response(
+        request={"model": cell.model}, params=given, sent_at=since, head=[Event("error", data=error)]
+    )
+    response.interrupted = interrupted
+    return response
+
+
+class _Runner:
+    """The asyncio side of a comparison, in a thread with its own event loop."""
+
+    def __init__(
+        self,
+        comparison: Comparison,
+        prompt: str | None,
+        fixed: dict[str, Any],
+        concurrency: int,
+        retry: Retry,
+    ) -> None:
+        self.comparison = comparison
+        self.prompt = prompt
+        self.fixed = fixed
+        self.concurrency = concurrency
+        self.retry = retry
+        self.version = 0  # bumped on every change the grid should show
+        self.finished = threading.Event()
+        self.failure: BaseException | None = None
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._thread = threading.Thread(target=self._main, name="qwen-compare", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Cancel every request (Ctrl-C); what arrived stays on the Responses."""
+        with self._lock:
+            self._stopping = True
+            if self._loop is not None and self._task is not None:
+                self._loop.call_soon_threadsafe(self._task.cancel)
+
+    def join(self) -> None:
+        while self._thread.is_alive():
+            try:
+                self._thread.join(0.1)
+            except KeyboardInterrupt:
+                self.stop()
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except asyncio.CancelledError:
+            pass
+        except BaseException as exc:  # a bug must reach the caller, not die with the thread
+            self.failure = exc
+        finally:
+            self.version += 1
+            self.finished.set()
+
+    async def _run(self) -> None:
+        with self._lock:
+            if self._stopping:
+                return
+            self._loop = asyncio.get_running_loop()
+            self._task = asyncio.current_task()
+        gate = asyncio.Semaphore(self.concurrency)
+        cells = self.comparison.cells
+        async with AsyncClient(retry=self.retry) as client:
+            # sample-major order: every cell gets its first answer before any gets its second
+            jobs = [
+                self._one(client, gate, cell, i) for i in range(self.comparison.samples) for cell in cells
+            ]
+            await asyncio.gather(*jobs, return_exceptions=True)
+
+    async def _one(self, client: AsyncClient, gate: asyncio.Semaphore, cell: Cell, i: int) -> None:
+        if cell.error is not None:
+            cell.slots[i] = failed_response(cell, cell.error, time.perf_counter())
+            self.version += 1
+            return
+        async with gate:
+            sent = time.perf_counter()
+            try:
+                response = await client.ask(self.prompt, stream=True, **self.fixed, **cell.settings)
+            except asyncio.CancelledError:
+                cell.slots[i] = failed_response(
+                    cell, StreamInterrupted("interrupted before the answer started"), sent, interrupted=True
+                )
+                raise
+            except QwenError as exc:
+                cell.slots[i] = failed_response(cell, exc, sent)
+                return
+            except Exception as exc:  # anything unforeseen stays in its cell too
+                cell.slots[i] = failed_response(cell, QwenError(f"{type(exc).__name__}: {exc}"), sent)
+                return
+            finally:
+                self.version += 1
+            cell.slots[i] = response
+            try:
+                async for event in response:
+                    if event.type in ("text", "reasoning"):
+                        self.version += 1
+            except Exception:
+                pass  # the Response marked itself incomplete and kept what arrived
+            finally:
+                self.version += 1
+
+
+def compare(
+    prompt: str | None,
+    *,
+    samples: int = 1,
+    concurrency: int = 8,
+    labels: Sequence[str] | None = None,
+    configs: Sequence[Mapping[str, Any]] | None = None,
+    show: bool | None = None,
+    retry: Retry | None = None,
+    **params: Any,
+) -> Comparison:
+    """Ask one prompt with every setting of a grid, concurrently, and show the answers side by side.
+
+    Each parameter (``model``, ``system``, ``temperature``, ``top_p``, ``top_k``,
+    ``presence_penalty``, ``thinking``, ``budget``, ``max_tokens``, ``seed``, ``stop``,
+    ``response_format``) takes one value or a list; the cells are the cross product of the lists, or
+    exactly ``configs=[{...}, ...]``. ``messages``, ``api_key`` and ``base_url`` apply to every cell.
+    ``samples`` asks each setting that many times; at most ``concurrency`` requests run at once.
+    ``show`` (default: inside IPython) draws the live grid. Ctrl-C stops every cell and keeps what
+    arrived. A cell's failure is shown in that cell and never raised.
+
+        compare("Name a colour.", temperature=[0.1, 0.9], thinking=[True, False], samples=3).df
+    """
+    samples = positive("samples", samples)
+    concurrency = positive("concurrency", concurrency)
+    settings, fixed = expand(params, configs)
+    build_messages(prompt, messages=fixed.get("messages"))  # compare's own prompt: a mistake raises now
+    retry = retry or COMPARE_RETRY
+    cells = []
+    for setting in settings:
+        resolved = _config.settings(
+            api_key=fixed.get("api_key"), base_url=fixed.get("base_url"), model=setting.get("model")
+        )
+        error: QwenError | None = None
+        try:  # the same checks ask() makes; ConfigError (no key, bad URL) concerns every cell: raise
+            _prepare_request(
+                prompt,
+                settings=resolved,
+                system=setting.get("system"),
+                messages=fixed.get("messages"),
+                params={k: setting.get(k) for k in PARAMS},
+                stream=True,
+                extra={},
+            )
+        except ParameterError as exc:
+            error = exc
+        cells.append(Cell("", setting, resolved.model, samples, error))
+    names = (
+        check_labels(labels, len(cells))
+        if labels is not None
+        else default_labels(
+            settings, _config.settings(api_key=fixed.get("api_key"), base_url=fixed.get("base_url")).model
+        )
+    )
+    for cell, name in zip(cells, names, strict=True):
+        cell.label = name
+    comparison = Comparison(prompt, cells, samples, shared_settings(settings) if len(settings) > 1 else {})
+    return _run(comparison, prompt, fixed, concurrency, retry, show)
+
+
+def _run(
+    comparison: Comparison,
+    prompt: str | None,
+    fixed: dict[str, Any],
+    concurrency: int,
+    retry: Retry,
+    show: bool | None,
+) -> Comparison:
+    from .grid import MAX_RATE, GridView
+
+    if show is None:
+        from IPython import get_ipython
+
+        show = get_ipython() is not None
+    view = GridView(comparison) if show else None
+    runner = _Runner(comparison, prompt, fixed, concurrency, retry)
+    runner.start()
+    try:
+        if view is not None:
+            view.start()
+        while not runner.finished.wait(1.0 / MAX_RATE):
+            if view is not None:
+                view.refresh(runner.version)
+    except KeyboardInterrupt:
+        comparison.interrupted = True
+        runner.stop()
+        runner.join()
+    for cell in comparison.cells:  # requests that never started (Ctrl-C while they queued)
+        for i, slot in enumerate(cell.slots):
+            if slot is None:
+                cell.slots[i] = failed_response(
+                    cell,
+                    StreamInterrupted("interrupted before it was sent"),
+                    time.perf_counter(),
+                    interrupted=True,
+                )
+    comparison.elapsed = time.perf_counter() - comparison._started
+    if view is not None:
+        view.finish()
+    if runner.failure is not None:
+        raise runner.failure
+    return comparison

@@ -1,0 +1,437 @@
+"""compare(): a grid of settings on one prompt, run concurrently against the emulator, shown live."""
+
+from __future__ import annotations
+
+import _thread
+import asyncio
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+
+import pytest
+from IPython.utils.capture import capture_output
+
+from qwen_magics import BadRequestError, ParameterError, Retry, ServerError, StreamInterrupted
+from qwen_magics.comparison import COMPARE_RETRY, Comparison, compare, parse_grid
+from qwen_magics.diversity import diversity, similarity, word_diff_html
+from qwen_magics.emulator import Emulator
+from qwen_magics.emulator.answers import SimpleGenerator
+
+from .conftest import TEST_KEY
+
+PROMPT = "Name a colour"
+
+
+def _sent(emulator: Emulator, name: str) -> Counter:
+    return Counter(r.params.get(name) for r in emulator.chat_requests)
+
+
+# -- the grid -------------------------------------------------------------------------------------
+def test_cross_product_gives_one_cell_per_combination_named_by_what_varies(qwen_env: Emulator) -> None:
+    c = compare(PROMPT, temperature=[0.1, 0.9], top_p=[0.7, 0.95], max_tokens=60, show=False)
+    assert c.labels == [
+        "temperature=0.1, top_p=0.7",
+        "temperature=0.1, top_p=0.95",
+        "temperature=0.9, top_p=0.7",
+        "temperature=0.9, top_p=0.95",
+    ]
+    assert [cell.settings for cell in c] == [
+        {"temperature": t, "top_p": p, "max_tokens": 60} for t in (0.1, 0.9) for p in (0.7, 0.95)
+    ]
+    assert c.shared == {"max_tokens": 60}
+    assert {r.params["max_tokens"] for r in qwen_env.chat_requests} == {60}
+    assert c["temperature=0.9, top_p=0.7"] is c[2]
+    assert all(f"at temperature {cell.settings['temperature']}" in cell.text for cell in c)
+
+
+def test_request_log_shows_each_setting_once_per_sample(qwen_env: Emulator) -> None:
+    c = compare(PROMPT, temperature=[0.2, 0.8], thinking=[True, False], samples=3, show=False)
+    sent = Counter((r.params["temperature"], r.params["enable_thinking"]) for r in qwen_env.chat_requests)
+    assert sent == {(t, k): 3 for t in (0.2, 0.8) for k in (True, False)}
+    assert all(r.status == 200 for r in qwen_env.chat_requests)
+    assert len(c.responses) == 12 and all(r.error is None for r in c.responses)
+    assert [cell.label for cell in c][:2] == ["temperature=0.2, thinking=on", "temperature=0.2, thinking=off"]
+
+
+def test_configs_give_exactly_the_listed_cells(qwen_env: Emulator) -> None:
+    c = compare(
+        PROMPT,
+        configs=[{"temperature": 0.2}, {"model": "qwen-plus", "thinking": True}, {}],
+        max_tokens=40,
+        show=False,
+    )
+    assert c.labels == ["temperature=0.2", "qwen-plus, thinking=on", "qwen3.6-plus"]
+    bodies = [r.params for r in qwen_env.chat_requests]
+    assert len(bodies) == 3 and all(b["max_tokens"] == 40 for b in bodies)
+    assert sorted(b["model"] for b in bodies) == ["qwen-plus", "qwen3.6-plus", "qwen3.6-plus"]
+    assert [cell.model for cell in c] == ["qwen3.6-plus", "qwen-plus", "qwen3.6-plus"]
+
+
+def test_labels_name_the_cells(qwen_env: Emulator) -> None:
+    c = compare(PROMPT, temperature=[0.1, 1.2], labels=["careful", "wild"], show=False)
+    assert c.labels == ["careful", "wild"]
+    assert "temperature=1.2" in c._repr_html_()  # the settings still head the cell under its label
+    assert list(c.df["label"]) == ["careful", "wild"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        ({"temprature": [0.1, 0.9]}, TypeError, "unknown parameter 'temprature'"),
+        ({"stream": False}, TypeError, "unknown parameter 'stream'"),
+        ({"temperature": []}, ValueError, "no value"),
+        ({"samples": 0}, ValueError, "samples must be a whole number"),
+        ({"concurrency": 2.5}, ValueError, "concurrency must be a whole number"),
+        ({"temperature": [0.1, 0.2], "labels": ["one"]}, ValueError, "one label per cell"),
+        ({"temperature": [0.1, 0.2], "labels": ["x", "x"]}, ValueError, "distinct"),
+        ({"configs": [{"top_p": 0.5}], "temperature": [0.1, 0.2]}, ValueError, "put them in the configs"),
+        ({"configs": [{"temperature": [0.1, 0.2]}]}, ValueError, "one config per value"),
+        ({"configs": [{"base_url": "http://x"}]}, TypeError, "the same for every cell"),
+        ({"configs": []}, TypeError, "non-empty list"),
+    ],
+)
+def test_mistakes_in_compares_own_arguments_raise_before_anything_is_sent(
+    qwen_env: Emulator, kwargs: dict, error: type, words: str
+) -> None:
+    with pytest.raises(error, match=words):
+        compare(PROMPT, show=False, **kwargs)
+    assert qwen_env.chat_requests == []
+
+
+def test_an_empty_prompt_raises(qwen_env: Emulator) -> None:
+    with pytest.raises(ParameterError, match="prompt is empty"):
+        compare("  ", temperature=[0.1, 0.9], show=False)
+
+
+def test_a_list_of_strings_is_one_stop_setting_and_a_list_of_lists_several(qwen_env: Emulator) -> None:
+    one = compare(PROMPT, stop=["colour", "answer"], show=False)
+    assert len(one) == 1 and one[0].settings["stop"] == ["colour", "answer"]
+    several = compare(PROMPT, stop=[["colour"], ["answer"]], show=False)
+    assert [cell.settings["stop"] for cell in several] == [["colour"], ["answer"]]
+
+
+# -- one cell fails, the others go on ---------------------------------------------------------------
+def test_a_400_stays_in_its_cell_and_the_others_answer(qwen_env: Emulator) -> None:
+    qwen_env.add_fault("status", status=400, times=1)
+    c = compare(PROMPT, temperature=[0.1, 0.5, 0.9], concurrency=1, show=False)
+    first, *others = c
+    assert isinstance(first.response.error, BadRequestError) and first.text == ""
+    assert all(cell.response.error is None and cell.text for cell in others)
+    html = c._repr_html_()
+    assert "failed" in html and "data_inspection_failed" in html
+    assert c.df["error"].notna().tolist() == [True, False, False]
+
+
+def test_a_setting_out_of_range_fails_its_cell_without_being_sent(qwen_env: Emulator) -> None:
+    c = compare(PROMPT, temperature=[0.5, 2.5], thinking=[False], samples=2, show=False)
+    assert _sent(qwen_env, "temperature") == {0.5: 2}
+    bad = c["temperature=2.5"]
+    assert len(bad.failed) == 2
+    assert all(isinstance(r.error, ParameterError) and "[0, 2)" in str(r.error) for r in bad.failed)
+    assert c["temperature=0.5"].answers and not c["temperature=0.5"].failed
+    assert "[0, 2)" in c._repr_html_()
+
+
+def test_exhausted_retries_fail_one_cell(qwen_env: Emulator) -> None:
+    qwen_env.add_fault("status", status=503, times=2)
+    c = compare(PROMPT, top_p=[0.5, 0.9], concurrency=1, retry=Retry(attempts=2, backoff=0.01), show=False)
+    assert isinstance(c[0].response.error, ServerError)
+    assert c[1].response.error is None and c[1].text
+    assert [r.status for r in qwen_env.chat_requests] == [503, 503, 200]
+
+
+# -- samples and diversity --------------------------------------------------------------------------
+def test_samples_show_distinct_answers_with_counts_and_diversity(qwen_env: Emulator) -> None:
+    for text in ("Red.", "Blue.", "Red.", "Red."):
+        qwen_env.queue_reply(text)
+    c = compare(PROMPT, samples=4, concurrency=1, thinking=False, show=False)
+    cell = c[0]
+    assert cell.distinct() == [("Red.", 3), ("Blue.", 1)]
+    d = cell.diversity()
+    assert d is not None and d.distinct == 2 and d.distinct_share == 0.5
+    assert d.similarity == pytest.approx(0.5)  # 3 identical pairs (1.0) and 3 unrelated pairs (0.0)
+    html = c._repr_html_()
+    assert "×3" in html and "×1" in html and "2 distinct of 4 (50%)" in html
+
+
+def test_the_simple_generator_gives_one_distinct_answer_per_setting(qwen_env: Emulator) -> None:
+    c = compare(PROMPT, temperature=[0.3, 1.3], samples=3, show=False)
+    for cell in c:
+        assert len(cell.distinct()) == 1 and cell.distinct()[0][1] == 3
+        assert cell.diversity().similarity == 1.0  # type: ignore[union-attr]
+    assert similarity(c[0].text, c[1].text) < 1.0
+
+
+def test_diversity_figures() -> None:
+    assert diversity([]) is None
+    one = diversity(["a b c"])
+    assert one is not None and one.similarity is None and one.distinct_share == 1.0
+    same = diversity(["a b c", " a  b c ", "a b c"])
+    assert same is not None and same.distinct == 1 and same.similarity == 1.0
+    assert similarity("the sky is blue", "the sky is grey") == pytest.approx(0.75)
+
+
+# -- word diff --------------------------------------------------------------------------------------
+def test_word_diff_marks_only_the_words_not_in_the_reference() -> None:
+    out = word_diff_html("The sky is <grey> today.", "The sky is blue.")
+    assert out.count("<mark") == 2 and "&lt;grey&gt;</mark>" in out and "today.</mark>" in out
+    assert out.startswith("The sky is ")
+
+
+def test_highlighting_marks_what_differs_from_the_first_column(qwen_env: Emulator) -> None:
+    qwen_env.queue_reply("The sky is blue.")
+    qwen_env.queue_reply("The sky is grey.")
+    c = compare(PROMPT, temperature=[0.1, 0.9], concurrency=1, thinking=False, show=False)
+    assert "<mark" not in c._repr_html_()
+    c.show_diff()
+    html = c._repr_html_()
+    assert html.count("<mark") == 1 and "grey.</mark>" in html
+    assert "marked: words not in the first column" in html
+    c.show_diff(False)
+    assert "<mark" not in c._repr_html_()
+
+
+# -- the DataFrame and the sequence ---------------------------------------------------------------
+def test_dataframe_has_one_row_per_setting_and_sample(qwen_env: Emulator) -> None:
+    c = compare(PROMPT, temperature=[0.1, 0.9], thinking=[True, False], samples=2, show=False)
+    df = c.df
+    assert list(df.columns) == [
+        "label", "sample", "model", "temperature", "thinking", "text", "reasoning", "prompt_tokens",
+        "completion_tokens", "reasoning_tokens", "ttft", "elapsed", "tokens_per_second", "cost", "error",
+    ]  # fmt: skip
+    assert len(df) == 8
+    assert list(df["sample"]) == [0, 1] * 4
+    assert set(df["model"]) == {"qwen3.6-plus"}
+    assert (df["completion_tokens"] > 0).all() and (df["prompt_tokens"] > 0).all()
+    thinking = df[df["thinking"]]
+    assert (thinking["reasoning_tokens"] > 0).all() and thinking["reasoning"].str.len().gt(0).all()
+    assert (df[~df["thinking"]]["reasoning_tokens"] == 0).all()
+    assert df["error"].isna().all() and df["elapsed"].gt(0).all() and df["cost"].gt(0).all()
+    assert list(df["text"]) == [r.text for r in c.responses]
+    assert "temperature" in df.to_csv()
+
+
+# -- concurrency and backoff ------------------------------------------------------------------------
+def test_settings_run_concurrently_up_to_the_limit(qwen_env: Emulator) -> None:
+    qwen_env.latency = 0.3
+    started = time.perf_counter()
+    c = compare(PROMPT, temperature=[0.1 * i for i in range(8)], concurrency=8, show=False)
+    wall = time.perf_counter() - started
+    assert all(r.error is None for r in c.responses)
+    assert wall < 1.2, f"8 × 0.3 s ran in {wall:.2f}s; sequential would be 2.4 s"
+
+    qwen_env.reset()
+    started = time.perf_counter()
+    compare(PROMPT, temperature=[0.1 * i for i in range(8)], concurrency=2, show=False)
+    wall = time.perf_counter() - started
+    assert wall >= 4 * 0.3 - 0.05, f"concurrency 2 must run in four waves; took {wall:.2f}s"
+    arrivals = sorted(r.at for r in qwen_env.chat_requests)
+    for i in range(2, 8):  # never a third request while two are in flight
+        assert arrivals[i] - arrivals[i - 2] >= 0.25
+
+
+def test_a_429_pauses_the_whole_comparison(qwen_env: Emulator) -> None:
+    qwen_env.latency = 0.2
+    qwen_env.add_fault("status", status=429, times=1)
+    c = compare(
+        PROMPT,
+        temperature=[0.1 * i for i in range(6)],
+        concurrency=2,
+        retry=Retry(attempts=3, backoff=0.5, jitter=0.0),
+        show=False,
+    )
+    assert all(r.error is None and r.text for r in c.responses)
+    log = sorted(qwen_env.chat_requests, key=lambda r: r.at)
+    limited = next(r for r in log if r.status == 429)
+    later = log[2:]  # everything after the first two requests, which went out together
+    assert len(later) == 5
+    for record in later:  # the other slot's next request waited for the shared pause too
+        assert record.at - limited.at >= 0.45, record.params
+    assert Counter(r.params["temperature"] for r in log if r.status == 200) == {0.1 * i: 1 for i in range(6)}
+
+
+def test_compare_retry_starts_soon_and_backs_off() -> None:
+    assert COMPARE_RETRY.delay(1) <= 0.25 and COMPARE_RETRY.attempts >= 5
+    assert COMPARE_RETRY.delay(5) >= 2.0
+
+
+# -- where it runs ------------------------------------------------------------------------------------
+def test_compare_works_while_an_event_loop_is_running(qwen_env: Emulator) -> None:
+    async def cell() -> Comparison:
+        assert asyncio.get_running_loop().is_running()
+        return compare(PROMPT, temperature=[0.2, 0.7], show=False)
+
+    c = asyncio.run(cell())
+    assert c.done and all(cell.text for cell in c)
+
+
+def test_compare_in_a_shell_whose_loop_is_running(shell) -> None:  # type: ignore[no-untyped-def]
+    with capture_output() as cap:
+        result = shell.run_cell(
+            "import asyncio, qwen_magics\n"
+            "await asyncio.sleep(0)\n"
+            "running = asyncio.get_running_loop().is_running()\n"
+            "c = qwen_magics.compare('Name a colour', temperature=[0.2, 0.7])\n"
+        )
+    result.raise_error()
+    c = shell.user_ns["c"]
+    assert shell.user_ns["running"] is True
+    assert c.done and all("You asked: Name a colour" in cell.text for cell in c)
+    assert any("text/html" in o.data and "qwen-compare" in o.data["text/html"] for o in cap.outputs)
+
+
+def test_ctrl_c_stops_every_cell_and_keeps_partial_answers(clean_env: None) -> None:
+    with Emulator(generator=SimpleGenerator(length=80), token_delay=0.02, api_key=TEST_KEY) as emu:
+        timer = threading.Timer(0.6, _thread.interrupt_main)
+        timer.start()
+        started = time.perf_counter()
+        try:
+            c = compare(
+                PROMPT,
+                temperature=[0.1, 0.5, 0.9],
+                concurrency=2,
+                thinking=False,
+                api_key=TEST_KEY,
+                base_url=emu.base_url,
+                show=False,
+            )
+        finally:
+            timer.cancel()
+        wall = time.perf_counter() - started
+        time.sleep(0.1)
+        sent = len(emu.chat_requests)
+    assert c.interrupted and wall < 1.5  # a full answer takes about 1.8 s
+    running, queued = c.responses[:2], c.responses[2]
+    for r in running:
+        assert r.interrupted and isinstance(r.error, StreamInterrupted)
+        assert len(r.partial_text) > 0 and "word79" not in r.partial_text
+    assert queued.interrupted and queued.partial_text == "" and "before it was sent" in str(queued.error)
+    assert sent == 2
+    assert "interrupted" in repr(c) and c.df["text"].str.len().gt(0).sum() == 2
+
+
+def test_failing_inside_the_run_thread_does_not_leave_it_running(qwen_env: Emulator) -> None:
+    before = {t.name for t in threading.enumerate()}
+    compare(PROMPT, temperature=[0.1, 0.2], show=False)
+    assert "qwen-compare" not in {t.name for t in threading.enumerate()} - before
+
+
+# -- the live display -------------------------------------------------------------------------------
+def test_the_grid_streams_live_at_a_bounded_rate(shell, qwen_env: Emulator) -> None:  # type: ignore[no-untyped-def]
+    qwen_env.token_delay = 0.02
+    with capture_output() as cap:
+        shell.run_cell(
+            "import qwen_magics\n"
+            "c = qwen_magics.compare('Name a colour', temperature=[0.1, 0.9], thinking=False)\n"
+            "c\n",
+            store_history=True,
+        )
+    c = shell.user_ns["c"]
+    grids = [o for o in cap.outputs if "qwen-compare" in o.data.get("text/html", "")]
+    first, updates = grids[0], grids[1:]
+    assert not first.update and all(o.update for o in updates)  # one display, then updates to it
+    display_id = first.transient["display_id"]
+    assert all(o.transient["display_id"] == display_id for o in updates)
+    assert len(updates) >= 4, "the grid must redraw while the answers stream"
+    assert len(updates) <= c.elapsed * 15 + 2, "no more than 15 redraws a second, plus the final one"
+    assert any("answering" in o.data["text/html"] for o in updates[:-1])  # live, before the end
+    final = updates[-1].data
+    for cell in c:
+        assert cell.text in final["text/plain"] and cell.response.footer() in final["text/plain"]
+    assert "2 settings × 1 sample · done" in final["text/html"]
+    assert sum(not o.update for o in grids) == 1  # `c` ends the cell: no second grid below the live one
+    toggles = [o for o in cap.outputs if "application/vnd.jupyter.widget-view+json" in o.data]
+    assert len(toggles) == 1
+
+    with capture_output() as again:  # in a later cell, `c` shows the grid again
+        shell.run_cell("c", store_history=True)
+    assert [o.update for o in again.outputs] == [False]
+    assert again.outputs[0].data["text/html"] == c._repr_html_()
+
+
+def test_the_toggle_highlights_differences_in_the_live_grid(shell, qwen_env: Emulator) -> None:  # type: ignore[no-untyped-def]
+    qwen_env.queue_reply("The sky is blue.")
+    qwen_env.queue_reply("The sky is grey.")
+    with capture_output():
+        shell.run_cell(
+            "import qwen_magics\n"
+            "c = qwen_magics.compare('Sky?', temperature=[0.1, 0.9], thinking=False, concurrency=1)\n"
+        )
+    c = shell.user_ns["c"]
+    with capture_output() as cap:
+        c.diff_toggle.value = True
+    assert c.diff is True
+    (update,) = cap.outputs
+    assert update.update and "grey.</mark>" in update.data["text/html"]
+    with capture_output() as cap:
+        c.show_diff(False)
+    assert c.diff_toggle.value is False and "<mark" not in cap.outputs[-1].data["text/html"]
+
+
+def test_a_terminal_gets_each_cell_as_text(qwen_env: Emulator) -> None:
+    code = (
+        "from qwen_magics import compare\n"
+        "compare('Name a colour', temperature=[0.1, 0.9], thinking=False, show=True)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "── temperature=0.1 ──" in out.stdout and "── temperature=0.9 ──" in out.stdout
+    assert "at temperature 0.9." in out.stdout
+    assert out.stdout.strip().splitlines()[-1].startswith("2 settings × 1 sample · done")
+
+
+def test_compare_is_reachable_without_importing_heavy_modules() -> None:
+    code = (
+        "import sys, qwen_magics; qwen_magics.compare; qwen_magics.Comparison; "
+        "print([m for m in ('pandas', 'ipywidgets', 'numpy') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# -- parse_grid -------------------------------------------------------------------------------------
+def test_parse_grid_reads_values_with_their_types() -> None:
+    grid = parse_grid("temperature=0.1,0.9 top_p=0.7,0.95 thinking=on,off model=qwen-plus,qwen3.5-flash")
+    assert grid == {
+        "temperature": [0.1, 0.9],
+        "top_p": [0.7, 0.95],
+        "thinking": [True, False],
+        "model": ["qwen-plus", "qwen3.5-flash"],
+    }
+    assert parse_grid("max_tokens = 50, 200  seed=1 budget=default") == {
+        "max_tokens": [50, 200],
+        "seed": [1],
+        "budget": [None],
+    }
+    assert parse_grid("system=\"Be brief, please.\",'Rhyme.' response_format=text,json_object") == {
+        "system": ["Be brief, please.", "Rhyme."],
+        "response_format": [{"type": "text"}, {"type": "json_object"}],
+    }
+    assert isinstance(parse_grid("top_k=20")["top_k"][0], int)
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ("", "the grid is empty"),
+        ("temperature", "not name=value1,value2"),
+        ("temperature=hot", "'hot' is not a number"),
+        ("top_k=2.5", "not a whole number"),
+        ("tempreature=0.1", "unknown parameter 'tempreature'"),
+        ("thinking=maybe", "write on or off"),
+        ("temperature=0.1 temperature=0.2", "appears twice"),
+        ("temperature=0.1,,0.2", "empty value"),
+        ('system="unclosed', "unclosed quote"),
+        ("response_format=json_schema", "text or json_object"),
+    ],
+)
+def test_parse_grid_explains_a_bad_spec(spec: str, words: str) -> None:
+    with pytest.raises(ParameterError, match=words):
+        parse_grid(spec)
+
+
+def test_a_parsed_grid_feeds_compare(qwen_env: Emulator) -> None:
+    c = compare(PROMPT, show=False, **parse_grid("temperature=0.1,0.9 thinking=on,off"))
+    assert len(c) == 4 and c.labels[0] == "temperature=0.1, thinking=on"
