@@ -9,6 +9,7 @@ done by plain functions: ``display.show_answer``, ``parameter_panel.panel``, ``c
 
 from __future__ import annotations
 
+import inspect
 import keyword
 import os
 import re
@@ -47,6 +48,10 @@ OPTION_NAMES = {
     "response_format": "--json/--schema",
     "messages": "-c/--continue",
     "prompt": "the prompt",
+    "schema": "--schema",
+    "multi": "--multi",
+    "grid": "--compare",
+    "samples": "--samples",
 }
 REQUEST_PARAMS = (
     "temperature",
@@ -298,8 +303,13 @@ class QwenMagics(Magics):
         feature = {"panel": "--panel", "compare": "--compare", "json": "--json"}[mode]
         try:
             if mode == "panel":
-                from .parameter_panel import panel
+                from .parameter_panel import Panel, panel
 
+                controls = inspect.signature(Panel).parameters
+                for name in [k for k in params if k not in controls]:
+                    if name in args.__dict__ and getattr(args, name) is not None:
+                        raise UsageError(f"{OPTION_NAMES.get(name, name)}: the panel has no control for it")
+                    del params[name]  # a default from the configuration that the panel cannot show
                 return panel(prompt, **params)
             if mode == "compare":
                 from .comparison import compare, parse_grid
