@@ -194,7 +194,8 @@ class QwenMagics(Magics):
         out = args.out
         if out is not None and (not out.isidentifier() or keyword.iskeyword(out)):
             raise UsageError(f"-o/--out: {out!r} is not a valid variable name")
-        modes = [m for m in ("panel", "compare", "json") if getattr(args, m)]
+        chosen = {"panel": args.panel, "compare": args.compare is not None, "json": args.json}
+        modes = [m for m, on in chosen.items() if on]
         if args.schema or args.multi:
             args.json = True
             modes = [m for m in modes if m != "json"] + ["json"]

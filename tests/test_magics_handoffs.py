@@ -89,3 +89,29 @@ def test_qwen_panel_line_command_works_without_a_prompt(ip, qwen_env: Emulator) 
 def test_panel_refuses_an_option_it_has_no_control_for(ip, qwen_env: Emulator) -> None:
     with pytest.raises(UsageError, match="--presence-penalty: the panel has no control for it"):
         ip.run_cell_magic("qwen", "--panel --presence-penalty 1", "hi")
+
+
+# -- the comparison grid ---------------------------------------------------------------------
+def test_compare_asks_every_setting_of_the_grid(ip, qwen_env: Emulator) -> None:
+    cap = cell(ip, '--compare "temperature=0.1,0.9 top_p=0.5,0.95" --no-thinking -o grid', "Name a colour")
+    sent = sorted((r.params["temperature"], r.params["top_p"]) for r in qwen_env.chat_requests)
+    assert sent == [(0.1, 0.5), (0.1, 0.95), (0.9, 0.5), (0.9, 0.95)]
+    assert all(r.params["enable_thinking"] is False for r in qwen_env.chat_requests)
+    grid = ip.user_ns["grid"]
+    assert len(grid) == 4 and grid.done
+    assert all(r.text.startswith("You asked: Name a colour.") for r in grid.responses)
+    assert cap.outputs  # the live grid was shown
+
+
+def test_compare_grid_wins_over_the_same_cell_option_and_samples_repeat(ip, qwen_env: Emulator) -> None:
+    cell(ip, '-t 0.5 --compare "temperature=0.2,0.8" --samples 2 --no-thinking', "Pick a number")
+    temperatures = sorted(r.params["temperature"] for r in qwen_env.chat_requests)
+    assert temperatures == [0.2, 0.2, 0.8, 0.8]
+
+
+def test_bad_grid_is_a_usage_error_and_nothing_is_sent(ip, qwen_env: Emulator) -> None:
+    with pytest.raises(UsageError, match="--compare"):
+        ip.run_cell_magic("qwen", '--compare ""', "hi")
+    with pytest.raises(UsageError, match="--samples goes with --compare"):
+        ip.run_cell_magic("qwen", "--samples 3", "hi")
+    assert qwen_env.requests == []
