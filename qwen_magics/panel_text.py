@@ -176,6 +176,6 @@ def runs_table(runs: Sequence[Run]) -> str:
             + "</tr>"
         )
     return (
-        f"<table class='qwen-runs' style='border-collapse:collapse;font-size:.9em'>"
+        f"<table class='qwen-runs-table' style='border-collapse:collapse;font-size:.9em;line-height:1.35'>"
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )

@@ -50,6 +50,14 @@ def panel(prompt: str = "", **params: Any) -> Panel:
     return p
 
 
+def _label(text: str) -> W.HTML:
+    """A description in the column of the other controls' (ToggleButtons would put it above)."""
+    return W.HTML(
+        f"<div style='text-align:right;padding-right:8px'>{html.escape(text)}</div>",
+        layout=W.Layout(width=_STYLE["description_width"], flex="0 0 auto"),
+    )
+
+
 def _describe(name: str, info: ModelInfo | None) -> str:
     if info is None:
         return (
@@ -131,19 +139,18 @@ class Panel:
 
         info = get_model(model)
         names = list(MODELS) if model in MODELS else [*MODELS, model]
-        wide = W.Layout(width="100%")
         self.prompt = W.Textarea(
             value=prompt,
             description="prompt",
             placeholder="Ask something…",
-            layout=W.Layout(width="100%", height="80px"),
+            layout=W.Layout(width="auto", height="80px"),
             style=_STYLE,
         )
         self.system = W.Textarea(
             value=system or "",
             description="system",
             placeholder="optional system prompt",
-            layout=W.Layout(width="100%", height="42px"),
+            layout=W.Layout(width="auto", height="42px"),
             style=_STYLE,
         )
         self.model = W.Dropdown(options=names, value=model, description="model", style=_STYLE)
@@ -179,8 +186,8 @@ class Panel:
         self.thinking = W.ToggleButtons(
             options=[("model default", "default"), ("on", "on"), ("off", "off")],
             value=self._thinking_choice,
-            description="thinking",
-            style=_STYLE,
+            style={"button_width": "120px"},
+            layout=W.Layout(width="auto"),
         )
         self.budget = W.BoundedIntText(
             value=budget or 0,
@@ -227,12 +234,14 @@ class Panel:
         self.model_info = W.HTML()
         self.notes = W.HTML()
         self.output = W.Output(
-            layout=W.Layout(width="100%", min_height="40px", border="1px solid #ddd", padding="4px 8px")
+            layout=W.Layout(width="auto", min_height="40px", border="1px solid #ddd", padding="4px 8px")
         )
         self.runs_view = W.HTML(runs_table(self.runs))
         self.code_view = W.HTML()
         self.tabs = W.Tab(
-            children=[self.runs_view, self.code_view], titles=["Runs", "Copy as code"], layout=wide
+            children=[self.runs_view, self.code_view],
+            titles=["Runs", "Copy as code"],
+            layout=W.Layout(width="auto"),
         )
         self.widget = W.VBox(
             [
@@ -241,7 +250,7 @@ class Panel:
                 W.HBox([self.model, self.preset]),
                 W.HBox([self.temperature, self._slider_notes["temperature"]]),
                 W.HBox([self.top_p, self._slider_notes["top_p"]]),
-                W.HBox([self.thinking, self.budget]),
+                W.HBox([_label("thinking"), self.thinking, self.budget]),
                 W.HBox([self.max_tokens, self.seed, self.top_k]),
                 self.model_info,
                 self.notes,
@@ -249,7 +258,7 @@ class Panel:
                 self.output,
                 self.tabs,
             ],
-            layout=wide,
+            layout=W.Layout(max_width="1000px"),
         )
         for w, cls in [
             (self.widget, "qwen-panel"),
@@ -428,7 +437,9 @@ class Panel:
                 else ("<span style='opacity:.6;font-style:italic'>model default (not sent)</span>")
             )
         self.budget.layout.display = "" if self.will_think else "none"
-        self.model_info.value = _describe(self.model.value, get_model(self.model.value))
+        self.model_info.value = (
+            f"<div style='line-height:1.4'>{_describe(self.model.value, get_model(self.model.value))}</div>"
+        )
         lines = [f"<div style='color:#a94442'>⚠ {html.escape(p)}</div>" for p in problems]
         lines += [f"<div style='opacity:.75'>ℹ {html.escape(n)}</div>" for n in self._notes]
         self.notes.value = "".join(lines)

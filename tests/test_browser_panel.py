@@ -1,0 +1,84 @@
+"""The parameter panel in a real JupyterLab, driven through headless Chromium.
+
+The emulator runs in this process and streams slowly, so the test sees the answer grow in the page.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from qwen_magics.emulator import Emulator
+from tests.jupyterlab import Notebook, chromium, lab_server
+
+pytestmark = pytest.mark.browser
+
+KEY = "sk-browser0123456789abcdWXYZ"
+PROMPT = "Describe the sea in one sentence"
+
+
+def test_panel_streams_into_the_page_after_moving_the_temperature_slider(tmp_path: Path) -> None:
+    with (
+        Emulator(generator="simple", api_key=KEY, token_delay=0.15) as emu,
+        lab_server(tmp_path, env={"DASHSCOPE_BASE_URL": emu.base_url, "DASHSCOPE_API_KEY": KEY}) as lab,
+        chromium() as browser,
+    ):
+        lab.write_notebook(
+            "panel.ipynb",
+            [
+                f"import qwen_magics\np = qwen_magics.panel({PROMPT!r}, model='qwen-plus')",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1200, "height": 1100})
+        nb = Notebook(page, lab).open("panel.ipynb")
+        nb.run_all()
+        assert nb.errors() == []
+        panel = page.locator(".qwen-panel")
+        panel.wait_for(timeout=30_000)
+
+        # drag the temperature slider's handle to the right, as a user would
+        slider = panel.locator(".qwen-temperature")
+        handle = slider.locator(".noUi-handle")
+        box = handle.bounding_box()
+        assert box is not None
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] / 2 + 120, box["y"] + box["height"] / 2, steps=8)
+        page.mouse.up()
+        readout = slider.locator(".widget-readout")
+        readout.wait_for(state="visible", timeout=10_000)  # shown once the value is the user's
+        value = readout.inner_text().strip()
+        assert float(value) > 0.7
+
+        # the kernel has the new value: the preset turned custom and the code view shows it
+        code = panel.locator(".qwen-code")
+        page.wait_for_function(
+            "([el, v]) => el.textContent.includes('-t ' + v)",
+            arg=[code.element_handle(), value],
+            timeout=10_000,
+        )
+
+        panel.locator("button.qwen-run").click()
+        output = panel.locator(".qwen-output")
+        seen: list[str] = []
+        deadline = time.monotonic() + 30
+        while "tok/s" not in (seen[-1] if seen else "") and time.monotonic() < deadline:
+            seen.append(output.inner_text())
+            time.sleep(0.05)
+        final = seen[-1]
+        assert f"You asked: {PROMPT}. This is the emulator's answer at temperature {float(value)}." in final
+        assert "tok/s" in final, f"the footer never appeared: {final!r}"
+        partial = [s for s in seen if "You asked" in s and "answer at temperature" not in s]
+        assert partial, "the answer appeared all at once instead of streaming"
+        assert emu.chat_requests[-1].params == {"model": "qwen-plus", "temperature": float(value)}
+
+        # the runs table lists the run with its settings
+        page.get_by_role("tab", name="Copy as code").click()
+        assert f"-t {value}" in code.inner_text()
+        page.get_by_role("tab", name="Runs").click()
+        runs = panel.locator(".qwen-runs")
+        assert f"temperature {float(value)}" in runs.inner_text()
+        shot = nb.screenshot("browser_panel")
+        assert shot.stat().st_size > 10_000
