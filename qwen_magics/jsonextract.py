@@ -81,14 +81,23 @@ def extract(text: str) -> Extracted:
 
 
 def _fenced(text: str) -> Iterator[tuple[Any, int, int]]:
-    """(value, length, rank) of each fence whose content is one JSON value; json-labelled rank 2."""
-    for m in _OPEN.finditer(text):
+    """(value, length, rank) of each fence whose content is one JSON value; json-labelled rank 2.
+    Fences pair up: a closing fence never opens the next block."""
+    pos = 0
+    while (m := _OPEN.search(text, pos)) is not None:
         try:
             value, end = _DECODER.raw_decode(text, m.end())
         except ValueError:
-            continue
-        if _CLOSE.match(text, end):
+            end = -1
+        close = _CLOSE.match(text, end) if end >= 0 else None
+        if close is not None:
             yield value, end - m.end(), 2 if m.group(1).lower() in _JSON_LANGS else 1
+            pos = close.end()
+        else:
+            after = text.find("```", m.end())
+            if after < 0:
+                return
+            pos = after + 3
 
 
 def _fence_bodies(text: str) -> list[str]:

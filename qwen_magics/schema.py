@@ -397,7 +397,12 @@ def _short_form(text: str, multi: bool) -> Schema:
                 raise ParameterError("schema", f"{part!r} is both a field and a group of fields")
             node = child
         if leaf in node["properties"]:
-            raise ParameterError("schema", f"the field {m.group('name')!r} appears twice")
+            twice = (
+                "is both a field and a group of fields"
+                if node["properties"][leaf].get("type") == "object"
+                else "appears twice"
+            )
+            raise ParameterError("schema", f"{m.group('name')!r} {twice}")
         node["properties"][leaf] = {"type": _SHORT_TYPES[short]}
         node["required"].append(leaf)
     if not root["properties"]:

@@ -67,8 +67,10 @@ def test_the_users_system_message_is_kept_and_extended(qwen_env: Emulator) -> No
 
 
 def test_thinking_forced_on_uses_plain_text_and_extraction(qwen_env: Emulator) -> None:
-    qwen_env.queue_reply('Here they are:\n```json\n{"name": "Mars", "moons": 2}\n```\nAnything else?',
-                         reasoning="Mars has two moons.")
+    qwen_env.queue_reply(
+        'Here they are:\n```json\n{"name": "Mars", "moons": 2}\n```\nAnything else?',
+        reasoning="Mars has two moons.",
+    )
     r = ask_json("Mars as JSON", thinking=True)
     body = qwen_env.chat_requests[-1].body
     assert "response_format" not in body
@@ -89,8 +91,12 @@ def test_a_model_that_always_thinks_gets_text_mode(qwen_env: Emulator) -> None:
 
 
 def test_json_schema_mode_where_the_model_supports_it(qwen_env: Emulator) -> None:
-    schema = {"type": "object", "title": "Planet", "properties": {"name": {"type": "string"},
-              "moons": {"type": "integer"}}, "required": ["name", "moons"]}
+    schema = {
+        "type": "object",
+        "title": "Planet",
+        "properties": {"name": {"type": "string"}, "moons": {"type": "integer"}},
+        "required": ["name", "moons"],
+    }
     r = ask_json("Describe Mars", schema=schema, model="qwen-plus")
     body = qwen_env.chat_requests[-1].body
     rf = body["response_format"]
@@ -114,8 +120,9 @@ def test_schema_goes_in_the_system_message_where_json_schema_is_unsupported(qwen
 
 
 def test_short_form_with_multi_builds_a_list_schema(qwen_env: Emulator) -> None:
-    r = ask_json("list three planets", schema="name, order int, moons int, facts.type", multi=True,
-                 model="qwen-plus")
+    r = ask_json(
+        "list three planets", schema="name, order int, moons int, facts.type", multi=True, model="qwen-plus"
+    )
     wire = qwen_env.chat_requests[-1].body["response_format"]["json_schema"]["schema"]
     record = wire["properties"]["items"]["items"]
     assert record["properties"]["facts"]["properties"]["type"] == {"type": "string"}
@@ -171,8 +178,11 @@ def test_reask_after_a_validation_error_counts_every_token(qwen_env: Emulator) -
         for record in (first, second):
             body = {**record.body, "stream": False}
             body.pop("stream_options")
-            usage = http.post(f"{qwen_env.base_url}/chat/completions", json=body,
-                              headers={"Authorization": f"Bearer {TEST_KEY}"}).json()["usage"]
+            usage = http.post(
+                f"{qwen_env.base_url}/chat/completions",
+                json=body,
+                headers={"Authorization": f"Bearer {TEST_KEY}"},
+            ).json()["usage"]
             spent[0] += usage["prompt_tokens"]
             spent[1] += usage["completion_tokens"]
     assert (r.usage.prompt_tokens, r.usage.completion_tokens) == tuple(spent)

@@ -1,0 +1,160 @@
+"""to_dataframe's record finding and types; apply over a DataFrame against the real emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pandas as pd
+import pytest
+
+from qwen_magics import apply, to_dataframe
+from qwen_magics.emulator import Emulator
+from qwen_magics.errors import ParameterError
+from qwen_magics.structured import ask_json
+
+PLANETS = [
+    {"name": "Mercury", "order": 1, "moons": 0, "facts": {"type": "rocky", "rings": False}},
+    {"name": "Venus", "order": 2, "moons": 0, "facts": {"type": "rocky", "rings": False}},
+    {"name": "Saturn", "order": 6, "moons": 146, "facts": {"type": "gas giant", "rings": True}},
+]
+
+
+def test_a_list_of_records_is_one_row_each() -> None:
+    frame = to_dataframe([{"name": "Mercury", "order": 1}, {"name": "Venus", "order": 2}])
+    assert list(frame.columns) == ["name", "order"]
+    assert frame["name"].tolist() == ["Mercury", "Venus"]
+
+
+@pytest.mark.parametrize("key", ["items", "planets", "results"])
+def test_a_wrapped_list_is_found(key: str) -> None:
+    frame = to_dataframe({key: PLANETS, "count": 3})
+    assert len(frame) == 3
+    assert frame["name"].tolist() == ["Mercury", "Venus", "Saturn"]
+
+
+def test_a_single_object_is_one_row() -> None:
+    frame = to_dataframe({"name": "Mars", "moons": 2})
+    assert frame.to_dict("records") == [{"name": "Mars", "moons": 2}]
+
+
+def test_nested_objects_become_dotted_columns() -> None:
+    frame = to_dataframe(PLANETS)
+    assert list(frame.columns) == ["name", "order", "moons", "facts.type", "facts.rings"]
+    assert frame["facts.type"].tolist() == ["rocky", "rocky", "gas giant"]
+
+
+def test_the_schema_types_become_nullable_dtypes() -> None:
+    rows = [{"name": "Mars", "moons": 2, "mass": 0.107}, {"name": "Pluto", "moons": None}]
+    frame = to_dataframe(rows, schema="name, moons int, mass float, facts.rings bool")
+    assert list(frame.columns) == ["name", "moons", "mass", "facts.rings"]
+    assert str(frame["name"].dtype) == "string"
+    assert str(frame["moons"].dtype) == "Int64"
+    assert str(frame["mass"].dtype) == "Float64"
+    assert str(frame["facts.rings"].dtype) == "boolean"
+    assert frame["moons"].tolist()[0] == 2 and frame["moons"].isna().tolist() == [False, True]
+    assert frame["facts.rings"].isna().all()  # a schema field nobody answered is still a column
+
+
+def test_json_text_with_a_fence_is_read() -> None:
+    frame = to_dataframe('Here:\n```json\n{"planets": [{"name": "Mars"}, {"name": "Earth"}]}\n```')
+    assert frame["name"].tolist() == ["Mars", "Earth"]
+
+
+def test_a_list_of_plain_values_is_a_value_column() -> None:
+    assert to_dataframe([1, 2, 3])["value"].tolist() == [1, 2, 3]
+
+
+def test_what_is_not_tabular_says_so() -> None:
+    with pytest.raises(TypeError, match="not tabular"):
+        to_dataframe(42)
+    with pytest.raises(ValueError, match="several lists of records"):
+        to_dataframe({"planets": PLANETS, "moons": [{"name": "Io"}]})
+
+
+def test_a_response_brings_its_schema(qwen_env: Emulator) -> None:
+    r = ask_json(
+        "list planets", schema="name, order int, moons int, facts.type", multi=True, model="qwen-plus"
+    )
+    frame = to_dataframe(r)
+    assert len(frame) == 2
+    assert str(frame["order"].dtype) == "Int64"
+    assert str(frame["facts.type"].dtype) == "string"
+
+
+# -- apply ---------------------------------------------------------------------------------------
+NAMES = ["Mercury", "Venus", "Earth", "Mars", "Jupiter", "Saturn", "Uranus", "Neptune", "Pluto", "Ceres"]
+
+
+def test_apply_answers_each_row_in_order_with_the_frames_index(qwen_env: Emulator) -> None:
+    df = pd.DataFrame({"name": NAMES, "kind": "planet"}, index=[f"p{i}" for i in range(len(NAMES))])
+    out = apply(df, "Describe the {kind} {name} as JSON", concurrency=4, progress=False)
+    assert out.index.tolist() == df.index.tolist()
+    assert out["answer"].tolist() == [f"Describe the planet {n} as JSON" for n in NAMES]
+    assert out["_error"].isna().all()
+    assert out.attrs["usage"]["total_tokens"] > 0
+    assert len(qwen_env.chat_requests) == len(NAMES)
+
+
+def test_apply_runs_rows_concurrently(qwen_env: Emulator) -> None:
+    qwen_env.latency = 0.2
+    df = pd.DataFrame({"name": NAMES[:8]})
+    started = time.perf_counter()
+    out = apply(df, "{name} as JSON", concurrency=8, progress=False)
+    assert time.perf_counter() - started < 1.0  # one after another would take 1.6 s
+    assert out["_error"].isna().all()
+
+
+def test_failing_rows_fill_error_and_do_not_stop_the_others(qwen_env: Emulator) -> None:
+    qwen_env.add_fault("status", status=400, times=3)  # 400s are not retried
+    df = pd.DataFrame({"name": NAMES})
+    out = apply(df, "Describe {name} as JSON", concurrency=4, progress=False)
+    failed = out["_error"].notna()
+    assert failed.sum() == 3
+    assert out.loc[failed, "_error"].str.contains("data_inspection_failed").all()
+    assert out.loc[failed, "answer"].isna().all()
+    expected = [f"Describe {n} as JSON" for n, f in zip(NAMES, failed, strict=True) if not f]
+    assert out.loc[~failed, "answer"].tolist() == expected
+
+
+def test_apply_with_a_schema_has_typed_columns(qwen_env: Emulator) -> None:
+    df = pd.DataFrame({"name": ["Mars", "Venus"]}, index=[4, 2])
+    out = apply(
+        df, "Describe {name}", schema="name, moons int, facts.type", model="qwen-plus", progress=False
+    )
+    assert list(out.columns) == ["name", "moons", "facts.type", "_error"]
+    assert out.index.tolist() == [4, 2]
+    assert str(out["moons"].dtype) == "Int64"
+    assert out["moons"].tolist() == [1, 1]
+
+
+def test_apply_works_inside_a_running_event_loop(qwen_env: Emulator) -> None:
+    async def in_a_kernel() -> pd.DataFrame:
+        return apply(pd.DataFrame({"name": ["Mars", "Venus"]}), "{name} as JSON", progress=False)
+
+    out = asyncio.run(in_a_kernel())
+    assert out["answer"].tolist() == ["Mars as JSON", "Venus as JSON"]
+
+
+def test_a_template_field_that_is_not_a_column_is_refused(qwen_env: Emulator) -> None:
+    df = pd.DataFrame({"name": ["Mars"]})
+    with pytest.raises(ParameterError, match=r"\{planet\} is not a column; the columns are name"):
+        apply(df, "Describe {planet}", progress=False)
+    with pytest.raises(ParameterError, match="name the column"):
+        apply(df, "Describe {}", progress=False)
+    assert qwen_env.chat_requests == []
+
+
+def test_a_schema_that_is_not_a_schema_is_refused(qwen_env: Emulator) -> None:
+    df = pd.DataFrame({"name": ["Mars"]})
+    with pytest.raises(ParameterError, match="not a JSON Schema"):
+        apply(df, "Describe {name}", schema={"name": "str"}, progress=False)
+    with pytest.raises(ParameterError, match="schema"):
+        apply(df, "Describe {name}", schema=42, progress=False)
+
+
+def test_a_bad_parameter_stops_apply_once_before_anything_is_sent(qwen_env: Emulator) -> None:
+    df = pd.DataFrame({"name": NAMES})
+    with pytest.raises(ParameterError, match="temperature"):
+        apply(df, "{name} as JSON", temperature=5, progress=False)
+    assert qwen_env.chat_requests == []
