@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import os
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
 
+import nbformat
 import pytest
 from IPython.utils.capture import capture_output
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
 
 from qwen_magics import BadRequestError, ParameterError, Retry, ServerError, StreamInterrupted
 from qwen_magics.comparison import COMPARE_RETRY, Comparison, compare, parse_grid
@@ -19,7 +23,7 @@ from qwen_magics.diversity import diversity, similarity, word_diff_html
 from qwen_magics.emulator import Emulator
 from qwen_magics.emulator.answers import SimpleGenerator
 
-from .conftest import TEST_KEY
+from .conftest import ENV_VARS, TEST_KEY
 
 PROMPT = "Name a colour"
 
@@ -435,3 +439,87 @@ def test_parse_grid_explains_a_bad_spec(spec: str, words: str) -> None:
 def test_a_parsed_grid_feeds_compare(qwen_env: Emulator) -> None:
     c = compare(PROMPT, show=False, **parse_grid("temperature=0.1,0.9 thinking=on,off"))
     assert len(c) == 4 and c.labels[0] == "temperature=0.1, thinking=on"
+
+
+# -- in a real Jupyter kernel -----------------------------------------------------------------------
+def _kernel_env(emulator: Emulator) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    env.update(DASHSCOPE_BASE_URL=emulator.base_url, DASHSCOPE_API_KEY=TEST_KEY)
+    return env
+
+
+@pytest.mark.kernel
+def test_a_saved_notebook_holds_the_final_grid_once(emulator: Emulator) -> None:
+    emulator.token_delay = 0.01
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "from qwen_magics import compare\n"
+            "c = compare('Name a colour', temperature=[0.1, 0.9], thinking=False)\n"
+            "c"
+        ),
+        nbformat.v4.new_code_cell("print(c.df.shape, list(c.df['error'].isna()))"),
+    ]
+    NotebookClient(nb, timeout=60, kernel_name="python3").execute(env=_kernel_env(emulator))
+    outputs = nb.cells[0].outputs
+    grids = [o for o in outputs if "qwen-compare" in o.get("data", {}).get("text/html", "")]
+    assert len(grids) == 1  # live updates replaced one display, and `c` did not add a second
+    html = grids[0].data["text/html"]
+    assert "2 settings × 1 sample · done" in html and "waiting" not in html
+    assert "at temperature 0.1." in html and "at temperature 0.9." in html
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    assert nb.cells[1].outputs[0].text.strip() == "(2, 15) [True, True]"
+    assert TEST_KEY not in nbformat.writes(nb)
+
+
+@pytest.mark.kernel
+def test_the_stop_button_stops_every_cell_in_a_kernel(emulator: Emulator) -> None:
+    emulator.generator = SimpleGenerator(length=300)
+    emulator.token_delay = 0.02  # about 6 s for a whole answer
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(env=_kernel_env(emulator))
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        msg_id = kc.execute(
+            "from qwen_magics import compare\n"
+            "c = compare('Tell a long story', temperature=[0.1, 0.9], thinking=False)"
+        )
+        while True:  # wait until both answers are on screen
+            msg = kc.get_iopub_msg(timeout=30)
+            if msg["parent_header"].get("msg_id") != msg_id or msg["msg_type"] != "update_display_data":
+                continue
+            if msg["content"]["data"]["text/plain"].count("You asked") == 2:
+                break
+        km.interrupt_kernel()
+        pressed = time.perf_counter()
+        final = None
+        while True:
+            msg = kc.get_iopub_msg(timeout=10)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "update_display_data":
+                final, final_at = msg["content"]["data"], time.perf_counter()
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        assert kc.get_shell_msg(timeout=10)["content"]["status"] == "ok"  # no traceback
+        assert final is not None and final_at - pressed < 1.0
+        assert "interrupted: 0/2 finished" in final["text/html"]
+
+        check = kc.execute("print([(r.interrupted, len(r.partial_text)) for r in c.responses])")
+        out = ""
+        while True:
+            msg = kc.get_iopub_msg(timeout=10)
+            if msg["parent_header"].get("msg_id") != check:
+                continue
+            if msg["msg_type"] == "stream":
+                out += msg["content"]["text"]
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        kept = eval(out)
+        full = len("".join(SimpleGenerator(length=300).answer("Tell a long story", temperature=0.1)))
+        assert [k[0] for k in kept] == [True, True] and all(0 < n < full for _, n in kept)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
