@@ -282,6 +282,8 @@ class _Handler(BaseHTTPRequestHandler):
     emulator: Emulator
     server_version = "istio-envoy"
     sys_version = ""
+    # small writes (headers, then chunks) must not wait for the client's delayed ACK: ~40 ms a request
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
