@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .display import is_rich_frontend
 from .diversity import word_diff_html
+from .gridspec import describe_setting
 from .render import footer_text, format_cost, thinking_html
 
 if TYPE_CHECKING:
@@ -136,17 +137,22 @@ def _samples_html(cell: Cell, reference: str | None) -> str:
         out.append(
             f"<div style='{RULE}'><span style='{SMALL}'>×{count}</span>{_answer_html(text, reference)}</div>"
         )
+    failures: dict[str, int] = {}
     for i, r in enumerate(cell.slots):
-        if r is not None and r.done and r.error is None:
+        if r is None or (r.done and r.error is None):
             continue
-        if r is None:
+        if r.done and not r.partial_text:  # the same failure of several samples is shown once
+            key = _error_html(r)
+            failures[key] = failures.get(key, 0) + 1
             continue
         state = "streaming" if not r.done else ("stopped" if r.interrupted else "failed")
-        body = _answer_html(r.partial_text, reference) if r.partial_text else ""
         error = _error_html(r) if r.done else ""
         out.append(
-            f"<div style='{RULE}'><span style='{SMALL}'>sample {i + 1} · {state}</span>{body}{error}</div>"
+            f"<div style='{RULE}'><span style='{SMALL}'>sample {i + 1} · {state}</span>"
+            f"{_answer_html(r.partial_text, reference)}{error}</div>"
         )
+    for box, count in failures.items():
+        out.append(f"<div style='{RULE}'><span style='{SMALL}'>×{count}</span>{box}</div>")
     queued = sum(r is None for r in cell.slots)
     if queued:
         out.append(f"<div style='{RULE};{SMALL}'><i>{_plural(queued, 'sample')} queued…</i></div>")
@@ -172,8 +178,6 @@ def grid_html(c: Comparison) -> str:
     cells = "".join(cell_html(cell, c, reference if i else None) for i, cell in enumerate(c.cells))
     lines = [html.escape(summary_text(c))]
     if c.shared:
-        from .gridspec import describe_setting
-
         lines.append(
             "every cell: " + html.escape(", ".join(describe_setting(k, v) for k, v in c.shared.items()))
         )
