@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .stream import Response
+from .templating import Field, fields
 
-__all__ = ["Run", "cell_code", "python_code", "runs_table", "summary"]
+__all__ = ["Run", "cell_code", "cell_prompt", "python_code", "runs_table", "summary"]
 
 # user name -> %%qwen option, in the order the magic's help lists them
 OPTIONS = (
@@ -43,15 +44,31 @@ def _number(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def cell_code(prompt: str, settings: Mapping[str, Any]) -> str:
-    """The ``%%qwen`` cell that sends exactly these settings; braces doubled so none is a variable.
+def cell_prompt(text: str) -> str:
+    """A prompt as a ``%%qwen`` cell body carries it: no leading blank lines, no trailing space."""
+    return re.sub(r"\A\s*\n", "", text).rstrip()
 
-    A system prompt that spans lines cannot sit on the magic's option line, so those settings come
-    back as the equivalent ``qwen_magics.ask`` call instead.
+
+def _as_written(text: str) -> bool:
+    """True when ``%%qwen`` sends ``text`` unchanged: it holds no ``{field}`` the magic would fill."""
+    parts = fields(text)
+    return parts is None or not any(isinstance(p, Field) for p in parts)
+
+
+def cell_code(prompt: str, settings: Mapping[str, Any]) -> str:
+    """The ``%%qwen`` cell that sends exactly this prompt with exactly these settings.
+
+    When the cell cannot say it — a system prompt over several lines (the options take one line), or
+    a ``{name}`` the magic would fill from the notebook — the same request comes back as a
+    ``qwen_magics.ask`` call, with a comment saying why.
     """
     system = settings.get("system")
     if system is not None and ("\n" in system or "\r" in system):
-        return python_code(prompt, settings)
+        return python_code(prompt, settings, why="the system prompt spans lines; %%qwen takes it on one")
+    if not _as_written(prompt) or (system is not None and not _as_written(system)):
+        return python_code(prompt, settings, why="%%qwen would fill its {…} from the notebook")
+    if cell_prompt(prompt) != prompt:
+        return python_code(prompt, settings, why="a %%qwen cell drops leading blank lines and trailing space")
     words = ["%%qwen", "-m", _quote(str(settings["model"]))]
     if system is not None:
         words += ["-s", _quote(system)]
@@ -66,13 +83,13 @@ def cell_code(prompt: str, settings: Mapping[str, Any]) -> str:
     stop = settings.get("stop")
     for s in [stop] if isinstance(stop, str) else stop or []:
         words += ["--stop", _quote(s)]
-    body = prompt.replace("{", "{{").replace("}", "}}")
-    return " ".join(words) + "\n" + body
+    return " ".join(words) + "\n" + prompt
 
 
-def python_code(prompt: str, settings: Mapping[str, Any]) -> str:
+def python_code(prompt: str, settings: Mapping[str, Any], *, why: str = "") -> str:
     """The same request as a plain ``qwen_magics.ask`` call."""
-    lines = ["import qwen_magics", "", "qwen_magics.ask(", f"    {prompt!r},"]
+    lines = [f"# the same request as a call: {why}"] if why else []
+    lines += ["import qwen_magics", "", "qwen_magics.ask(", f"    {prompt!r},"]
     lines += [f"    {name}={value!r}," for name, value in settings.items()]
     lines.append(").complete()")
     return "\n".join(lines)

@@ -27,7 +27,7 @@ from .client import AsyncClient
 from .display import StreamView, error_bundle
 from .errors import ParameterError, QwenError
 from .models import MODELS, ModelInfo, get_model
-from .panel_text import Run, cell_code, runs_table
+from .panel_text import Run, cell_code, cell_prompt, runs_table
 from .params import SEED_MAX, check_params, check_text
 from .presets import CUSTOM, MODEL_DEFAULT, PRESETS, match_preset
 from .stream import Response
@@ -320,7 +320,7 @@ class Panel:
     @property
     def code(self) -> str:
         """The ``%%qwen`` cell that reproduces the current settings exactly."""
-        return cell_code(self.prompt.value, self.settings())
+        return cell_code(cell_prompt(self.prompt.value), self.settings())
 
     def _collect(self) -> tuple[dict[str, Any], list[str]]:
         problems: list[str] = []
@@ -446,7 +446,7 @@ class Panel:
         self.code_view.value = (
             "<div style='opacity:.7;font-size:.9em'>Paste into a cell to send exactly these settings:"
             "</div><pre style='user-select:all;white-space:pre-wrap;background:#f6f8fa;padding:6px'>"
-            f"{html.escape(cell_code(self.prompt.value, settings))}</pre>"
+            f"{html.escape(cell_code(cell_prompt(self.prompt.value), settings))}</pre>"
         )
         if not self._running:
             self.run_button.disabled = bool(problems)
@@ -470,7 +470,7 @@ class Panel:
                 self._refresh()
                 self.status.value = "<span style='color:#a94442'>not sent: see above</span>"
                 return None
-            run = Run(len(self.runs) + 1, self.prompt.value, settings)
+            run = Run(len(self.runs) + 1, cell_prompt(self.prompt.value), settings)
             self.runs.append(run)
             self._running, self._stop_requested = True, False
             self._thread = threading.Thread(

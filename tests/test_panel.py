@@ -235,8 +235,8 @@ def test_impossible_arguments_raise_at_once(clean_env: None) -> None:
 
 
 def test_copy_as_code_shows_the_cell_for_the_current_settings(make) -> None:
-    p = make("Sort {this} list", model="qwen-plus")
-    assert p.code == "%%qwen -m qwen-plus\nSort {{this}} list"
+    p = make("Sort this list\n", model="qwen-plus")
+    assert p.code == "%%qwen -m qwen-plus\nSort this list"
     p.preset.value = "factual Q&A"
     p.thinking.value = "on"
     p.budget.value = 256
@@ -246,7 +246,7 @@ def test_copy_as_code_shows_the_cell_for_the_current_settings(make) -> None:
     p.system.value = "You are terse."
     expected = (
         '%%qwen -m qwen-plus -s "You are terse." -t 0.1 -p 0.7 --top-k 5 --thinking '
-        "--budget 256 --max-tokens 1000 --seed 42\nSort {{this}} list"
+        "--budget 256 --max-tokens 1000 --seed 42\nSort this list"
     )
     assert p.code == expected
     assert "-t 0.1 -p 0.7" in p.code_view.value  # the view follows the controls
@@ -254,16 +254,48 @@ def test_copy_as_code_shows_the_cell_for_the_current_settings(make) -> None:
     assert "--no-thinking" in p.code and "--budget" not in p.code
 
 
-def test_code_for_a_multiline_system_prompt_is_an_equivalent_ask_call(make, qwen_env: Emulator) -> None:
-    p = make("Name a colour", model="qwen-flash", temperature=0.4, seed=9)
-    p.system.value = "Answer in one word.\nNo punctuation."
-    code = p.code
-    assert code.startswith("import qwen_magics")
-    namespace: dict[str, object] = {}
-    exec(code, namespace)  # the code the view shows really sends the same request
-    sent_by_code = qwen_env.chat_requests[-1]
+CASES = {
+    "plain": ("What is 2+2?", {"model": "qwen-plus"}),
+    "every option": (
+        "Sort these numbers",
+        {
+            "model": "qwen-plus",
+            "system": "You are terse.",
+            "temperature": 0.35,
+            "top_p": 0.9,
+            "top_k": 7,
+            "thinking": True,
+            "budget": 64,
+            "max_tokens": 120,
+            "seed": 11,
+            "stop": ["END"],
+        },
+    ),
+    "quotes in the system prompt": ("Greet me", {"model": "qwen-flash", "system": 'Say "hi", it\'s $5!'}),
+    "JSON braces are sent as written": ('Fill {"name": "?", "age": 0} for Ada', {"model": "qwen-plus"}),
+    "a {name} the magic would fill": ("Explain {topic} simply", {"model": "qwen-plus", "seed": 1}),
+    "a system prompt over two lines": (
+        "Name a colour",
+        {"model": "qwen-turbo", "system": "One word.\nNo dot."},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_copy_as_code_sends_the_same_request_as_the_panel(case: str, make, shell, qwen_env: Emulator) -> None:
+    prompt, settings = CASES[case]
+    p = make(prompt, **settings)
+    assert p.settings() == settings
     run_to_end(p)
-    assert qwen_env.chat_requests[-1].body == sent_by_code.body
+    sent_by_panel = qwen_env.chat_requests[-1].body
+    shell.run_line_magic("load_ext", "qwen_magics")
+    with capture_output():
+        result = shell.run_cell(p.code)  # the code as a user pastes it into a new cell
+    assert result.success, result.error_in_exec or result.error_before_exec
+    assert len(qwen_env.chat_requests) == 2
+    assert qwen_env.chat_requests[-1].body == sent_by_panel
+    magic = not case.startswith(("a {name}", "a system prompt over"))
+    assert p.code.startswith("%%qwen") == magic
 
 
 def test_runs_table_lists_runs_newest_first(make, qwen_env: Emulator) -> None:
