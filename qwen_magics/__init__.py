@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .client import AsyncClient, BackoffGate, Client, Retry, aask, ask
 from .config import configure, settings
 from .errors import (
     APIError,
@@ -31,6 +30,8 @@ from .stream import Event, Response, Usage
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
+
+    from .client import AsyncClient, BackoffGate, Client, Retry, aask, ask
 
 __version__ = "0.1.0"
 
@@ -75,6 +76,13 @@ __all__ = [
 
 # name -> module that defines it, imported on first use
 _LAZY = {
+    # the HTTP client (httpx) loads on first use, so `%load_ext qwen_magics` stays quick
+    "AsyncClient": ".client",
+    "BackoffGate": ".client",
+    "Client": ".client",
+    "Retry": ".client",
+    "aask": ".client",
+    "ask": ".client",
     "Comparison": ".comparison",
     "Emulator": ".emulator",
     "apply": ".frames",

@@ -250,11 +250,11 @@ def show_answer(
     The placeholder is drawn before the request is sent: ``ask`` returns at the first token, so the
     wait is visible. Ctrl-C before the first token ends the wait and keeps nothing.
     """
-    from .client import ask
-
     view = StreamView(raw=raw, max_rate=max_rate, rich=rich)
     view.waiting(model)
     try:
+        from .client import ask  # httpx loads on the first request, not with the extension
+
         response = ask(prompt, model=model, **params)
     except KeyboardInterrupt:
         view.fail("stopped before the first token arrived; nothing was kept.", title="Interrupted")

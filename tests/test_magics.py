@@ -195,7 +195,7 @@ def test_loading_imports_nothing_heavy(qwen_env: Emulator) -> None:
         ip = InteractiveShell.instance()
         ip.run_line_magic("load_ext", "qwen_magics")
         assert "qwen" in ip.magics_manager.magics["cell"]
-        heavy = ("pandas", "ipywidgets", "numpy", "pydantic", "json_repair", "openai", "tqdm",
+        heavy = ("pandas", "ipywidgets", "numpy", "pydantic", "json_repair", "openai", "tqdm", "httpx",
                  "qwen_magics.emulator", "qwen_magics.structured", "qwen_magics.comparison",
                  "qwen_magics.parameter_panel")
         print([m for m in heavy if m in sys.modules])
