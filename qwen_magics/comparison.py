@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import config as _config
@@ -362,6 +362,8 @@ def compare(
     configs: Sequence[Mapping[str, Any]] | None = None,
     show: bool | None = None,
     retry: Retry | None = None,
+    publish: Callable[[dict[str, str], bool], None] | None = None,
+    cancel: threading.Event | None = None,
     **params: Any,
 ) -> Comparison:
     """Ask one prompt with every setting of a grid, concurrently, and show the answers side by side.
@@ -372,7 +374,9 @@ def compare(
     exactly ``configs=[{...}, ...]``. ``messages``, ``api_key`` and ``base_url`` apply to every cell.
     ``samples`` asks each setting that many times; at most ``concurrency`` requests run at once.
     ``show`` (default: inside IPython) draws the live grid. Ctrl-C stops every cell and keeps what
-    arrived. A cell's failure is shown in that cell and never raised.
+    arrived. A cell's failure is shown in that cell and never raised. ``publish(bundle, update)``
+    draws the live grid somewhere else than the cell's output (the parameter panel does), and setting
+    ``cancel`` ends the comparison like Ctrl-C, for a caller running ``compare`` in a worker thread.
 
         compare("Name a colour.", temperature=[0.1, 0.9], thinking=[True, False], samples=3).df
     """
@@ -410,7 +414,7 @@ def compare(
     for cell, name in zip(cells, names, strict=True):
         cell.label = name
     comparison = Comparison(prompt, cells, samples, shared_settings(settings) if len(settings) > 1 else {})
-    return _run(comparison, prompt, fixed, concurrency, retry, show)
+    return _run(comparison, prompt, fixed, concurrency, retry, show, publish, cancel)
 
 
 def _run(
@@ -420,6 +424,8 @@ def _run(
     concurrency: int,
     retry: Retry,
     show: bool | None,
+    publish: Callable[[dict[str, str], bool], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> Comparison:
     from .grid import MAX_RATE, GridView
 
@@ -427,13 +433,15 @@ def _run(
         from IPython import get_ipython
 
         show = get_ipython() is not None
-    view = GridView(comparison) if show else None
+    view = GridView(comparison, publish=publish) if show or publish is not None else None
     runner = _Runner(comparison, prompt, fixed, concurrency, retry)
     runner.start()
     try:
         if view is not None:
             view.start()
         while not runner.finished.wait(1.0 / MAX_RATE):
+            if cancel is not None and cancel.is_set():
+                raise KeyboardInterrupt  # the caller's Stop button: the same path as Ctrl-C
             if view is not None:
                 view.refresh(runner.version)
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .display import is_rich_frontend
@@ -236,11 +237,17 @@ class GridView:
     """Draws a Comparison while it runs; ``live`` while the cell that ran ``compare`` is current."""
 
     def __init__(
-        self, comparison: Comparison, *, max_rate: float = MAX_RATE, rich: bool | None = None
+        self,
+        comparison: Comparison,
+        *,
+        max_rate: float = MAX_RATE,
+        rich: bool | None = None,
+        publish: Callable[[dict[str, str], bool], None] | None = None,
     ) -> None:
         self.comparison = comparison
         self.interval = 1.0 / max_rate if max_rate > 0 else 0.0
-        self.rich = is_rich_frontend() if rich is None else rich
+        self.rich = (is_rich_frontend() if rich is None else rich) or publish is not None
+        self._publish = publish  # publish(bundle, update) draws elsewhere (the parameter panel)
         self.draws = 0
         self.live = False
         self._handle: Any = None
@@ -254,6 +261,11 @@ class GridView:
         if not self.rich:
             sys.stdout.write(summary_text(c) + "\n")
             sys.stdout.flush()
+            return
+        if self._publish is not None:
+            self._publish(c.bundle(), False)
+            self.draws += 1
+            self._last = time.perf_counter()
             return
         from IPython.display import display
 
@@ -297,7 +309,10 @@ class GridView:
         self.redraw()
 
     def redraw(self) -> None:
-        if self._handle is not None:
+        if self._publish is not None:
+            self._publish(self.comparison.bundle(), True)
+            self.draws += 1
+        elif self._handle is not None:
             self._handle.update(self.comparison.bundle(), raw=True)
             self.draws += 1
 
