@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import _thread
 import asyncio
+import threading
 import time
 
 import pandas as pd
@@ -158,3 +160,33 @@ def test_a_bad_parameter_stops_apply_once_before_anything_is_sent(qwen_env: Emul
     with pytest.raises(ParameterError, match="temperature"):
         apply(df, "{name} as JSON", temperature=5, progress=False)
     assert qwen_env.chat_requests == []
+
+
+def test_apply_rides_out_rate_limits_and_shows_progress(
+    qwen_env: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    qwen_env.add_fault("status", status=429, times=3)
+    df = pd.DataFrame({"name": NAMES[:6]})
+    out = apply(df, "{name} as JSON", concurrency=3)
+    assert out["_error"].isna().all()
+    assert out["answer"].tolist() == [f"{n} as JSON" for n in NAMES[:6]]
+    assert sum(r.status == 429 for r in qwen_env.chat_requests) == 3
+    assert "qwen apply: 100%" in capsys.readouterr().err
+
+
+def test_ctrl_c_keeps_the_rows_already_answered(qwen_env: Emulator) -> None:
+    qwen_env.latency = 0.3
+    df = pd.DataFrame({"name": NAMES * 2})
+    timer = threading.Timer(0.8, _thread.interrupt_main)
+    timer.start()
+    try:
+        out = apply(df, "{name} as JSON", concurrency=2, progress=False)  # 20 rows: 3 s uninterrupted
+    finally:
+        timer.cancel()
+    assert out.attrs["interrupted"] is True
+    done = out["_error"].isna()
+    assert 2 <= done.sum() < len(df)
+    assert out.loc[done, "answer"].tolist() == [
+        f"{n} as JSON" for n, d in zip(NAMES * 2, done, strict=True) if d
+    ]
+    assert (out.loc[~done, "_error"] == "interrupted before this row was answered").all()
