@@ -96,8 +96,10 @@ def plan(
     extra: list[str] = []
     if sch is not None and mode != "json_schema":
         extra.append(sch.instruction())
+    elif multi and sch is None:
+        extra.append(JSON_ONLY_MULTI)  # the shape, even when the prompt already says JSON
     elif not mentions_json:
-        extra.append(JSON_ONLY_MULTI if multi else JSON_ONLY)
+        extra.append(JSON_ONLY)
     if mode == "text":
         extra.append(JSON_IN_TEXT)
     if extra:
@@ -142,8 +144,15 @@ def read(response: Response, plan: Plan) -> tuple[Any, str]:
             raise _Failure(
                 f"the JSON does not follow the schema: {exc}", retry=response.finish_reason != "length"
             ) from None
-    elif plan.multi and isinstance(value, dict) and isinstance(value.get("items"), list):
-        value = value["items"]
+    elif plan.multi:
+        from .frames import find_records
+
+        try:
+            records = find_records(value)
+        except ValueError as exc:  # several lists: which one holds the records?
+            raise _Failure(str(exc)) from None
+        if records is not None and records.tabular:
+            value = records.rows
     return value, found.path
 
 

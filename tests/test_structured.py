@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import httpx
 import pydantic
@@ -241,3 +243,19 @@ def test_three_planets_become_a_three_row_dataframe(clean_env: None) -> None:
     frame = to_dataframe(r)
     assert len(frame) == 3
     assert "name" in frame.columns
+
+
+def test_multi_without_a_schema_asks_for_items_and_returns_the_records(qwen_env: Emulator) -> None:
+    qwen_env.queue_reply(json.dumps(PLANETS))
+    r = ask_json("list three planets as JSON", multi=True)
+    assert '{"items": [...]}' in system_text(qwen_env.chat_requests[-1].body)
+    assert r.data == PLANETS["planets"]
+
+
+def test_structured_output_loads_pandas_pydantic_and_json_repair_only_when_used() -> None:
+    code = (
+        "import sys, qwen_magics; qwen_magics.ask_json; qwen_magics.apply; qwen_magics.to_dataframe; "
+        "print([m for m in ('pandas', 'pydantic', 'json_repair', 'tqdm') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
