@@ -98,7 +98,7 @@ def test_temperature_zero_is_greedy_and_deterministic(lm: LanguageModel) -> None
 def test_high_temperature_gives_more_distinct_answers_than_low(lm: LanguageModel) -> None:
     low = [distinct(lm, p, temperature=0.1) for p in PROMPTS]
     high = [distinct(lm, p, temperature=1.5) for p in PROMPTS]
-    assert max(low) <= 2, low  # measured: [1, 1, 1, 2, 1, 1]
+    assert max(low) <= 2, low  # measured: [1, 1, 2, 2, 1, 1]
     assert min(high) == 5, high  # every seed its own answer
     assert sum(high) >= 2 * sum(low)
 

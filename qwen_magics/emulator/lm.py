@@ -419,8 +419,9 @@ class LanguageModel:
                max_tokens: int = 200, stop: str | Sequence[str] | None = None) -> Iterator[str]:  # fmt: skip
         """Answer pieces, each with its leading space or newline; ''.join gives the text.
 
-        2-5 sentences (4-8 in paragraphs when the prompt asks to explain or write; an intro and
-        bullets when it asks for a list), fewer when the model ends the paragraph itself.
+        It opens on a word of the prompt and runs 2 to 5 sentences (4 to 8, in paragraphs, when the
+        prompt asks to explain or write; an intro and one bullet per thing when it asks for a list),
+        ending where the model itself ends its paragraph, or at max_tokens, or before a stop string.
         """
         s = self._start(_Sampler(temperature, top_p, top_k, presence_penalty, seed), _content(prompt))
         mix, asked, n = self._mixture(prompt), {w.lower() for w in _words(prompt)}, _number(prompt)
