@@ -239,3 +239,32 @@ def test_terminal_ipython_streams_plain_text(qwen_env: Emulator, tmp_path: Path)
     assert "<sub>" not in out.stdout and "text/markdown" not in out.stdout
     assert "waiting" not in out.stdout
     assert TEST_KEY not in out.stdout + out.stderr
+
+
+def test_loading_without_a_key_starts_the_offline_simulator_once(clean_env, monkeypatch) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from qwen_magics import offline
+
+    monkeypatch.setenv("QWEN_OFFLINE_TOKENS_PER_SECOND", "0")  # as fast as it can
+    ip = InteractiveShell.instance()
+    ip.user_ns.pop("_qwen", None)
+    try:
+        with capture_output() as cap:
+            ip.run_line_magic("load_ext", "qwen_magics")
+            ip.run_line_magic("unload_ext", "qwen_magics")
+            ip.run_line_magic("load_ext", "qwen_magics")
+        assert cap.stdout.count(offline.NOTICE) == 1
+        assert offline.is_active()
+        with capture_output() as cap:
+            ip.run_cell_magic("qwen", "--max-tokens 30 --no-thinking", "Tell me about the sea.")
+        response = ip.user_ns["_qwen"]
+        assert response.offline and response.text
+        footer = cap.outputs[-1].data["text/markdown"].rsplit("<sub>", 1)[1]
+        assert "offline" in footer and "$" not in footer
+        shown = "".join(o.data["text/plain"] for o in cap.outputs)
+        assert "sk-offline" not in shown
+    finally:
+        if "qwen_magics" in ip.extension_manager.loaded:
+            ip.run_line_magic("unload_ext", "qwen_magics")
+    assert not offline.is_active()  # unloading stops the simulator it started
