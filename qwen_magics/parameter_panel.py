@@ -27,6 +27,7 @@ from .client import AsyncClient
 from .display import StreamView, error_bundle
 from .errors import ParameterError, QwenError
 from .models import MODELS, ModelInfo, get_model
+from .panel_compare import CompareMode
 from .panel_text import Run, cell_code, cell_prompt, runs_table
 from .params import SEED_MAX, check_params, check_text
 from .presets import CUSTOM, MODEL_DEFAULT, PRESETS, match_preset
@@ -133,6 +134,7 @@ class Panel:
         self._lock = threading.Lock()
         self._running = False
         self._stop_requested = False
+        self._cancel = threading.Event()  # set by Stop: ends a comparison
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -238,9 +240,10 @@ class Panel:
         )
         self.runs_view = W.HTML(runs_table(self.runs))
         self.code_view = W.HTML()
+        self.compare_mode = CompareMode(self)
         self.tabs = W.Tab(
-            children=[self.runs_view, self.code_view],
-            titles=["Runs", "Copy as code"],
+            children=[self.runs_view, self.code_view, self.compare_mode.widget],
+            titles=["Runs", "Copy as code", "Compare"],
             layout=W.Layout(width="auto"),
         )
         self.widget = W.VBox(
@@ -263,6 +266,8 @@ class Panel:
         for w, cls in [
             (self.widget, "qwen-panel"),
             (self.temperature, "qwen-temperature"),
+            (self.preset, "qwen-preset"),
+            (self.status, "qwen-status"),
             (self.top_p, "qwen-top-p"),
             (self.run_button, "qwen-run"),
             (self.stop_button, "qwen-stop"),
@@ -462,37 +467,57 @@ class Panel:
         Returns the new Run, or None when nothing was sent (the reason is shown in the panel).
         """
         settings, problems = self._collect()
-        with self._lock:
-            if self._running:
-                self.status.value = "already running: press Stop first"
-                return None
-            if problems:
-                self._refresh()
-                self.status.value = "<span style='color:#a94442'>not sent: see above</span>"
-                return None
-            run = Run(len(self.runs) + 1, cell_prompt(self.prompt.value), settings)
-            self.runs.append(run)
-            self._running, self._stop_requested = True, False
-            self._thread = threading.Thread(
-                target=self._work, args=(run,), daemon=True, name=f"qwen-panel-run-{run.number}"
-            )
-        self.run_button.disabled, self.stop_button.disabled = True, False
-        self.status.value = f"run {run.number}: waiting for the first token…"
+        if problems:
+            self._refresh()
+            self.status.value = "<span style='color:#a94442'>not sent: see above</span>"
+            return None
+        run = Run(len(self.runs) + 1, cell_prompt(self.prompt.value), settings)
+        if not self._begin(f"run {run.number}: waiting for the first token…"):
+            return None
+        self.runs.append(run)
         self.runs_view.value = runs_table(self.runs)
-        self._thread.start()
+        self._launch(f"qwen-panel-run-{run.number}", self._work, run)
         return run
 
     def stop(self) -> None:
-        """What Stop does: end the running answer, closing its connection, keeping what arrived."""
+        """What Stop does: end the running answer or comparison, keeping what arrived."""
         with self._lock:
             if not self._running or self._stop_requested:
                 return
             self._stop_requested = True
+            self._cancel.set()
             loop, task = self._loop, self._task
         self.status.value = "stopping…"
         if loop is not None and task is not None:
             with contextlib.suppress(RuntimeError):  # the loop closed: the run just ended
                 loop.call_soon_threadsafe(task.cancel)
+
+    def _begin(self, status: str) -> bool:
+        """Claim the panel for one run or comparison; False (saying why) while another is going."""
+        with self._lock:
+            if self._running:
+                self.status.value = "already running: press Stop first"
+                return False
+            self._running, self._stop_requested = True, False
+            self._cancel = threading.Event()
+        self.run_button.disabled = self.compare_mode.run_button.disabled = True
+        self.stop_button.disabled = False
+        self.status.value = status
+        return True
+
+    def _launch(self, name: str, target: Any, *args: Any) -> None:
+        self._thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        self._thread.start()
+
+    def _end(self, status: str) -> None:
+        """The worker thread's last act: free the panel for the next run."""
+        with self._lock:
+            self._running = False
+            self._loop = self._task = None
+        self.status.value = status
+        self.stop_button.disabled = True
+        self.run_button.disabled = bool(self.problems())
+        self.compare_mode.refresh()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the current run ends; True when nothing is running any more."""
@@ -519,9 +544,6 @@ class Panel:
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             loop.close()
-            with self._lock:
-                self._loop = self._task = None
-                self._running = False
             self._finished(run)
 
     async def _stream(self, run: Run) -> None:
@@ -572,6 +594,4 @@ class Panel:
         self.runs_view.value = runs_table(self.runs)
         r = run.response
         timing = f" · {r.elapsed:.2f}s" if r is not None and r.elapsed is not None else ""
-        self.status.value = f"run {run.number}: {run.state}{timing}"
-        self.stop_button.disabled = True
-        self.run_button.disabled = bool(self.problems())
+        self._end(f"run {run.number}: {run.state}{timing}")

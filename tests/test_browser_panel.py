@@ -82,3 +82,29 @@ def test_panel_streams_into_the_page_after_moving_the_temperature_slider(tmp_pat
         assert f"temperature {float(value)}" in runs.inner_text()
         shot = nb.screenshot("browser_panel")
         assert shot.stat().st_size > 10_000
+
+        # Compare mode: these settings and the code-generation preset, side by side
+        page.get_by_role("tab", name="Compare").click()
+        panel.locator("button.qwen-compare-add").click()
+        panel.locator(".qwen-preset select").select_option("code generation")
+        page.wait_for_function(
+            "([el]) => el.textContent.includes('-t 0.2 -p 0.8')", arg=[code.element_handle()], timeout=10_000
+        )
+        panel.locator("button.qwen-compare-add").click()
+        panel.locator("button.qwen-compare-run").click()
+        grid = panel.locator(".qwen-compare-output")
+        for t in (float(value), 0.2):
+            expect_text = f"This is the emulator's answer at temperature {t}."
+            page.wait_for_function(
+                "([el, t]) => el.textContent.includes(t)",
+                arg=[grid.element_handle(), expect_text],
+                timeout=30_000,
+            )
+        assert len(emu.chat_requests) == 3
+        status = panel.locator(".qwen-status")
+        page.wait_for_function(
+            "([el]) => el.textContent.includes('comparison of 2 settings: done')",
+            arg=[status.element_handle()],
+            timeout=30_000,
+        )
+        nb.screenshot("browser_panel_compare")

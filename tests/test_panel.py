@@ -367,3 +367,101 @@ def test_the_kernel_stays_free_while_a_run_streams(make, shell, qwen_env: Emulat
     shell.run_cell("x = 6 * 7")  # runs while the answer streams
     assert shell.user_ns["x"] == 42 and p.running
     assert p.wait(10) and p.result is not None and p.result.text.endswith("answer.")
+
+
+# -- Compare mode -----------------------------------------------------------------------------------
+def add_settings(p: Panel, *temperatures: float) -> None:
+    for t in temperatures:
+        p.temperature.value = t
+        p.compare_mode.add_button.click()
+
+
+def compared(p: Panel) -> str:
+    outputs = p.compare_mode.output.outputs
+    assert len(outputs) == 1
+    return outputs[0]["data"]["text/html"]
+
+
+def test_compare_runs_the_collected_settings_side_by_side(make, qwen_env: Emulator) -> None:
+    p = make("Name a colour", model="qwen-plus", preset="translation")
+    add_settings(p, 0.1, 0.9)
+    p.thinking.value = "on"
+    p.compare_mode.add_button.click()
+    mode = p.compare_mode
+    assert len(mode.settings) == 3 and not mode.run_button.disabled
+    mode.run_button.click()
+    assert p.wait(10) and not p.running
+    sent = sorted((r.params for r in qwen_env.chat_requests), key=lambda x: sorted(x.items()))
+    assert sent == sorted(
+        [
+            {"model": "qwen-plus", "temperature": 0.1, "top_p": 0.8},
+            {"model": "qwen-plus", "temperature": 0.9, "top_p": 0.8},
+            {"model": "qwen-plus", "temperature": 0.9, "top_p": 0.8, "enable_thinking": True},
+        ],
+        key=lambda x: sorted(x.items()),
+    )
+    grid = compared(p)
+    for t in (0.1, 0.9):
+        assert f"You asked: Name a colour. This is the emulator&#x27;s answer at temperature {t}." in grid
+    assert mode.comparison is not None and mode.comparison.done and len(mode.comparison.df) == 3
+    assert "comparison of 3 settings: done" in p.status.value
+    assert p.runs == []  # the runs table keeps single runs
+
+
+def test_compare_samples_each_setting_several_times(make, qwen_env: Emulator) -> None:
+    p = make("Name a colour", model="qwen-flash")
+    add_settings(p, 0.2, 1.2)
+    p.compare_mode.samples.value = 3
+    p.compare_mode.run()
+    assert p.wait(10)
+    assert len(qwen_env.chat_requests) == 6
+    assert p.compare_mode.comparison is not None and len(p.compare_mode.comparison.df) == 6
+
+
+def test_compare_takes_two_to_six_distinct_settings(make, qwen_env: Emulator) -> None:
+    p = make("Hi", model="qwen-plus")
+    mode = p.compare_mode
+    add_settings(p, 0.5)
+    assert mode.run_button.disabled
+    mode.run_button.click()  # a click that reaches the kernel anyway
+    assert "at least 2" in mode.note.value and qwen_env.chat_requests == []
+    p.compare_mode.add_button.click()
+    assert len(mode.settings) == 1 and "already" in mode.note.value
+    add_settings(p, 0.6, 0.7, 0.8, 0.9, 1.0)
+    assert len(mode.settings) == 6 and mode.add_button.disabled
+    p.temperature.value = 1.1
+    assert not mode.add()
+    assert "at most 6" in mode.note.value and len(mode.settings) == 6
+    mode.clear_button.click()
+    assert mode.settings == [] and mode.run_button.disabled
+    p.seed.value = "x"
+    assert not mode.add() and "seed must be a whole number" in mode.note.value
+
+
+def test_stop_ends_a_comparison_and_keeps_what_arrived(make, qwen_env: Emulator) -> None:
+    qwen_env.token_delay = 1.0
+    p = make("Write a long story", model="qwen-plus")
+    add_settings(p, 0.3, 1.3)
+    p.compare_mode.run_button.click()
+    until(lambda: len(qwen_env.chat_requests) == 2)
+    time.sleep(0.3)
+    started = time.monotonic()
+    p.stop_button.click()
+    assert p.wait(5)
+    assert time.monotonic() - started < 1.0
+    comparison = p.compare_mode.comparison
+    assert comparison is not None and comparison.interrupted
+    assert all(r.interrupted for r in comparison.responses)
+    assert "stopped" in compared(p) and "comparison of 2 settings: stopped" in p.status.value
+    assert panel_threads() == [] and not p.compare_mode.run_button.disabled
+
+
+def test_highlighting_differences_redraws_the_grid(make, qwen_env: Emulator) -> None:
+    p = make("Name a colour", model="qwen-plus")
+    add_settings(p, 0.1, 0.9)
+    p.compare_mode.run()
+    assert p.wait(10)
+    before = compared(p)
+    p.compare_mode.diff.value = True
+    after = compared(p)
+    assert after != before and "<mark" in after
