@@ -221,11 +221,11 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def chromium() -> Iterator[Any]:
+def chromium(executable: str = CHROMIUM) -> Iterator[Any]:
     """Debian's Chromium, headless, through Playwright. Fails (never skips) when it is missing."""
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+    if not (os.path.isfile(executable) and os.access(executable, os.X_OK)):
         pytest.fail(
-            f"Chromium is missing ({CHROMIUM}); the browser tests need Debian's package: "
+            f"Chromium is missing ({executable}); the browser tests need Debian's package: "
             "`sudo apt-get install -y chromium` (`make test` installs it). Playwright's own "
             "browser download is not used.",
             pytrace=False,
@@ -233,7 +233,7 @@ def chromium() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         try:
             yield browser
         finally:

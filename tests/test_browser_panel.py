@@ -13,12 +13,11 @@ import pytest
 from qwen_magics.emulator import Emulator
 from tests.jupyterlab import Notebook, chromium, lab_server
 
-pytestmark = pytest.mark.browser
-
 KEY = "sk-browser0123456789abcdWXYZ"
 PROMPT = "Describe the sea in one sentence"
 
 
+@pytest.mark.browser
 def test_panel_streams_into_the_page_after_moving_the_temperature_slider(tmp_path: Path) -> None:
     with (
         Emulator(generator="simple", api_key=KEY, token_delay=0.15) as emu,
@@ -108,3 +107,9 @@ def test_panel_streams_into_the_page_after_moving_the_temperature_slider(tmp_pat
             timeout=30_000,
         )
         nb.screenshot("browser_panel_compare")
+
+
+def test_a_missing_chromium_fails_the_browser_tests_with_the_install_command(tmp_path: Path) -> None:
+    missing = str(tmp_path / "chromium")
+    with pytest.raises(pytest.fail.Exception, match=r"apt-get install -y chromium"), chromium(missing):
+        pass

@@ -465,3 +465,14 @@ def test_highlighting_differences_redraws_the_grid(make, qwen_env: Emulator) -> 
     p.compare_mode.diff.value = True
     after = compared(p)
     assert after != before and "<mark" in after
+
+
+def test_a_refused_key_is_explained_without_showing_it(make, qwen_env: Emulator, monkeypatch) -> None:
+    wrong = "sk-wrong0123456789abcdefQRST"
+    monkeypatch.setenv("DASHSCOPE_API_KEY", wrong)
+    p = make("Hello", model="qwen-plus")
+    run_to_end(p)
+    shown_text = p.output.outputs[0]["data"]["text/plain"]
+    assert "refused" in shown_text and p.runs[-1].state == "error"
+    everything = [shown_text, p.runs_view.value, p.code, p.code_view.value, p.status.value, repr(p)]
+    assert not any(wrong in text or wrong[3:] in text for text in everything)
