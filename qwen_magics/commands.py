@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import html
 import os
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Mapping
 from typing import Any
 
+from traitlets import HasTraits, TraitError
+
 from . import config
+from .errors import ConfigError
 from .models import MODELS, ModelInfo, get_model
 
-__all__ = ["config_bundle", "fetch_model_ids", "help_bundle", "models_bundle"]
+__all__ = ["config_bundle", "fetch_model_ids", "help_bundle", "models_bundle", "set_defaults"]
 
 MODELS_TIMEOUT = 5.0
 
@@ -74,6 +78,57 @@ def config_bundle(defaults: Mapping[str, Any], model_source: str) -> dict[str, s
     return {"text/markdown": f"{md}\n\n{hint}", "text/plain": f"{plain}\n\n{hint}"}
 
 
+SETTINGS = ("region", "base_url", "timeout")  # %qwen config names that go to config.configure
+
+
+def set_defaults(target: HasTraits, tokens: list[str], names: list[str]) -> list[str]:
+    """``%qwen config name=value ...``: traits of ``target`` (the magics' defaults) or connection
+    settings. Raises ValueError saying which name and why; the API key is refused (notebooks get
+    shared: keys belong in the environment)."""
+    done = []
+    for token in tokens:
+        name, _, text = token.partition("=")
+        name = name.strip().replace("-", "_")
+        value = _literal(text)
+        if name == "api_key":
+            raise ValueError("api_key: keep the API key out of notebooks; set DASHSCOPE_API_KEY instead")
+        if name in SETTINGS:
+            before = config.configured().get(name)
+            config.configure(**{name: None if value is None else str(value)})
+            try:
+                config.settings()
+            except ConfigError as exc:
+                config.configure(**{name: before})
+                raise ValueError(f"{name}: {exc}") from None
+        elif name in names:
+            try:
+                setattr(target, name, value)
+            except TraitError as exc:
+                message = str(exc).strip().splitlines()[0]
+                raise ValueError(re.sub(r"The '(\w+)' trait of an? \w+ instance ", r"\1 ", message)) from None
+        else:
+            raise ValueError(f"{name}: unknown setting; known: {', '.join([*names, *SETTINGS])}")
+        done.append(f"{name}={value!r}")
+    return done
+
+
+def _literal(text: str) -> Any:
+    """Values as typed: none/true/false, numbers, else the text itself."""
+    low = text.strip().lower()
+    if low in ("", "none", "null", "default"):
+        return None
+    if low in ("true", "on", "yes"):
+        return True
+    if low in ("false", "off", "no"):
+        return False
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 # -- %qwen models --------------------------------------------------------------------------------
 def fetch_model_ids(settings: config.Settings, timeout: float = MODELS_TIMEOUT) -> list[str]:
     """The server's ``GET /models`` list of ids; raises on any failure."""
@@ -107,8 +162,13 @@ def _row(name: str, info: ModelInfo | None) -> list[str]:
     ]
 
 
-def models_bundle(settings: config.Settings, ids: Iterable[str] | None, why: str = "") -> dict[str, str]:
-    """A table of models: the server's list when it answered (``ids``), else the built-in table."""
+def models_bundle(settings: config.Settings) -> dict[str, str]:
+    """A table of models: the server's ``/models`` list when it answers, else the built-in table."""
+    try:
+        ids: list[str] | None = fetch_model_ids(settings)
+        why = ""
+    except Exception as exc:  # any failure (no route, refused, timeout, odd body): the built-in table
+        ids, why = None, (str(exc).splitlines() or [type(exc).__name__])[0][:120]
     header = ["model", "context", "max output", "thinking", "input $/M", "output $/M", "thinking $/M"]
     if ids is None:
         names = list(MODELS)

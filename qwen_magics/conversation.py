@@ -33,6 +33,19 @@ class Conversation:
         if model:
             self.model = model
 
+    def record(
+        self, prompt: str, answer: str, *, system: str | None, continued: bool, model: str | None
+    ) -> None:
+        """A cell's exchange: it continues this conversation (``-c``) or starts a new one. An answer
+        with no text (stopped before the first word) changes nothing."""
+        if not answer:
+            return
+        if not continued:
+            self.reset()
+        if system is not None:
+            self.system = system
+        self.add(prompt, answer, model=model)
+
     def reset(self) -> None:
         self.system = None
         self.turns.clear()

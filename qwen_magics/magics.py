@@ -22,7 +22,7 @@ from IPython.utils.process import arg_split
 from traitlets import Bool, Float, Int, TraitError, Unicode, validate
 
 from . import config, offline
-from .commands import config_bundle, fetch_model_ids, help_bundle, models_bundle
+from .commands import config_bundle, help_bundle, models_bundle, set_defaults
 from .conversation import Conversation
 from .display import MAX_RATE, error_title, show_answer, show_error
 from .errors import ConfigError, ParameterError, QwenError
@@ -63,7 +63,6 @@ REQUEST_PARAMS = (
     "max_tokens",
     "seed",
 )
-SETTINGS = ("region", "base_url", "timeout")  # %qwen config names that go to config.configure
 _TOKEN = re.compile(r"""(?:[^\s'"]+|'[^']*'|"(?:\\.|[^"\\])*"|['"])+""")
 
 _offline_started = False
@@ -270,13 +269,13 @@ class QwenMagics(Magics):
             ns["_qwen"] = response
             if out:
                 ns[out] = response
-            text = response.partial_text
-            if text:
-                if not args.cont:
-                    conv.reset()
-                if system is not None:
-                    conv.system = system
-                conv.add(prompt_text, text, model=response.model or model)
+            conv.record(
+                prompt_text,
+                response.partial_text,
+                system=system,
+                continued=args.cont,
+                model=response.model or model,
+            )
             return None
         result = self._hand_off(mode, args, prompt_text, model, system, given, where)
         if result is None:
@@ -338,9 +337,7 @@ class QwenMagics(Magics):
         except ParameterError as exc:
             raise UsageError(f"{where(exc.param)}: {exc}") from None
         except KeyboardInterrupt:
-            show_error(
-                "stopped; what arrived so far is kept where the feature keeps it.", title="Interrupted"
-            )
+            show_error("stopped with Ctrl-C / the stop button before it finished.", title="Interrupted")
         except QwenError as exc:
             show_error(str(exc), title=error_title(exc))
         return None
@@ -365,12 +362,7 @@ class QwenMagics(Magics):
             settings = config.settings()
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
-        try:
-            ids: list[str] | None = fetch_model_ids(settings)
-            why = ""
-        except Exception as exc:  # any failure means: use the built-in table
-            ids, why = None, _short_reason(exc)
-        self._show(models_bundle(settings, ids, why))
+        self._show(models_bundle(settings))
 
     def _cmd_history(self) -> None:
         self._show(self.conversation.bundle())
@@ -387,33 +379,10 @@ class QwenMagics(Magics):
         if not tokens:
             self._show(config_bundle(self.defaults(), self._model_source()))
             return
-        done = []
-        for token in tokens:
-            name, _, text = token.partition("=")
-            name = name.strip().replace("-", "_")
-            value = _literal(text)
-            if name == "api_key":
-                raise UsageError(
-                    "%qwen config: keep the API key out of notebooks; set the "
-                    "DASHSCOPE_API_KEY environment variable instead"
-                )
-            if name in SETTINGS:
-                before = config.configured().get(name)
-                config.configure(**{name: None if value is None else str(value)})
-                try:
-                    config.settings()
-                except ConfigError as exc:
-                    config.configure(**{name: before})
-                    raise UsageError(f"%qwen config {name}: {exc}") from None
-            elif name in (*self.defaults(), "raw", "stream", "max_rate"):
-                try:
-                    setattr(self, name, value)
-                except TraitError as exc:
-                    raise UsageError(f"%qwen config {name}: {_trait_message(exc)}") from None
-            else:
-                known = ", ".join([*self.defaults(), "raw", "stream", *SETTINGS])
-                raise UsageError(f"%qwen config: unknown setting {name!r}; known: {known}")
-            done.append(f"{name}={value!r}")
+        try:
+            done = set_defaults(self, tokens, [*self.defaults(), "raw", "stream", "max_rate"])
+        except ValueError as exc:
+            raise UsageError(f"%qwen config {exc}") from None
         print("qwen defaults: " + ", ".join(done))
 
     def _model_source(self) -> str:
@@ -424,33 +393,6 @@ class QwenMagics(Magics):
         if os.environ.get("QWEN_MODEL"):
             return "QWEN_MODEL"
         return "the package default"
-
-
-def _literal(text: str) -> Any:
-    """``%qwen config`` values: none/true/false, numbers, else the text itself."""
-    low = text.strip().lower()
-    if low in ("", "none", "null", "default"):
-        return None
-    if low in ("true", "on", "yes"):
-        return True
-    if low in ("false", "off", "no"):
-        return False
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def _trait_message(exc: TraitError) -> str:
-    text = str(exc).strip().splitlines()[0]
-    return re.sub(r"The '(\w+)' trait of a QwenMagics instance ", r"\1 ", text)
-
-
-def _short_reason(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:120]
 
 
 def load(ip: Any) -> None:

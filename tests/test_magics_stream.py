@@ -175,3 +175,19 @@ def test_server_error_names_what_to_do(ip, qwen_env) -> None:
     text = cap.outputs[-1].data["text/plain"]
     assert text.startswith("Qwen API error: 400 Arrearage: Access denied, overdue payment.")
     assert "Check the parameters" in text
+
+
+def test_interrupt_while_waiting_for_the_first_token_says_so(ip, qwen_env) -> None:
+    qwen_env.latency = 3.0
+
+    def press_stop() -> None:
+        time.sleep(0.3)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
+
+    threading.Thread(target=press_stop).start()
+    started = time.perf_counter()
+    cap = cell(ip, "--no-thinking", "slow to start")
+    assert time.perf_counter() - started < 0.8
+    assert len({o.transient["display_id"] for o in cap.outputs}) == 1  # the placeholder became the note
+    assert cap.outputs[-1].data["text/plain"].startswith("Interrupted: stopped before the first token")
+    assert "_qwen" not in ip.user_ns
