@@ -37,7 +37,9 @@ __all__ = ["Panel", "panel"]
 
 UNBOUNDED = 10**7  # the int fields' limit for a model the table does not know
 _STYLE = {"description_width": "90px"}
-_SLIDER_REST = {"temperature": 0.7, "top_p": 0.8}  # where an unset slider rests (not sent)
+# DashScope's [0, 2) and (0, 1] as slider ranges; where a slider rests while unset (not sent)
+SLIDERS = {"temperature": (0.0, 1.99), "top_p": (0.01, 1.0)}
+_SLIDER_REST = {"temperature": 0.7, "top_p": 0.8}
 
 
 def panel(prompt: str = "", **params: Any) -> Panel:
@@ -123,6 +125,10 @@ class Panel:
             stop=stop,
         )
         check_params({k: v for k, v in given.items() if v is not None}, model)
+        for name, value in (("temperature", temperature), ("top_p", top_p)):
+            low, high = SLIDERS[name]
+            if value is not None and not low <= value <= high:
+                raise ParameterError(name, f"the panel's {name} slider spans {low} to {high}; got {value!r}")
 
         self.runs: list[Run] = []
         self.result: Response | None = None
@@ -164,8 +170,8 @@ class Panel:
         )
         self.temperature = W.FloatSlider(
             value=_SLIDER_REST["temperature"] if temperature is None else temperature,
-            min=0.0,
-            max=1.99,
+            min=SLIDERS["temperature"][0],
+            max=SLIDERS["temperature"][1],
             step=0.01,
             description="temperature",
             readout_format=".2f",
@@ -175,8 +181,8 @@ class Panel:
         )
         self.top_p = W.FloatSlider(
             value=_SLIDER_REST["top_p"] if top_p is None else top_p,
-            min=0.01,
-            max=1.0,
+            min=SLIDERS["top_p"][0],
+            max=SLIDERS["top_p"][1],
             step=0.01,
             description="top_p",
             readout_format=".2f",
@@ -334,7 +340,7 @@ class Panel:
             s["system"] = self.system.value
         for name in ("temperature", "top_p"):
             if self._touched[name]:
-                s[name] = round(getattr(self, name).value, 2)
+                s[name] = float(f"{getattr(self, name).value:.10g}")  # no 0.29000000000000004
         top_k, problem = _whole("top_k", self.top_k.value, "the model's default")
         if problem:
             problems.append(problem)

@@ -149,6 +149,16 @@ def test_sliders_keep_dashscope_ranges(make) -> None:
     assert p.top_p.min > 0 and p.top_p.max == 1.0
 
 
+def test_given_values_are_sent_as_given(make, qwen_env: Emulator) -> None:
+    p = make("Hi", model="qwen-plus", temperature=0.333, top_p=0.125)
+    run_to_end(p)
+    assert qwen_env.chat_requests[-1].params == {"model": "qwen-plus", "temperature": 0.333, "top_p": 0.125}
+    p.temperature.value = 0.1 + 0.2  # a slider's float noise is not sent
+    assert p.settings()["temperature"] == 0.3
+    with pytest.raises(ParameterError, match=r"slider spans 0\.0 to 1\.99"):
+        Panel("Hi", temperature=1.995)  # DashScope takes it; the slider cannot show it
+
+
 def test_thinking_is_locked_on_for_a_thinking_only_model(make, qwen_env: Emulator) -> None:
     p = make("Hi", model="qwen-plus")
     p.thinking.value = "off"
