@@ -455,8 +455,9 @@ class Panel:
         lines += [f"<div style='opacity:.75'>ℹ {html.escape(n)}</div>" for n in self._notes]
         self.notes.value = "".join(lines)
         self.code_view.value = (
-            "<div style='opacity:.7;font-size:.9em'>Paste into a cell to send exactly these settings:"
-            "</div><pre style='user-select:all;white-space:pre-wrap;background:#f6f8fa;padding:6px'>"
+            "<div style='opacity:.7;font-size:.9em'>Paste into a cell to send exactly these settings "
+            "(defaults set with <code>%qwen config</code> fill the options it leaves out):</div>"
+            "<pre style='user-select:all;white-space:pre-wrap;background:#f6f8fa;padding:6px'>"
             f"{html.escape(cell_code(cell_prompt(self.prompt.value), settings))}</pre>"
         )
         if not self._running:
