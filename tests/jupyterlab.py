@@ -247,6 +247,23 @@ _KERNEL_STATUS = """() => {
 }"""
 
 
+_OUTPUTS = """(kind) => {
+  const out = [];
+  for (const cell of window.jupyterapp.shell.currentWidget.content.widgets) {
+    if (cell.model.type !== 'code') continue;
+    const outputs = cell.model.outputs;
+    for (let i = 0; i < outputs.length; i++) {
+      const o = outputs.get(i).toJSON();
+      if (kind === 'error' && o.output_type === 'error') out.push(o.ename + ': ' + o.evalue);
+      if (kind === 'stderr' && o.output_type === 'stream' && o.name === 'stderr') {
+        out.push(Array.isArray(o.text) ? o.text.join('') : o.text);
+      }
+    }
+  }
+  return out;
+}"""
+
+
 class Notebook:
     """One notebook open in JupyterLab in a Playwright page."""
 
@@ -285,10 +302,12 @@ class Notebook:
         self.wait_idle(timeout)
 
     def errors(self) -> list[str]:
-        """The text of every error output in the notebook (tracebacks included)."""
-        return self.page.locator(
-            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
-        ).all_inner_texts()
+        """Every error output of the notebook as ``"ename: evalue"`` (empty when all cells ran)."""
+        return self.page.evaluate(_OUTPUTS, "error")
+
+    def stderr(self) -> list[str]:
+        """The text every cell wrote to stderr (warnings, notices)."""
+        return self.page.evaluate(_OUTPUTS, "stderr")
 
     def screenshot(self, name: str) -> Path:
         """Save the page as ``test-artifacts/<name>.png`` and return the path."""
