@@ -168,6 +168,24 @@ def test_the_simple_generator_gives_one_distinct_answer_per_setting(qwen_env: Em
     assert similarity(c[0].text, c[1].text) < 1.0
 
 
+def test_a_higher_temperature_gives_more_distinct_answers(clean_env: None) -> None:
+    with Emulator(generator="lm", seed=7) as emu:
+        c = compare(
+            "Tell me about the sea in one sentence.",
+            temperature=[0.1, 1.5],
+            thinking=False,
+            samples=8,
+            api_key=TEST_KEY,
+            base_url=emu.base_url,
+            show=False,
+        )
+    low, high = (cell.diversity() for cell in c)
+    assert low is not None and high is not None and low.answers == high.answers == 8
+    assert high.distinct > low.distinct
+    assert high.similarity is not None and low.similarity is not None
+    assert high.similarity < low.similarity
+
+
 def test_diversity_figures() -> None:
     assert diversity([]) is None
     one = diversity(["a b c"])
