@@ -104,9 +104,25 @@ def _prepare(
         "Content-Type": "application/json",
         "Accept": "text/event-stream" if stream else "application/json",
     }
-    if settings.api_key:
-        headers["Authorization"] = f"Bearer {settings.api_key}"
+    headers.update(auth_headers(settings))
     return _Prepared(f"{settings.base_url}/chat/completions", headers, body, given, settings, stream)
+
+
+def auth_headers(settings: _config.Settings) -> dict[str, str]:
+    """The Authorization header. Blanks around the key (a pasted line break) are dropped; a character
+    a header cannot carry is refused by position, because httpx's own error would print the key."""
+    if not settings.api_key:
+        return {}
+    key = settings.api_key.strip()
+    if not key:
+        raise ConfigError("the API key is blank; set DASHSCOPE_API_KEY to the key from Model Studio")
+    for i, ch in enumerate(key):
+        if not (ch.isascii() and ch.isprintable()):
+            raise ConfigError(
+                f"the API key holds {ch!r} at character {i + 1}, which an HTTP header cannot carry; "
+                "copy the key again into DASHSCOPE_API_KEY"
+            )
+    return {"Authorization": f"Bearer {key}"}
 
 
 def _error_from_body(status: int, raw: bytes, headers: httpx.Headers, settings: _config.Settings) -> APIError:

@@ -134,8 +134,9 @@ def fetch_model_ids(settings: config.Settings, timeout: float = MODELS_TIMEOUT) 
     """The server's ``GET /models`` list of ids; raises on any failure."""
     import httpx
 
-    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
-    resp = httpx.get(f"{settings.base_url}/models", headers=headers, timeout=timeout)
+    from .client import auth_headers  # the one place the key goes into a header
+
+    resp = httpx.get(f"{settings.base_url}/models", headers=auth_headers(settings), timeout=timeout)
     resp.raise_for_status()
     data = resp.json().get("data")
     if not isinstance(data, list):
