@@ -230,7 +230,7 @@ def main() -> int:
         )
         ours_marks = (p.request_at, p.first_token, p.last_token)
 
-        peer_run, peer_marks, peer_note = None, None, ""
+        peer_run, peer_marks, peer_note, peer_streams = None, None, "", True
         with Peer(args.peer_venv) as peer:
             if peer.python is None:
                 peer_note = f"PEER NOT MEASURED: {peer.why}"
@@ -243,11 +243,13 @@ def main() -> int:
                     )
                     latency = TOKENS / rate
                     peer_marks = (p.request_at, p.first_token, p.last_token)
+                    peer_streams = streams
                     peer_note = (
                         "%%ai streams"
                         if streams
                         else f"%%ai does not stream (stream={emu.chat_requests[-1].body.get('stream')!r}): "
-                        f"its server answered after {latency:.2f} s, the time the stream takes"
+                        f"its server answered after {latency:.2f} s, the time the stream takes.\n"
+                        "  * its first token reaches the socket with the whole answer, at the end"
                     )
                 except Exception as exc:  # report ours even when the peer breaks
                     peer_note = f"PEER FAILED: {type(exc).__name__}: {exc}"
@@ -290,7 +292,7 @@ def main() -> int:
         (
             "first token at socket -> visible",
             ms(o["first"]),
-            ms(q["first"]) if q else "—",
+            (ms(q["first"]) + ("" if peer_streams else " *")) if q else "—",
             f"<= {FIRST_MS:.0f} ms",
         ),
         ("last token -> final render", ms(o["final"]), ms(q["final"]) if q else "—", f"<= {FINAL_MS:.0f} ms"),
