@@ -31,7 +31,7 @@ from .gridspec import (
     positive,
     shared_settings,
 )
-from .params import PARAMS, build_messages
+from .params import PARAMS, SEED_MAX, build_messages
 from .stream import Event, Response
 
 if TYPE_CHECKING:
@@ -162,7 +162,8 @@ class Comparison:
         for cell in self.cells:
             for i, r in enumerate(cell.slots):
                 row: dict[str, Any] = {"label": cell.label, "sample": i}
-                row.update({n: cell.settings.get(n) for n in names})
+                settings = sample_settings(cell.settings, i)
+                row.update({n: settings.get(n) for n in names})
                 row["model"] = cell.settings.get("model") or cell.model
                 if r is None:
                     rows.append(row)
@@ -328,7 +329,8 @@ class _Runner:
         async with gate:
             sent = time.perf_counter()
             try:
-                response = await client.ask(self.prompt, stream=True, **self.fixed, **cell.settings)
+                settings = sample_settings(cell.settings, i)
+                response = await client.ask(self.prompt, stream=True, **self.fixed, **settings)
             except asyncio.CancelledError:
                 cell.slots[i] = failed_response(
                     cell, StreamInterrupted("interrupted before the answer started"), sent, interrupted=True
@@ -353,6 +355,14 @@ class _Runner:
                 self.version += 1
 
 
+def sample_settings(settings: Mapping[str, Any], i: int) -> dict[str, Any]:
+    """Sample ``i`` of a setting: with a seed, seed + i, so samples differ yet repeat exactly."""
+    out = dict(settings)
+    if i and isinstance(out.get("seed"), int):
+        out["seed"] = (out["seed"] + i) % (SEED_MAX + 1)
+    return out
+
+
 def compare(
     prompt: str | None,
     *,
@@ -372,7 +382,8 @@ def compare(
     ``presence_penalty``, ``thinking``, ``budget``, ``max_tokens``, ``seed``, ``stop``,
     ``response_format``) takes one value or a list; the cells are the cross product of the lists, or
     exactly ``configs=[{...}, ...]``. ``messages``, ``api_key`` and ``base_url`` apply to every cell.
-    ``samples`` asks each setting that many times; at most ``concurrency`` requests run at once.
+    ``samples`` asks each setting that many times (with a ``seed``, sample i uses seed + i, so the
+    samples differ and the whole comparison repeats exactly); at most ``concurrency`` requests run at once.
     ``show`` (default: inside IPython) draws the live grid. Ctrl-C stops every cell and keeps what
     arrived. A cell's failure is shown in that cell and never raised. ``publish(bundle, update)``
     draws the live grid somewhere else than the cell's output (the parameter panel does), and setting

@@ -541,3 +541,28 @@ def test_the_stop_button_stops_every_cell_in_a_kernel(emulator: Emulator) -> Non
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_samples_with_a_seed_use_seed_plus_i_and_repeat_exactly(clean_env: None) -> None:
+    def run(emu: Emulator) -> list[str]:
+        c = compare(
+            "Tell me about the sea in one sentence.",
+            temperature=[0.1, 1.5],
+            thinking=False,
+            samples=5,
+            seed=40,
+            max_tokens=25,
+            api_key=TEST_KEY,
+            base_url=emu.base_url,
+            show=False,
+        )
+        seeds = sorted((r.params["temperature"], r.body["seed"]) for r in emu.chat_requests)
+        assert seeds == [(t, 40 + i) for t in (0.1, 1.5) for i in range(5)]
+        assert list(c.df["seed"]) == [40, 41, 42, 43, 44] * 2
+        assert len(c[1].distinct()) > len(c[0].distinct())
+        return list(c.df["text"])
+
+    with Emulator(generator="lm", api_key=TEST_KEY) as emu:
+        first = run(emu)
+    with Emulator(generator="lm", api_key=TEST_KEY) as emu:
+        assert run(emu) == first
