@@ -335,3 +335,16 @@ def test_cancelling_an_async_stream_closes_the_connection(qwen_env: Emulator) ->
         time.sleep(0.01)
     closed = qwen_env.chat_requests[-1].client_closed
     assert closed is not None and closed - stopped < 0.5
+
+
+def test_json_mode_follows_a_schema_written_in_the_system_message(qwen_env: Emulator) -> None:
+    schema = {"type": "object", "properties": {"moons": {"type": "integer"}}, "required": ["moons"]}
+    r = ask(
+        "The planet Mars.",
+        model="qwen-plus",
+        system=f"Answer with JSON only, following this JSON Schema:\n{json.dumps(schema)}",
+        response_format={"type": "json_object"},
+    )
+    assert json.loads(r.text) == {"moons": 1}
+    r = ask("Mars as json.", model="qwen-plus", response_format={"type": "json_object"})
+    assert json.loads(r.text) == {"answer": "Mars as json."}

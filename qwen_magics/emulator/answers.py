@@ -139,6 +139,26 @@ def _content_text(content: Any) -> str:
     return str(content or "")
 
 
+_SCHEMA_WORDS = re.compile(r"json schema", re.IGNORECASE)
+
+
+def schema_in_text(text: str) -> dict[str, Any] | None:
+    """The first JSON object written after the words "JSON Schema", if the text has one."""
+    decoder = json.JSONDecoder()
+    for mention in _SCHEMA_WORDS.finditer(text):
+        start = text.find("{", mention.end())
+        while start >= 0:
+            try:
+                value, _ = decoder.raw_decode(text, start)
+            except ValueError:
+                start = text.find("{", start + 1)
+                continue
+            if isinstance(value, dict) and ("type" in value or "properties" in value):
+                return value
+            break
+    return None
+
+
 class PrefixCache:
     """DashScope's implicit context cache, roughly: a repeated message prefix of 256+ tokens hits."""
 
@@ -197,7 +217,10 @@ def make_completion(
         rf = body.get("response_format") or {}
         rtype = rf.get("type") if isinstance(rf, dict) else None
         if rtype in ("json_object", "json_schema"):
-            schema = (rf.get("json_schema") or {}).get("schema") if rtype == "json_schema" else None
+            if rtype == "json_schema":
+                schema = (rf.get("json_schema") or {}).get("schema")
+            else:  # JSON mode: a schema written into the messages is followed, as a model would
+                schema = schema_in_text("\n".join(texts))
             answer = list(generator.json_text(steer, schema, **sampling))
         else:
             answer = list(
