@@ -221,7 +221,8 @@ def make_completion(
                 schema = (rf.get("json_schema") or {}).get("schema")
             else:  # JSON mode: a schema written into the messages is followed, as a model would
                 schema = schema_in_text("\n".join(texts))
-            answer = list(generator.json_text(steer, schema, **sampling))
+            # the values are about what the user asked, not about the format instructions
+            answer = list(generator.json_text(prompt, schema, **sampling))
         else:
             answer = list(
                 generator.answer(
