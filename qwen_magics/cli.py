@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 
 __all__ = ["main"]
 
@@ -38,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         token_delay=1.0 / args.tokens_per_second if args.tokens_per_second else 0.0,
         generator=args.generator,
     )
-    emu.start()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the warning about the address is printed below, once
+        emu.start()
     print(f"qwen-magics emulator on {emu.base_url}", flush=True)
     if not emu.is_loopback:
         print(

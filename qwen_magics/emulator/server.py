@@ -14,9 +14,11 @@ import json
 import logging
 import random
 import socket
+import ssl
 import sys
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -127,9 +129,10 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that hangs up mid-answer is normal (Stop, interrupts); anything else is logged."""
+        """A client that hangs up mid-answer is normal (Stop, interrupts), and so is one that refuses
+        our TLS certificate; anything else is logged."""
         exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, TimeoutError)):
+        if isinstance(exc, (ConnectionError, TimeoutError, ssl.SSLError)):
             return
         log.exception("emulator: error while answering %s", client_address)
 
@@ -147,6 +150,7 @@ class Emulator:
         token_delay: float = 0.0,
         generator: Generator | str = "lm",
         seed: int | None = None,
+        tls: tuple[str, str] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -154,6 +158,7 @@ class Emulator:
         self.latency = latency
         self.token_delay = token_delay
         self.generator = _generator(generator)
+        self.tls = tls  # (certfile, keyfile): serve HTTPS, to test certificate checks
         self.requests: list[RequestRecord] = []
         self.faults: list[Fault] = []
         self.replies: list[tuple[str, str | None]] = []
@@ -170,6 +175,19 @@ class Emulator:
         handler = type("Handler", (_Handler,), {"emulator": self})
         self._server = _Server((self.host, self.port), handler)
         self.port = self._server.server_address[1]
+        if self.tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            # the handshake happens in the connection's thread, so one stuck client cannot block accept()
+            self._server.socket = context.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
+        if not self.is_loopback:
+            warnings.warn(
+                f"the emulator listens on {self.host}, not loopback: other machines can reach it and its "
+                "/_emulator admin endpoints; bind 127.0.0.1 unless that is what you want",
+                stacklevel=2,
+            )
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             name="qwen-emulator",
@@ -197,7 +215,8 @@ class Emulator:
 
     @property
     def base_url(self) -> str:
-        return f"http://{_url_host(self.host)}:{self.port}/compatible-mode/v1"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{_url_host(self.host)}:{self.port}/compatible-mode/v1"
 
     @property
     def is_loopback(self) -> bool:
