@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import ssl
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Mapping
 from dataclasses import dataclass
@@ -159,9 +160,28 @@ def _map_transport(exc: Exception, where: str) -> QwenError:
         return QwenConnectionError(
             f"no answer from {where} in time ({type(exc).__name__}); check the network or raise the timeout"
         )
+    refused = _certificate_refused(exc)
+    if refused is not None:
+        error = QwenConnectionError(
+            f"could not connect to {where}: its TLS certificate is not trusted ({refused}). If the server "
+            "uses a certificate authority of your own, set SSL_CERT_FILE (or SSL_CERT_DIR) to it before "
+            "the first request; otherwise check the base URL"
+        )
+        error.retryable = False
+        return error
     if isinstance(exc, httpx.ConnectError):
         return QwenConnectionError(f"could not connect to {where}: {exc}; check the base URL and the network")
     return QwenConnectionError(f"the connection to {where} failed: {type(exc).__name__}: {exc}")
+
+
+def _certificate_refused(exc: BaseException) -> str | None:
+    """Why the server's certificate failed verification, when that is what happened."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen.verify_message or seen.reason or "certificate verify failed"
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _nonstream_events(data: dict[str, Any]) -> list[Event]:
@@ -516,7 +536,9 @@ class AsyncClient(_Base):
 def _retryable(error: QwenError) -> bool:
     if isinstance(error, APIError):
         return error.retryable
-    return isinstance(error, (QwenConnectionError, StreamInterrupted))
+    if isinstance(error, QwenConnectionError):
+        return error.retryable
+    return isinstance(error, StreamInterrupted)
 
 
 _default_client: Client | None = None

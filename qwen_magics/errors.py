@@ -123,6 +123,8 @@ class ServerError(APIError):
 class ConnectionError(QwenError):
     """The service could not be reached, or stopped answering, before any token arrived."""
 
+    retryable = True  # False when waiting cannot help (a certificate that is not trusted)
+
 
 class StreamInterrupted(QwenError):
     """The stream broke after tokens arrived; the partial answer is kept on the Response."""
