@@ -147,7 +147,7 @@ class QwenMagics(Magics):
             command = words[0] if words else "help"
             if command in ("help", "models", "history", "reset") and len(words) == 1:
                 return getattr(self, f"_cmd_{command}")()
-            if command == "config" and all("=" in w for w in words[1:]):
+            if command == "config" and _is_assignments(line.strip()[len("config") :]):
                 return self._cmd_config(line.strip()[len("config") :])
             panel = command == "panel"
             options, prompt = self._split_line(line.strip()[len("panel") :] if panel else line)
@@ -419,3 +419,12 @@ def unload(ip: Any) -> None:
     if _offline_started:
         offline.stop()
         _offline_started = False
+
+
+def _is_assignments(rest: str) -> bool:
+    """``temperature=0.3 system="a b"``: settings (shell quoting), not a prompt that starts with config."""
+    try:
+        words = arg_split(rest, posix=True)
+    except ValueError:
+        return "=" in rest  # unbalanced quotes in settings: _cmd_config says so
+    return all("=" in w for w in words)

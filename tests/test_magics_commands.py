@@ -115,6 +115,17 @@ def test_config_sets_defaults_and_cell_options_win(ip, qwen_env: Emulator) -> No
     assert "temperature" not in qwen_env.chat_requests[-1].params
 
 
+def test_config_takes_a_quoted_value_with_spaces(ip, qwen_env: Emulator) -> None:
+    cap = line(ip, 'config system="Answer like a ship\'s captain, in one sentence."')
+    assert "system=" in cap.stdout
+    assert qwen_env.chat_requests == []  # a setting, not a prompt
+    cell(ip, "--no-thinking", "the weather at sea")
+    assert qwen_env.chat_requests[-1].body["messages"][0] == {
+        "role": "system",
+        "content": "Answer like a ship's captain, in one sentence.",
+    }
+
+
 def test_traitlets_config_sets_defaults(ip, qwen_env: Emulator) -> None:
     ip.run_line_magic("config", 'QwenMagics.model = "qwen-turbo"')
     ip.run_line_magic("config", "QwenMagics.top_p = 0.5")
