@@ -157,7 +157,10 @@ class Emulator:
         self.api_key = api_key
         self.latency = latency
         self.token_delay = token_delay
-        self.generator = _generator(generator)
+        if isinstance(generator, str) and generator not in ("lm", "simple"):
+            raise ValueError(f"unknown generator {generator!r}; use 'lm' or 'simple'")
+        self._generator_spec = generator
+        self._generator: Generator | None = None
         self.tls = tls  # (certfile, keyfile): serve HTTPS, to test certificate checks
         self.requests: list[RequestRecord] = []
         self.faults: list[Fault] = []
@@ -169,6 +172,19 @@ class Emulator:
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def generator(self) -> Generator:
+        """What writes the answers; the language model is trained on the first request, not at start."""
+        if self._generator is None:
+            with self._lock:
+                if self._generator is None:
+                    self._generator = _generator(self._generator_spec)
+        return self._generator
+
+    @generator.setter
+    def generator(self, value: Generator | str) -> None:
+        self._generator_spec, self._generator = value, None
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> Emulator:
