@@ -1,0 +1,56 @@
+"""nbval settings for the teaching notebooks: offline mode, no pacing, display updates applied.
+
+qwen-magics streams into one display and updates it (``update_display_data``) until the final
+render, which is what a saved notebook holds. nbval ignores update messages and would compare the
+first placeholder instead, so the kernel's messages are read here the way Jupyter front ends read
+them: an update replaces the data of the display it names.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import nbval.kernel
+from nbformat import NotebookNode
+from nbval.kernel import RunningKernel
+
+_get_message = RunningKernel.get_message
+
+
+def _get_message_applying_updates(self: RunningKernel, stream: str, timeout: float | None = None) -> Any:
+    msg = _get_message(self, stream, timeout)
+    if stream != "iopub":
+        return msg
+    kind, content = msg["msg_type"], msg["content"]
+    display_id = (content.get("transient") or {}).get("display_id") if isinstance(content, dict) else None
+    shown: dict[str, NotebookNode] = self.__dict__.setdefault("_displays", {})
+    if kind == "display_data" and display_id:
+        # nbval keeps a NotebookNode as it is (a plain dict would be copied), so updates reach it
+        content["data"] = NotebookNode(content["data"])
+        shown[display_id] = content["data"]
+    elif kind == "update_display_data":
+        data = shown.get(display_id or "")
+        if data is not None:
+            data.clear()
+            data.update(content["data"])
+        msg["msg_type"] = "execute_input"  # consumed here; nbval passes over this type
+    return msg
+
+
+RunningKernel.get_message = _get_message_applying_updates  # type: ignore[method-assign]
+
+
+# The notebooks are checked in offline mode, with answers as fast as the offline model makes them.
+# Only the notebooks' kernel gets these variables; the test process keeps its own environment.
+OFFLINE_KERNEL_ENV = {"QWEN_OFFLINE": "1", "QWEN_OFFLINE_TOKENS_PER_SECOND": "0"}
+_start_new_kernel = nbval.kernel.start_new_kernel
+
+
+def _start_offline_kernel(*args: Any, **kwargs: Any) -> Any:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "QWEN_"))}
+    env.update(OFFLINE_KERNEL_ENV)
+    return _start_new_kernel(*args, env=env, **kwargs)
+
+
+nbval.kernel.start_new_kernel = _start_offline_kernel
