@@ -1,0 +1,286 @@
+"""The API key never leaves the request header: a recognisable key is sent by every magic, every error
+path and the teaching notebooks, and searched for in outputs, saved notebooks, reprs, exceptions,
+panel widget state and DEBUG logs of httpx, httpcore and qwen_magics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from IPython.core.error import UsageError
+from IPython.utils.capture import capture_output
+from nbclient import NotebookClient
+
+from qwen_magics import config
+from qwen_magics.client import AsyncClient, Client, ask
+from qwen_magics.emulator import Emulator
+
+from .conftest import ENV_VARS
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+LOGGERS = ("httpx", "httpcore", "qwen_magics", "asyncio")
+
+
+def new_key() -> str:
+    return "sk-SECRET-canary-" + secrets.token_hex(10)
+
+
+class Haystack:
+    """Everything a user or a log reader could see; ``find(key)`` says where the key shows."""
+
+    def __init__(self) -> None:
+        self.pieces: list[tuple[str, str]] = []
+
+    def add(self, where: str, value: Any) -> None:
+        self.pieces.append((where, value if isinstance(value, str) else json.dumps(value, default=repr)))
+
+    def add_exception(self, where: str, exc: BaseException) -> None:
+        self.add(where, "".join(traceback.format_exception(exc)) + repr(exc) + repr(vars(exc)))
+
+    def find(self, key: str) -> list[str]:
+        """Where the key shows: whole, or the part a masked key (sk-…abcd) never shows."""
+        hidden = key[3:-4]
+        return [where for where, text in self.pieces if key in text or hidden in text]
+
+
+class LogCapture(logging.Handler):
+    """Every record of the HTTP stack and ours at DEBUG, formatted as a log file would hold it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def logs() -> Iterator[LogCapture]:
+    handler = LogCapture()
+    saved = {name: logging.getLogger(name).level for name in LOGGERS}
+    root = logging.getLogger()
+    root.addHandler(handler)
+    for name in LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    yield handler
+    root.removeHandler(handler)
+    for name, level in saved.items():
+        logging.getLogger(name).setLevel(level)
+
+
+@pytest.fixture
+def canary(clean_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Emulator, str]]:
+    """The emulator accepting only a recognisable key, which the environment holds."""
+    key = new_key()
+    with Emulator(generator="simple", api_key=key) as emu:
+        monkeypatch.setenv("DASHSCOPE_BASE_URL", emu.base_url)
+        monkeypatch.setenv("DASHSCOPE_API_KEY", key)
+        yield emu, key
+
+
+# Every magic, with the options that take other paths (conversation, JSON, grid, panel, commands).
+CELLS = [
+    ("", "Say hi."),
+    ("-c", "And once more."),
+    ("--no-stream --no-thinking", "Without streaming."),
+    ("--raw -o answer -s 'Be terse.'", "Plain text."),
+    ("--json", "Give one planet as JSON."),
+    ("--schema 'name, moons int'", "A planet."),
+    ("--multi", "List two planets."),
+    ("--compare 'temperature=0.2,0.8' --samples 2", "Name a colour."),
+    ("--panel -t 0.3 -o p", "Name a sea."),
+]
+LINES = [
+    "config",
+    "config temperature=0.3",
+    "models",
+    "history",
+    "help",
+    "-t 0.2 what is 2+2?",
+    "panel What is 3+3?",
+    "reset",
+    "config temperature=none",
+]
+
+
+def run_magic(ip: Any, hay: Haystack, where: str, line: str, cell: str | None = None) -> Any:
+    result = None
+    with capture_output() as cap:
+        try:
+            if cell is None:
+                result = ip.run_line_magic("qwen", line)
+            else:
+                result = ip.run_cell_magic("qwen", line, cell)
+        except UsageError as exc:
+            hay.add_exception(where, exc)
+    hay.add(f"{where} stdout", cap.stdout)
+    hay.add(f"{where} stderr", cap.stderr)
+    for i, out in enumerate(cap.outputs):
+        hay.add(f"{where} output {i}", {"data": out.data, "metadata": out.metadata})
+    return result
+
+
+def widget_states(hay: Haystack, where: str) -> int:
+    """Every live widget's state, as the front end would receive (and a notebook save) it."""
+    from ipywidgets.widgets.widget import _instances
+
+    for model_id, widget in list(_instances.items()):
+        hay.add(f"{where} widget {type(widget).__name__} {model_id}", widget.get_state())
+    return len(_instances)
+
+
+def test_every_magic_and_error_path_keeps_the_key_out_of_sight(
+    canary: tuple[Emulator, str], logs: LogCapture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    emu, key = canary
+    hay = Haystack()
+    ip = InteractiveShell.instance()
+    ip.user_ns.pop("_qwen", None)
+    with capture_output() as cap:
+        ip.run_line_magic("load_ext", "qwen_magics")
+    hay.add("load_ext", cap.stdout + cap.stderr)
+    try:
+        for line, cell in CELLS:
+            run_magic(ip, hay, f"%%qwen {line}", line, cell)
+        for line in LINES:
+            run_magic(ip, hay, f"%qwen {line}", line)
+        panel = ip.user_ns["p"]
+        # the key typed into a magic is refused without being repeated
+        run_magic(ip, hay, "%qwen config api_key=", f"config api_key={key}")
+
+        # error paths: refused key, server errors, broken streams, unknown model, no connection
+        emu.api_key = "sk-another-key-entirely"
+        run_magic(ip, hay, "refused key", "--no-thinking", "hi")
+        emu.api_key = key
+        for kind, options, line in (
+            ("status", {"status": 500, "times": 1}, "--no-thinking"),  # retried, logged
+            ("status", {"status": 429, "times": None}, "--no-thinking"),  # retries run out
+            ("cut", {"after": 2}, "--no-thinking"),
+            ("cut", {"after": 2}, "--json"),
+            ("error_chunk", {"after": 2}, "--no-thinking"),
+            ("error_chunk", {"after": 2, "times": None}, "--json"),
+        ):
+            emu.reset()
+            emu.add_fault(kind, **options)
+            run_magic(ip, hay, f"fault {kind} {options} {line}", line, "a planet as JSON")
+        emu.reset()
+        run_magic(ip, hay, "unknown model", "-m no-such-model", "hi")
+        for bad in (key + "\n", key + "\x00x", " " + key + "’"):  # pasted with a stray character
+            config.configure(api_key=bad)
+            run_magic(ip, hay, f"key with {bad[-1]!r}", "--no-thinking", "hi")
+            run_magic(ip, hay, f"models, key with {bad[-1]!r}", "models")
+        config.configure(api_key=None)
+        run_magic(ip, hay, "%qwen config base_url", "config base_url=http://127.0.0.1:9")
+        run_magic(ip, hay, "no connection", "--no-thinking", "hi")
+        run_magic(ip, hay, "models, no connection", "models")
+        run_magic(ip, hay, "%qwen config base_url=none", "config base_url=none")
+
+        # what the notebook keeps: variables, their reprs, the panel's widgets
+        for name in ("_qwen", "answer"):
+            value = ip.user_ns.get(name)
+            hay.add(f"repr {name}", repr(value) + str(value) + repr(vars(value)) if value is not None else "")
+            if hasattr(value, "_repr_markdown_"):
+                hay.add(f"{name} markdown", value._repr_markdown_())
+        if panel is not None:
+            panel.run_button.click()
+            assert panel.wait(10)
+            hay.add("panel repr and code", repr(panel) + str(panel.code))
+        assert widget_states(hay, "in-process") > 10
+    finally:
+        ip.run_line_magic("unload_ext", "qwen_magics")
+        config._configured.clear()
+
+    # the Python API: reprs and exceptions with the key passed as an argument
+    hay.add("settings", repr(config.settings(api_key=key)))
+    with Client(api_key=key, base_url=emu.base_url) as client:
+        hay.add("Client repr", repr(client))  # its attributes hold the key it was given, as they must
+        response = client.ask("hi", thinking=False)
+        hay.add("Response", repr(response) + repr(vars(response)) + response.footer())
+    hay.add("AsyncClient repr", repr(AsyncClient(api_key=key)))
+    for kwargs in ({"base_url": "http://127.0.0.1:9"}, {"base_url": emu.base_url, "model": "nope"}):
+        try:
+            ask("hi", api_key=key, **kwargs)
+        except Exception as exc:
+            hay.add_exception(f"ask {kwargs}", exc)
+        else:
+            raise AssertionError(f"ask {kwargs} should have failed")
+
+    hay.add("logs", "\n".join(logs.lines))
+    assert any("HTTP Request: POST" in line for line in logs.lines)  # the HTTP stack did log at DEBUG
+    assert any("send_request_headers" in line for line in logs.lines)
+    assert hay.find(key) == []
+    assert all(r.auth in ("ok", "refused") for r in emu.requests if r.path.endswith("/completions"))
+
+
+# -- a real kernel: the teaching notebooks and every magic, saved ----------------------------------
+LOGGING_CELL = (
+    "import logging, sys\n"
+    "logging.basicConfig(stream=sys.stdout, level=logging.DEBUG, force=True)\n"
+    "for name in ('httpx', 'httpcore', 'qwen_magics'):\n"
+    "    logging.getLogger(name).setLevel(logging.DEBUG)"
+)
+EVERY_MAGIC = [
+    "%load_ext qwen_magics",
+    *[f"%%qwen {line}\n{cell}" for line, cell in CELLS],
+    *[f"%qwen {line}" for line in LINES],
+    "p.run_button.click()\np.wait(10)\nprint(repr(p), p.code)",
+    "import json\nfrom ipywidgets.widgets.widget import _instances\n"
+    "print(json.dumps([w.get_state() for w in _instances.values()], default=repr))",
+    "print(repr(_qwen), vars(_qwen))",
+    "import qwen_magics as qm\nprint(qm.settings())",
+    "qm.ask('hi', model='no-such-model')",  # an exception with its traceback, saved
+]
+
+
+def kernel_env(emu: Emulator, key: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    env.update(DASHSCOPE_BASE_URL=emu.base_url, DASHSCOPE_API_KEY=key)
+    return env
+
+
+def notebooks() -> list[Path]:
+    return sorted(NOTEBOOKS.glob("*.ipynb"))
+
+
+@pytest.mark.kernel
+@pytest.mark.timeout(600)
+def test_notebooks_and_every_magic_in_a_kernel_save_no_key(clean_env: None, tmp_path: Path) -> None:
+    key = new_key()
+    made = nbformat.v4.new_notebook()
+    made.cells = [nbformat.v4.new_code_cell(source) for source in EVERY_MAGIC]
+    books = [("every magic", made)]
+    books += [(path.name, nbformat.read(path, as_version=4)) for path in notebooks()]
+    hay = Haystack()
+    with Emulator(api_key=key, token_delay=0.0) as emu:  # the offline language model answers
+        for name, nb in books:
+            nb.cells.insert(0, nbformat.v4.new_code_cell(LOGGING_CELL))
+            client = NotebookClient(
+                nb,
+                timeout=120,
+                kernel_name="python3",
+                allow_errors=True,
+                resources={"metadata": {"path": tmp_path}},
+            )
+            client.execute(env=kernel_env(emu, key))
+            saved = tmp_path / f"{name}.ipynb"
+            nbformat.write(nb, saved)
+            text = saved.read_text()
+            hay.add(f"saved {name}", text)
+            assert "DEBUG" in text and "HTTP Request: POST" in text, (
+                f"{name}: the kernel's logs were not captured"
+            )
+        assert len(emu.chat_requests) > 20
+    made_text = (tmp_path / "every magic.ipynb").read_text()
+    assert "sk-…" + key[-4:] in made_text  # %qwen config shows the key masked, and only so
+    assert hay.find(key) == []
