@@ -21,8 +21,8 @@ chromium:
 	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }
 
 test: setup chromium
-	$(VENV)/bin/ruff check qwen_magics tests bench
-	$(VENV)/bin/ruff format --check qwen_magics tests bench
+	$(VENV)/bin/ruff check qwen_magics tests bench notebooks
+	$(VENV)/bin/ruff format --check qwen_magics tests bench notebooks
 	$(VENV)/bin/mypy
 	$(PY) -m pytest
 

@@ -547,7 +547,10 @@ _default_client: Client | None = None
 def _shared_client() -> Client:
     global _default_client
     if _default_client is None:
+        import atexit
+
         _default_client = Client()
+        atexit.register(_default_client.close)  # its idle keep-alive connections, at exit
     return _default_client
 
 
