@@ -9,6 +9,7 @@ done by plain functions: ``display.show_answer``, ``parameter_panel.panel``, ``c
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import keyword
 import os
@@ -22,10 +23,11 @@ from IPython.utils.process import arg_split
 from traitlets import Bool, Float, Int, TraitError, Unicode, validate
 
 from . import config, offline
-from .commands import config_bundle, help_bundle, models_bundle, set_defaults
+from .commands import config_bundle, fetch_model_ids, help_bundle, models_bundle, set_defaults
 from .conversation import Conversation
 from .display import MAX_RATE, error_title, show_answer, show_error
 from .errors import ConfigError, ParameterError, QwenError
+from .models import MODELS, get_model
 from .params import build_messages, check_params
 from .templating import TemplateError, fields, fill, looks_templated
 
@@ -90,10 +92,18 @@ class QwenMagics(Magics):
     raw = Bool(False, help="Plain text instead of Markdown.").tag(config=True)
     stream = Bool(True, help="Stream answers as they arrive.").tag(config=True)
     max_rate = Float(MAX_RATE, help="Most display updates per second while streaming.").tag(config=True)
+    max_prompt_chars = Int(
+        200_000,
+        allow_none=True,
+        min=1,
+        help="Longest prompt (system prompt included) a cell sends, in characters; None: no limit. "
+        "A longer one is usually a variable filled in by mistake, and every character is billed.",
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.conversation = Conversation()
+        self._server_models: dict[str, set[str]] = {}  # base URL -> the ids its /models listed
 
     @validate(*REQUEST_PARAMS)
     def _check_default(self, proposal: Any) -> Any:
@@ -231,10 +241,21 @@ class QwenMagics(Magics):
         else:
             system = system_given if system_given is not None else self.system
             messages = []
+        size, limit = len(prompt_text) + len(system or ""), self.max_prompt_chars
+        if limit is not None and size > limit:
+            raise UsageError(
+                f"the prompt is {size:,} characters (system prompt included), more than "
+                f"QwenMagics.max_prompt_chars = {limit:,}; nothing was sent. Such a prompt is usually a "
+                "variable filled in by mistake, and every character is billed. To send it anyway: "
+                f"%qwen config max_prompt_chars={size} (none: no limit)"
+            )
+        if args.model is not None and not args.model.strip():
+            raise UsageError("-m/--model: the model name is empty; leave -m out for the default model")
         try:
             model = args.model or self.model or config.settings().model
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
+        self._check_model(model, "-m/--model" if args.model else self._model_source())
 
         def where(param: str) -> str:
             if param in explicit and explicit[param] is None:
@@ -380,10 +401,36 @@ class QwenMagics(Magics):
             self._show(config_bundle(self.defaults(), self._model_source()))
             return
         try:
-            done = set_defaults(self, tokens, [*self.defaults(), "raw", "stream", "max_rate"])
+            names = [*self.defaults(), "raw", "stream", "max_rate", "max_prompt_chars"]
+            done = set_defaults(self, tokens, names)
         except ValueError as exc:
             raise UsageError(f"%qwen config {exc}") from None
         print("qwen defaults: " + ", ".join(done))
+
+    def _check_model(self, model: str, source: str) -> None:
+        """A model the table does not know must be on the server's /models list (fetched once per
+        server) before anything is sent. A server without that list gets the request as it is, and
+        its own answer says what is wrong."""
+        if get_model(model) is not None:
+            return
+        try:
+            settings = config.settings(model=model)
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        known = self._server_models.get(settings.base_url)
+        if known is None or model not in known:
+            try:
+                known = set(fetch_model_ids(settings))
+            except Exception:  # no list, no key, no connection: the request itself will tell
+                return
+            self._server_models[settings.base_url] = known
+        if model not in known:
+            close = difflib.get_close_matches(model, sorted(known | set(MODELS)), n=3)
+            hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+            raise UsageError(
+                f"{source}: unknown model {model!r}: {settings.where} does not list it and the model "
+                f"table does not know it; nothing was sent.{hint} `%qwen models` lists the models."
+            )
 
     def _model_source(self) -> str:
         if self.model:
