@@ -130,6 +130,8 @@ def check_params(params: Mapping[str, Any], model: str, *, stream: bool = True) 
         )
         if not ok:
             raise ParameterError("stop", f"stop must be a string or a list of strings; got {stop!r}")
+        for text in [stop] if isinstance(stop, str) else stop:
+            check_text("stop", text)  # a lone surrogate would fail in the JSON encoder, after the checks
     if "response_format" in p:
         rf = p["response_format"]
         if not isinstance(rf, Mapping) or rf.get("type") not in ("text", "json_object", "json_schema"):
