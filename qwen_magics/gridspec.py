@@ -160,7 +160,7 @@ def check_labels(labels: Sequence[str], n: int) -> list[str]:
 
 def positive(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a whole number of at least 1; got {value!r}")
+        raise ParameterError(name, f"{name} must be a whole number of at least 1; got {value!r}")
     return value
 
 
