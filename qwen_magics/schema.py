@@ -346,6 +346,7 @@ def _from_dict(sch: dict[str, Any], multi: bool) -> Schema:
             "schema",
             f"this dict is not a JSON Schema (no 'type' or 'properties'; keys {sorted(sch)[:6]}); {_USAGE}",
         )
+    _check_shape(sch, "the schema")
     defs = {**(sch.get("definitions") or {}), **(sch.get("$defs") or {})}
     record = {k: v for k, v in sch.items() if k not in ("$defs", "definitions", "$schema")}
     name = _wire_name(str(sch.get("title") or "result"))
@@ -361,6 +362,46 @@ def _from_dict(sch: dict[str, Any], multi: bool) -> Schema:
             "so describe an object (or use multi for a list of objects)",
         )
     return Schema(name, record, multi, defs=defs)
+
+
+def _check_shape(node: Any, where: str) -> None:
+    """Every nested schema is a dict with known types, so a malformed one fails here, before it is
+    sent, rather than in validation after the answer came. ``true``/``false`` are schemas too."""
+    if isinstance(node, bool):
+        return
+    if not isinstance(node, Mapping):
+        raise ParameterError("schema", f"{where} must be a schema (a dict); got {node!r:.60}")
+    kind = node.get("type")
+    kinds = kind if isinstance(kind, list) else [kind]
+    if kind is not None and not all(isinstance(k, str) and k in _JSON_TYPES for k in kinds):
+        raise ParameterError(
+            "schema", f"{where}: 'type' {kind!r} is not a JSON Schema type ({', '.join(sorted(_JSON_TYPES))})"
+        )
+    for key in ("properties", "$defs", "definitions"):
+        if key in node:
+            children = node[key]
+            if not isinstance(children, Mapping):
+                raise ParameterError(
+                    "schema", f"{where}: {key!r} must map names to schemas; got {children!r:.60}"
+                )
+            for name, child in children.items():
+                _check_shape(child, f"{where} → {name}")
+    if node.get("items") is not None:
+        _check_shape(node["items"], f"{where} → items")
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in node:
+            options = node[key]
+            if not isinstance(options, list):
+                raise ParameterError("schema", f"{where}: {key!r} must be a list of schemas")
+            for i, option in enumerate(options):
+                _check_shape(option, f"{where} → {key}[{i}]")
+    required = node.get("required")
+    if required is not None and not (
+        isinstance(required, list) and all(isinstance(r, str) for r in required)
+    ):
+        raise ParameterError(
+            "schema", f"{where}: 'required' must be a list of field names; got {required!r:.60}"
+        )
 
 
 def _short_form(text: str, multi: bool) -> Schema:
