@@ -205,7 +205,7 @@ class QwenMagics(Magics):
             raise UsageError(f"-o/--out: {out!r} is not a valid variable name")
         chosen = {"panel": args.panel, "compare": args.compare is not None, "json": args.json}
         modes = [m for m, on in chosen.items() if on]
-        if args.schema or args.multi:
+        if args.schema is not None or args.multi:  # --schema '' is a mistake, not "no schema"
             args.json = True
             modes = [m for m in modes if m != "json"] + ["json"]
         if len(modes) > 1:
@@ -343,7 +343,7 @@ class QwenMagics(Magics):
             from .structured import ask_json, parse_schema
 
             schema = None
-            if args.schema:
+            if args.schema is not None:
                 ns = self.shell.user_ns if self.shell is not None else {}
                 try:
                     schema = parse_schema(args.schema, ns)
