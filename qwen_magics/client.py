@@ -28,7 +28,7 @@ from .errors import (
     api_error,
 )
 from .errors import ConnectionError as QwenConnectionError
-from .params import build_body, build_messages, check_params
+from .params import PARAMS, build_body, build_messages, check_params
 from .sse import SSEDecoder
 from .stream import ChunkParser, Event, Response
 
@@ -269,7 +269,7 @@ class _Base:
         system = kw.pop("system", None)
         messages = kw.pop("messages", None)
         stream = kw.pop("stream", True)
-        params = {k: kw.pop(k, None) for k in _PARAM_NAMES}
+        params = {k: kw.pop(k, None) for k in PARAMS}
         return _prepare(
             prompt,
             settings=settings,
@@ -285,20 +285,6 @@ class _Base:
 
     def _give_up(self, attempt: int, started: float, delay: float) -> bool:
         return attempt >= self.retry.attempts or (time.monotonic() - started + delay) > self.retry.total
-
-
-_PARAM_NAMES = (
-    "temperature",
-    "top_p",
-    "top_k",
-    "presence_penalty",
-    "thinking",
-    "budget",
-    "max_tokens",
-    "seed",
-    "stop",
-    "response_format",
-)
 
 
 class Client(_Base):

@@ -28,7 +28,7 @@ from .conversation import Conversation
 from .display import MAX_RATE, error_title, show_answer, show_error
 from .errors import ConfigError, ParameterError, QwenError
 from .models import MODELS, get_model
-from .params import build_messages, check_params
+from .params import PARAMS, build_messages, check_params
 from .templating import TemplateError, fields, fill, looks_templated
 
 __all__ = ["QwenMagics", "load", "unload"]
@@ -55,16 +55,7 @@ OPTION_NAMES = {
     "grid": "--compare",
     "samples": "--samples",
 }
-REQUEST_PARAMS = (
-    "temperature",
-    "top_p",
-    "top_k",
-    "presence_penalty",
-    "thinking",
-    "budget",
-    "max_tokens",
-    "seed",
-)
+REQUEST_PARAMS = tuple(p for p in PARAMS if p not in ("stop", "response_format"))  # the magic's own options
 _TOKEN = re.compile(r"""(?:[^\s'"]+|'[^']*'|"(?:\\.|[^"\\])*"|['"])+""")
 
 _offline_started = False
