@@ -283,8 +283,19 @@ class _Base:
     def _timeout_for(self, settings: _config.Settings) -> httpx.Timeout:
         return httpx.Timeout(settings.timeout, connect=min(10.0, settings.timeout))
 
-    def _give_up(self, attempt: int, started: float, delay: float) -> bool:
-        return attempt >= self.retry.attempts or (time.monotonic() - started + delay) > self.retry.total
+    def _retry_delay(
+        self, error: QwenError, attempt: int, started: float, retry_after: float | None
+    ) -> float:
+        """How long to wait before trying again; raises the error when it is not worth another try."""
+        if not _retryable(error):
+            raise error
+        delay = self.retry.delay(attempt, retry_after)
+        if attempt >= self.retry.attempts or (time.monotonic() - started + delay) > self.retry.total:
+            raise error
+        log.info("retrying after %s (attempt %d, waiting %.2fs)", type(error).__name__, attempt, delay)
+        if getattr(error, "status", None) == 429:
+            self.gate.pause(delay)  # one rate limit slows every request of this client
+        return delay
 
 
 class Client(_Base):
@@ -370,14 +381,7 @@ class Client(_Base):
                             return _response(prep, events, sent_at, request_id, attempt, head, resp.close)
                         events.close()
                         error, retry_after = last.data, None
-            if not _retryable(error):
-                raise error
-            delay = self.retry.delay(attempt, retry_after)
-            if self._give_up(attempt, started, delay):
-                raise error
-            log.info("retrying after %s (attempt %d, waiting %.2fs)", type(error).__name__, attempt, delay)
-            if getattr(error, "status", None) == 429:
-                self.gate.pause(delay)
+            delay = self._retry_delay(error, attempt, started, retry_after)
             time.sleep(delay)
 
     def _events(self, resp: httpx.Response, where: str) -> Generator[Event, None, None]:
@@ -491,14 +495,7 @@ class AsyncClient(_Base):
                             return _response(prep, events, sent_at, request_id, attempt, head)
                         await events.aclose()
                         error, retry_after = last.data, None
-            if not _retryable(error):
-                raise error
-            delay = self.retry.delay(attempt, retry_after)
-            if self._give_up(attempt, started, delay):
-                raise error
-            log.info("retrying after %s (attempt %d, waiting %.2fs)", type(error).__name__, attempt, delay)
-            if getattr(error, "status", None) == 429:
-                self.gate.pause(delay)
+            delay = self._retry_delay(error, attempt, started, retry_after)
             await asyncio.sleep(delay)
 
     async def _events(self, resp: httpx.Response, where: str) -> AsyncGenerator[Event, None]:
