@@ -209,9 +209,10 @@ class StreamView:
     # -- the loop -----------------------------------------------------------------------------
     def run(self, response: Response) -> Response:
         """Consume the stream, redrawing at a bounded rate. Ctrl-C keeps the partial answer."""
-        self.start(response)
+        self.response = response
         first = True
-        try:
+        try:  # the first draw too: a Ctrl-C while it is sent must still close the stream
+            self.start(response)
             for event in response:
                 if event.type in ("text", "reasoning"):
                     self.refresh(force=first)
