@@ -12,6 +12,7 @@ import logging
 import random
 import ssl
 import time
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -306,11 +307,21 @@ class Client(_Base):
     ) -> None:
         super().__init__(**kw)
         self._own_http = http is None
+        self._transport = transport
         self.http = http or httpx.Client(transport=transport, timeout=None)
+        self._live: weakref.WeakSet[Response] = weakref.WeakSet()  # streams handed out
 
     def close(self) -> None:
         if self._own_http:
             self.http.close()
+
+    def _drop_orphans(self) -> None:
+        """Ctrl-C inside httpx's send, after the pool gave this request a connection but before the
+        response reached us, leaves that connection busy with no owner, open for good. When no
+        stream of ours is still reading, every busy connection is such an orphan: start a new pool."""
+        if self._own_http and all(r.done for r in self._live):
+            self.http.close()
+            self.http = httpx.Client(transport=self._transport, timeout=None)
 
     def __enter__(self) -> Client:
         return self
@@ -342,45 +353,56 @@ class Client(_Base):
             except httpx.TransportError as exc:
                 error: QwenError = _map_transport(exc, prep.settings.where)
                 retry_after = None
+            except BaseException:
+                self._drop_orphans()
+                raise
             else:
-                if resp.status_code != 200:
-                    try:
-                        raw = resp.read()
-                    except httpx.TransportError:
-                        raw = b""
-                    finally:
-                        resp.close()
-                    error = _error_from_body(resp.status_code, raw, resp.headers, prep.settings)
-                    retry_after = _retry_after(resp.headers)
-                else:
-                    request_id = resp.headers.get("x-request-id")
-                    if not prep.stream:
+                try:
+                    if resp.status_code != 200:
                         try:
-                            data = json.loads(resp.read())
-                        except (httpx.TransportError, ValueError) as exc:
+                            raw = resp.read()
+                        except httpx.TransportError:
+                            raw = b""
+                        finally:
                             resp.close()
-                            error, retry_after = _map_transport(exc, prep.settings.where), None
-                        else:
-                            resp.close()
-                            return _response(
-                                prep, iter(_nonstream_events(data)), sent_at, request_id, attempt
-                            )
+                        error = _error_from_body(resp.status_code, raw, resp.headers, prep.settings)
+                        retry_after = _retry_after(resp.headers)
                     else:
-                        events = self._events(resp, prep.settings.where)
-                        head: list[Event] = []
-                        for event in events:
-                            head.append(event)
-                            if _is_token(event):
-                                break
-                        last = head[-1] if head else None
-                        if (
-                            last is None
-                            or last.type != "error"
-                            or any(e.type in ("text", "reasoning") for e in head)
-                        ):
-                            return _response(prep, events, sent_at, request_id, attempt, head, resp.close)
-                        events.close()
-                        error, retry_after = last.data, None
+                        request_id = resp.headers.get("x-request-id")
+                        if not prep.stream:
+                            try:
+                                data = json.loads(resp.read())
+                            except (httpx.TransportError, ValueError) as exc:
+                                resp.close()
+                                error, retry_after = _map_transport(exc, prep.settings.where), None
+                            else:
+                                resp.close()
+                                return _response(
+                                    prep, iter(_nonstream_events(data)), sent_at, request_id, attempt
+                                )
+                        else:
+                            events = self._events(resp, prep.settings.where)
+                            head: list[Event] = []
+                            for event in events:
+                                head.append(event)
+                                if _is_token(event):
+                                    break
+                            last = head[-1] if head else None
+                            if (
+                                last is None
+                                or last.type != "error"
+                                or any(e.type in ("text", "reasoning") for e in head)
+                            ):
+                                response = _response(
+                                    prep, events, sent_at, request_id, attempt, head, resp.close
+                                )
+                                self._live.add(response)
+                                return response
+                            events.close()
+                            error, retry_after = last.data, None
+                except BaseException:
+                    resp.close()  # e.g. Ctrl-C before the stream had an owner: nothing else would close it
+                    raise
             delay = self._retry_delay(error, attempt, started, retry_after)
             time.sleep(delay)
 
