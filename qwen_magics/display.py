@@ -252,8 +252,8 @@ def show_answer(
     wait is visible. Ctrl-C before the first token ends the wait and keeps nothing.
     """
     view = StreamView(raw=raw, max_rate=max_rate, rich=rich)
-    view.waiting(model)
     try:
+        view.waiting(model)
         from .client import ask  # httpx loads on the first request, not with the extension
 
         response = ask(prompt, model=model, **params)
