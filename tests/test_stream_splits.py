@@ -81,3 +81,33 @@ def test_the_client_reads_split_bodies_whole(clean_env: None, answer: list[str],
         assert response.text == "".join(answer)
         assert response.reasoning == "a thought"
         assert not response.incomplete and response.usage.completion_tokens == len(answer) + 1
+
+
+def reframed(body: bytes, crlf: bool, bare: bool, extras: bool) -> bytes:
+    """The same events as other servers frame them: CRLF line ends, ``data:`` without its space,
+    comment lines (DashScope's ``:HTTP_STATUS/200``) and ``id:``/``event:`` fields."""
+    end = b"\r\n" if crlf else b"\n"
+    out = [b":HTTP_STATUS/200" + end] if extras else []
+    for i, event in enumerate(e for e in body.split(b"\n\n") if e):
+        payload = event.removeprefix(b"data: ")
+        if extras:
+            out.append(b"id:%d%sevent: message%s: keep-alive%s" % (i, end, end, end))
+        out.append((b"data:" if bare else b"data: ") + payload + end + end)
+    return b"".join(out)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(pieces, max_size=4),
+    st.lists(pieces, min_size=1, max_size=4),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.lists(st.integers(min_value=0), max_size=40),
+)
+def test_other_framings_split_anywhere_give_the_same_events(
+    reasoning: list[str], answer: list[str], crlf: bool, bare: bool, extras: bool, points: list[int]
+) -> None:
+    body = stream_bytes(reasoning, answer)
+    other = reframed(body, crlf, bare, extras)
+    assert events_of(cut(other, points)) == events_of([body])
