@@ -219,6 +219,7 @@ def test_every_magic_and_error_path_keeps_the_key_out_of_sight(
     hay.add("logs", "\n".join(logs.lines))
     assert any("HTTP Request: POST" in line for line in logs.lines)  # the HTTP stack did log at DEBUG
     assert any("send_request_headers" in line for line in logs.lines)
+    assert not any("Bearer" in line or "authorization" in line.lower() for line in logs.lines)
     assert hay.find(key) == []
     assert all(r.auth in ("ok", "refused") for r in emu.requests if r.path.endswith("/completions"))
 
