@@ -86,7 +86,6 @@ class QwenMagics(Magics):
     max_prompt_chars = Int(
         200_000,
         allow_none=True,
-        min=1,
         help="Longest prompt (system prompt included) a cell sends, in characters; None: no limit. "
         "A longer one is usually a variable filled in by mistake, and every character is billed.",
     ).tag(config=True)
@@ -104,6 +103,15 @@ class QwenMagics(Magics):
                 check_params({name: value}, "")
             except ParameterError as exc:
                 raise TraitError(str(exc)) from None
+        return value
+
+    @validate("max_prompt_chars")
+    def _check_limit(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if value is not None and value < 1:
+            raise TraitError(
+                f"max_prompt_chars must be at least 1 (characters), or none for no limit; got {value}"
+            )
         return value
 
     def defaults(self) -> dict[str, Any]:
