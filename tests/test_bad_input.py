@@ -257,7 +257,7 @@ CASES: list[tuple[str, str, str | None, str]] = [
         None,
         "temprature: unknown setting; known: model, system, temperature",
     ),
-    ("prompt limit below 1", "config max_prompt_chars=0", None, "max_prompt_chars"),
+    ("prompt limit below 1", "config max_prompt_chars=0", None, "max_prompt_chars must be at least 1"),
     (
         "key typed into a notebook",
         "config api_key=sk-abc",
