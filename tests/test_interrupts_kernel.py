@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import queue
 import random
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -60,9 +59,15 @@ def probe(kc: Any) -> dict[str, Any]:
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
-def handler_threads() -> list[threading.Thread]:
-    """The emulator's connection threads in this process (one per open connection)."""
-    return [t for t in threading.enumerate() if "process_request_thread" in t.name]
+def server_connections(emulator: Emulator) -> list[Any]:
+    """The emulator's open connections (its side of them, in this process)."""
+    import psutil
+
+    return [
+        c
+        for c in psutil.Process().net_connections(kind="tcp")
+        if c.laddr and c.laddr.port == emulator.port and c.status == psutil.CONN_ESTABLISHED
+    ]
 
 
 @pytest.fixture
@@ -158,9 +163,9 @@ def test_stop_at_random_moments_keeps_partial_answers_and_leaves_nothing_open(
     assert len(after["sockets"]) <= len(before["sockets"]), new
     assert after["threads"] == before["threads"]
     deadline = time.monotonic() + 2
-    while len(handler_threads()) > 1 and time.monotonic() < deadline:
+    while len(server_connections(emulator)) > 1 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert len(handler_threads()) <= 1  # the kernel's one idle keep-alive connection
+    assert len(server_connections(emulator)) <= 1  # the kernel's one idle keep-alive connection
     # a press while the request body was on its way leaves the server half a body: not JSON
     records = {r.body["messages"][-1]["content"]: r for r in emulator.chat_requests if r.body}
     cut_short = [i for i, (_, stop, _, partial) in kept.items() if stop and len(partial) < full_length - 40]
