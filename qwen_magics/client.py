@@ -13,7 +13,7 @@ import random
 import ssl
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -218,6 +218,29 @@ def _is_token(event: Event) -> bool:
     return event.type in ("text", "reasoning", "error")
 
 
+def _until_first_token(events: Iterator[Event]) -> list[Event]:
+    """The events up to the first token (or error): what decides whether a try succeeded."""
+    head: list[Event] = []
+    for event in events:
+        head.append(event)
+        if _is_token(event):
+            break
+    return head
+
+
+async def _auntil_first_token(events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    async for event in events:
+        yield event
+        if _is_token(event):
+            break
+
+
+def _answering(head: list[Event]) -> bool:
+    """The stream gave a token (or ended cleanly): the Response is handed out, never retried."""
+    last = head[-1] if head else None
+    return last is None or last.type != "error" or any(e.type in ("text", "reasoning") for e in head)
+
+
 def _stream_end(parser: ChunkParser) -> list[Event]:
     if parser.done or parser.failed:
         return []
@@ -281,6 +304,11 @@ class _Base:
             extra=kw,
         )
 
+    def _build(self, prep: _Prepared) -> httpx.Request:
+        return self.http.build_request(  # type: ignore[attr-defined]
+            "POST", prep.url, json=prep.body, headers=prep.headers, timeout=self._timeout_for(prep.settings)
+        )
+
     def _timeout_for(self, settings: _config.Settings) -> httpx.Timeout:
         return httpx.Timeout(settings.timeout, connect=min(10.0, settings.timeout))
 
@@ -338,73 +366,51 @@ class Client(_Base):
             wait = self.gate.remaining()
             if wait:
                 time.sleep(wait)
-            sent_at = time.perf_counter()
-            try:
-                resp = self.http.send(
-                    self.http.build_request(
-                        "POST",
-                        prep.url,
-                        json=prep.body,
-                        headers=prep.headers,
-                        timeout=self._timeout_for(prep.settings),
-                    ),
-                    stream=True,
-                )
-            except httpx.TransportError as exc:
-                error: QwenError = _map_transport(exc, prep.settings.where)
-                retry_after = None
-            except BaseException:
-                self._drop_orphans()
-                raise
-            else:
+            outcome = self._attempt(prep, attempt)
+            if isinstance(outcome, Response):
+                return outcome
+            error, retry_after = outcome
+            time.sleep(self._retry_delay(error, attempt, started, retry_after))
+
+    def _attempt(self, prep: _Prepared, attempt: int) -> Response | tuple[QwenError, float | None]:
+        """One try: the Response, or the error and the server's Retry-After."""
+        sent_at = time.perf_counter()
+        try:
+            resp = self.http.send(self._build(prep), stream=True)
+        except httpx.TransportError as exc:
+            return _map_transport(exc, prep.settings.where), None
+        except BaseException:
+            self._drop_orphans()
+            raise
+        handed_out = False
+        try:
+            if resp.status_code != 200:
                 try:
-                    if resp.status_code != 200:
-                        try:
-                            raw = resp.read()
-                        except httpx.TransportError:
-                            raw = b""
-                        finally:
-                            resp.close()
-                        error = _error_from_body(resp.status_code, raw, resp.headers, prep.settings)
-                        retry_after = _retry_after(resp.headers)
-                    else:
-                        request_id = resp.headers.get("x-request-id")
-                        if not prep.stream:
-                            try:
-                                data = json.loads(resp.read())
-                            except (httpx.TransportError, ValueError) as exc:
-                                resp.close()
-                                error, retry_after = _map_transport(exc, prep.settings.where), None
-                            else:
-                                resp.close()
-                                return _response(
-                                    prep, iter(_nonstream_events(data)), sent_at, request_id, attempt
-                                )
-                        else:
-                            events = self._events(resp, prep.settings.where)
-                            head: list[Event] = []
-                            for event in events:
-                                head.append(event)
-                                if _is_token(event):
-                                    break
-                            last = head[-1] if head else None
-                            if (
-                                last is None
-                                or last.type != "error"
-                                or any(e.type in ("text", "reasoning") for e in head)
-                            ):
-                                response = _response(
-                                    prep, events, sent_at, request_id, attempt, head, resp.close
-                                )
-                                self._live.add(response)
-                                return response
-                            events.close()
-                            error, retry_after = last.data, None
-                except BaseException:
-                    resp.close()  # e.g. Ctrl-C before the stream had an owner: nothing else would close it
-                    raise
-            delay = self._retry_delay(error, attempt, started, retry_after)
-            time.sleep(delay)
+                    raw = resp.read()
+                except httpx.TransportError:
+                    raw = b""
+                return _error_from_body(resp.status_code, raw, resp.headers, prep.settings), _retry_after(
+                    resp.headers
+                )
+            request_id = resp.headers.get("x-request-id")
+            if not prep.stream:
+                try:
+                    data = json.loads(resp.read())
+                except (httpx.TransportError, ValueError) as exc:
+                    return _map_transport(exc, prep.settings.where), None
+                return _response(prep, iter(_nonstream_events(data)), sent_at, request_id, attempt)
+            events = self._events(resp, prep.settings.where)
+            head = _until_first_token(events)
+            if _answering(head):
+                response = _response(prep, events, sent_at, request_id, attempt, head, resp.close)
+                self._live.add(response)
+                handed_out = True
+                return response
+            events.close()
+            return head[-1].data, None
+        finally:
+            if not handed_out:
+                resp.close()  # also when Ctrl-C lands before the stream has an owner
 
     def _events(self, resp: httpx.Response, where: str) -> Generator[Event, None, None]:
         decoder, parser = SSEDecoder(), ChunkParser()
@@ -459,66 +465,50 @@ class AsyncClient(_Base):
             while wait:
                 await asyncio.sleep(wait)
                 wait = self.gate.remaining()
-            sent_at = time.perf_counter()
-            try:
-                resp = await self.http.send(
-                    self.http.build_request(
-                        "POST",
-                        prep.url,
-                        json=prep.body,
-                        headers=prep.headers,
-                        timeout=self._timeout_for(prep.settings),
-                    ),
-                    stream=True,
+            outcome = await self._attempt(prep, attempt)
+            if isinstance(outcome, Response):
+                return outcome
+            error, retry_after = outcome
+            await asyncio.sleep(self._retry_delay(error, attempt, started, retry_after))
+
+    async def _attempt(self, prep: _Prepared, attempt: int) -> Response | tuple[QwenError, float | None]:
+        """One try: the Response, or the error and the server's Retry-After."""
+        sent_at = time.perf_counter()
+        try:
+            resp = await self.http.send(self._build(prep), stream=True)
+        except httpx.TransportError as exc:
+            return _map_transport(exc, prep.settings.where), None
+        handed_out = False
+        try:
+            if resp.status_code != 200:
+                try:
+                    raw = await resp.aread()
+                except httpx.TransportError:
+                    raw = b""
+                return _error_from_body(resp.status_code, raw, resp.headers, prep.settings), _retry_after(
+                    resp.headers
                 )
-            except httpx.TransportError as exc:
-                error: QwenError = _map_transport(exc, prep.settings.where)
-                retry_after = None
-            else:
-                if resp.status_code != 200:
-                    try:
-                        raw = await resp.aread()
-                    except httpx.TransportError:
-                        raw = b""
-                    finally:
-                        await resp.aclose()
-                    error = _error_from_body(resp.status_code, raw, resp.headers, prep.settings)
-                    retry_after = _retry_after(resp.headers)
-                else:
-                    request_id = resp.headers.get("x-request-id")
-                    if not prep.stream:
-                        try:
-                            data = json.loads(await resp.aread())
-                        except (httpx.TransportError, ValueError) as exc:
-                            await resp.aclose()
-                            error, retry_after = _map_transport(exc, prep.settings.where), None
-                        else:
-                            await resp.aclose()
-                            return _response(
-                                prep, iter(_nonstream_events(data)), sent_at, request_id, attempt
-                            )
-                    else:
-                        events = self._events(resp, prep.settings.where)
-                        head: list[Event] = []
-                        try:
-                            async for event in events:
-                                head.append(event)
-                                if _is_token(event):
-                                    break
-                        except BaseException:
-                            await events.aclose()
-                            raise
-                        last = head[-1] if head else None
-                        if (
-                            last is None
-                            or last.type != "error"
-                            or any(e.type in ("text", "reasoning") for e in head)
-                        ):
-                            return _response(prep, events, sent_at, request_id, attempt, head)
-                        await events.aclose()
-                        error, retry_after = last.data, None
-            delay = self._retry_delay(error, attempt, started, retry_after)
-            await asyncio.sleep(delay)
+            request_id = resp.headers.get("x-request-id")
+            if not prep.stream:
+                try:
+                    data = json.loads(await resp.aread())
+                except (httpx.TransportError, ValueError) as exc:
+                    return _map_transport(exc, prep.settings.where), None
+                return _response(prep, iter(_nonstream_events(data)), sent_at, request_id, attempt)
+            events = self._events(resp, prep.settings.where)
+            try:
+                head = [event async for event in _auntil_first_token(events)]
+            except BaseException:
+                await events.aclose()
+                raise
+            if _answering(head):
+                handed_out = True
+                return _response(prep, events, sent_at, request_id, attempt, head)
+            await events.aclose()
+            return head[-1].data, None
+        finally:
+            if not handed_out:
+                await resp.aclose()
 
     async def _events(self, resp: httpx.Response, where: str) -> AsyncGenerator[Event, None]:
         decoder, parser = SSEDecoder(), ChunkParser()
