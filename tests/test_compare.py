@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import _thread
 import asyncio
-import os
 import subprocess
 import sys
 import threading
@@ -14,7 +13,6 @@ from collections import Counter
 import nbformat
 import pytest
 from IPython.utils.capture import capture_output
-from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
 from qwen_magics import BadRequestError, ParameterError, Retry, ServerError, StreamInterrupted
@@ -23,7 +21,8 @@ from qwen_magics.diversity import diversity, similarity, word_diff_html
 from qwen_magics.emulator import Emulator
 from qwen_magics.emulator.answers import SimpleGenerator
 
-from .conftest import ENV_VARS, TEST_KEY
+from .conftest import TEST_KEY
+from .kernels import kernel_env, run, running_kernel
 
 PROMPT = "Name a colour"
 
@@ -460,12 +459,6 @@ def test_a_parsed_grid_feeds_compare(qwen_env: Emulator) -> None:
 
 
 # -- in a real Jupyter kernel -----------------------------------------------------------------------
-def _kernel_env(emulator: Emulator) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
-    env.update(DASHSCOPE_BASE_URL=emulator.base_url, DASHSCOPE_API_KEY=TEST_KEY)
-    return env
-
-
 @pytest.mark.kernel
 def test_a_saved_notebook_holds_the_final_grid_once(emulator: Emulator) -> None:
     emulator.token_delay = 0.01
@@ -478,7 +471,7 @@ def test_a_saved_notebook_holds_the_final_grid_once(emulator: Emulator) -> None:
         ),
         nbformat.v4.new_code_cell("print(c.df.shape, list(c.df['error'].isna()))"),
     ]
-    NotebookClient(nb, timeout=60, kernel_name="python3").execute(env=_kernel_env(emulator))
+    NotebookClient(nb, timeout=60, kernel_name="python3").execute(env=kernel_env(emulator))
     outputs = nb.cells[0].outputs
     grids = [o for o in outputs if "qwen-compare" in o.get("data", {}).get("text/html", "")]
     assert len(grids) == 1  # live updates replaced one display, and `c` did not add a second
@@ -494,12 +487,7 @@ def test_a_saved_notebook_holds_the_final_grid_once(emulator: Emulator) -> None:
 def test_the_stop_button_stops_every_cell_in_a_kernel(emulator: Emulator) -> None:
     emulator.generator = SimpleGenerator(length=300)
     emulator.token_delay = 0.02  # about 6 s for a whole answer
-    km = KernelManager(kernel_name="python3")
-    km.start_kernel(env=_kernel_env(emulator))
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=60)
+    with running_kernel(kernel_env(emulator)) as (km, kc):
         msg_id = kc.execute(
             "from qwen_magics import compare\n"
             "c = compare('Tell a long story', temperature=[0.1, 0.9], thinking=False)"
@@ -525,22 +513,10 @@ def test_the_stop_button_stops_every_cell_in_a_kernel(emulator: Emulator) -> Non
         assert final is not None and final_at - pressed < 1.0
         assert "interrupted: 0/2 finished" in final["text/html"]
 
-        check = kc.execute("print([(r.interrupted, len(r.partial_text)) for r in c.responses])")
-        out = ""
-        while True:
-            msg = kc.get_iopub_msg(timeout=10)
-            if msg["parent_header"].get("msg_id") != check:
-                continue
-            if msg["msg_type"] == "stream":
-                out += msg["content"]["text"]
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                break
-        kept = eval(out)
+        _, messages = run(kc, "print([(r.interrupted, len(r.partial_text)) for r in c.responses])")
+        kept = eval("".join(m["content"]["text"] for m in messages if m["msg_type"] == "stream"))
         full = len("".join(SimpleGenerator(length=300).answer("Tell a long story", temperature=0.1)))
         assert [k[0] for k in kept] == [True, True] and all(0 < n < full for _, n in kept)
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
 
 
 def test_samples_with_a_seed_use_seed_plus_i_and_repeat_exactly(clean_env: None) -> None:

@@ -17,7 +17,7 @@ from jupyter_client.manager import KernelManager
 from qwen_magics.emulator import Emulator
 from qwen_magics.emulator.answers import SimpleGenerator
 
-from .test_kernel_magics import kernel_env, run
+from .kernels import kernel_env, run, running_kernel
 
 pytestmark = pytest.mark.kernel
 
@@ -74,16 +74,8 @@ def server_connections(emulator: Emulator) -> list[Any]:
 def slow_kernel(emulator: Emulator) -> Iterator[tuple[KernelManager, Any]]:
     emulator.generator = SimpleGenerator(length=LENGTH)
     emulator.token_delay = TOKEN_DELAY
-    km = KernelManager(kernel_name="python3")
-    km.start_kernel(env=kernel_env(emulator))
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=60)
-        yield km, kc
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+    with running_kernel(kernel_env(emulator)) as km_kc:
+        yield km_kc
 
 
 def finish(kc: Any, msg_id: str, timeout: float = 20) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,16 +14,10 @@ from nbclient import NotebookClient
 from qwen_magics.emulator import Emulator
 from qwen_magics.emulator.answers import SimpleGenerator
 
-from .conftest import ENV_VARS, TEST_KEY
+from .conftest import TEST_KEY
+from .kernels import kernel_env, run, running_kernel
 
 pytestmark = pytest.mark.kernel
-
-
-def kernel_env(emulator: Emulator) -> dict[str, str]:
-    """The kernel finds the emulator the way a user's kernel finds Qwen: through its environment."""
-    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
-    env.update(DASHSCOPE_BASE_URL=emulator.base_url, DASHSCOPE_API_KEY=TEST_KEY)
-    return env
 
 
 def test_saved_notebook_holds_the_final_render_and_no_key(emulator: Emulator) -> None:
@@ -57,30 +50,8 @@ def test_saved_notebook_holds_the_final_render_and_no_key(emulator: Emulator) ->
 
 @pytest.fixture
 def kernel(emulator: Emulator) -> Iterator[tuple[KernelManager, Any]]:
-    km = KernelManager(kernel_name="python3")
-    km.start_kernel(env=kernel_env(emulator))
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=60)
-        yield km, kc
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
-
-
-def run(kc: Any, code: str, timeout: float = 30) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Execute code; return the reply and the iopub messages of this execution."""
-    msg_id = kc.execute(code)
-    messages = []
-    while True:
-        msg = kc.get_iopub_msg(timeout=timeout)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        messages.append(msg)
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            break
-    return kc.get_shell_msg(timeout=timeout)["content"], messages
+    with running_kernel(kernel_env(emulator)) as km_kc:
+        yield km_kc
 
 
 def test_stop_button_ends_the_stream_quickly_and_keeps_the_partial_answer(

@@ -16,6 +16,7 @@ from IPython.utils.capture import capture_output
 from qwen_magics.emulator import Emulator
 
 from .conftest import TEST_KEY
+from .kernels import kernel_env
 
 
 @pytest.fixture
@@ -29,14 +30,6 @@ def cell(ip, line: str, body: str = "hello"):  # type: ignore[no-untyped-def]
     with capture_output() as cap:
         ip.run_cell_magic("qwen", line, body)
     return cap
-
-
-def kernel_env(emulator: Emulator, tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "QWEN_"))}
-    env.update(
-        DASHSCOPE_BASE_URL=emulator.base_url, DASHSCOPE_API_KEY=TEST_KEY, IPYTHONDIR=str(tmp_path / "ipython")
-    )
-    return env
 
 
 # -- what is sent ----------------------------------------------------------------------------
@@ -216,7 +209,7 @@ def test_extension_loads_from_the_ipython_config_file(qwen_env: Emulator, tmp_pa
         capture_output=True,
         text=True,
         check=True,
-        env=kernel_env(qwen_env, tmp_path),
+        env=kernel_env(qwen_env, IPYTHONDIR=str(tmp_path / "ipython")),
     )
     assert out.stdout.strip().splitlines()[-1] == "True"
     assert "offline" not in out.stdout  # a key is set, so no simulator
@@ -232,7 +225,7 @@ def test_terminal_ipython_streams_plain_text(qwen_env: Emulator, tmp_path: Path)
         capture_output=True,
         text=True,
         check=True,
-        env=kernel_env(qwen_env, tmp_path),
+        env=kernel_env(qwen_env, IPYTHONDIR=str(tmp_path / "ipython")),
     )
     assert "You asked: terminal question. This is the emulator's answer." in out.stdout
     assert "[qwen3.6-plus · " in out.stdout and "tok/s" in out.stdout

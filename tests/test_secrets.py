@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import traceback
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from qwen_magics import config
 from qwen_magics.client import AsyncClient, Client, ask
 from qwen_magics.emulator import Emulator
 
-from .conftest import ENV_VARS
+from .kernels import kernel_env
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 LOGGERS = ("httpx", "httpcore", "qwen_magics", "asyncio")
@@ -242,12 +241,6 @@ EVERY_MAGIC = [
     "import qwen_magics as qm\nprint(qm.settings())",
     "qm.ask('hi', model='no-such-model')",  # an exception with its traceback, saved
 ]
-
-
-def kernel_env(emu: Emulator, key: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
-    env.update(DASHSCOPE_BASE_URL=emu.base_url, DASHSCOPE_API_KEY=key)
-    return env
 
 
 def notebooks() -> list[Path]:
