@@ -348,3 +348,20 @@ def test_json_mode_follows_a_schema_written_in_the_system_message(qwen_env: Emul
     assert json.loads(r.text) == {"moons": 1}
     r = ask("Mars as json.", model="qwen-plus", response_format={"type": "json_object"})
     assert json.loads(r.text) == {"answer": "Mars as json."}
+
+
+def test_n_gives_several_choices_where_the_model_allows_it(emulator: Emulator) -> None:
+    from qwen_magics.emulator.answers import SimpleGenerator
+
+    emulator.generator = SimpleGenerator()
+    body = {"model": "qwen-plus", "messages": USER, "n": 3, "temperature": 0.5}
+    choices = post(emulator, body).json()["choices"]
+    assert [c["index"] for c in choices] == [0, 1, 2] and all(c["message"]["content"] for c in choices)
+    resp = post(emulator, {**body, "stream": True, "stream_options": {"include_usage": True}})
+    chunks = [json.loads(d) for d in frames(resp)[:-1]]
+    finished = [c["choices"][0]["index"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
+    assert finished == [0, 1, 2]
+    one = post(emulator, {**body, "n": 1}).json()["usage"]["completion_tokens"]
+    assert chunks[-1]["usage"]["completion_tokens"] == 3 * one
+    refused = post(emulator, {"model": "qwen3.6-plus", "messages": USER, "n": 2})
+    assert refused.status_code == 400 and "does not support n" in refused.json()["error"]["message"]

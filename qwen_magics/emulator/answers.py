@@ -204,6 +204,31 @@ def make_completion(
     completion = Completion(model=body["model"], thinking=thinking)
     completion.prompt_tokens = sum(counts)
     completion.cached_tokens = cache.cached_tokens(counts, [json.dumps(m, sort_keys=True) for m in messages])
+    # n > 1: more choices, other samples of the same request (seed + i when seeded)
+    extra = [Completion(model=body["model"], thinking=thinking) for _ in range(1, body.get("n") or 1)]
+    choices = [completion, *extra]
+    for i, choice in enumerate(choices):
+        seed = body.get("seed")
+        sampling["seed"] = None if seed is None else seed + i
+        _fill(choice, body, generator, prompt, steer, texts, sampling, max_tokens, stops, reply)
+    completion.others = choices[1:]
+    return completion
+
+
+def _fill(
+    completion: Any,
+    body: dict[str, Any],
+    generator: Generator,
+    prompt: str,
+    steer: str,
+    texts: list[str],
+    sampling: dict[str, Any],
+    max_tokens: int,
+    stops: list[str],
+    reply: tuple[str, str | None] | None,
+) -> None:
+    """One choice's reasoning and answer tokens, cut at max_tokens."""
+    thinking = completion.thinking
     if reply is not None:
         text, reasoning = reply
         if thinking:
@@ -238,4 +263,3 @@ def make_completion(
         answer = answer[:max_tokens]
         completion.finish_reason = "length"
     completion.answer_tokens = [t for t in answer if t]
-    return completion

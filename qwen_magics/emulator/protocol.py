@@ -113,6 +113,8 @@ def validate(body: Any) -> ProtocolError | None:
     n = body.get("n")
     if n is not None and (not _is_int(n) or not 1 <= n <= 4):
         return _bad("Range of n should be [1, 4]")
+    if n is not None and n > info.n_max:  # wording not documented: only some models take n > 1
+        return _bad(f"The model {model} does not support n greater than {info.n_max}.")
     seed = body.get("seed")
     if seed is not None:
         if not _is_int(seed):
@@ -193,13 +195,18 @@ class Completion:
     cached_tokens: int = 0
     finish_reason: str = "stop"
     thinking: bool = False
+    others: list[Completion] = field(default_factory=list)  # choices 1.. when n > 1
 
     @property
     def id(self) -> str:
         return f"chatcmpl-{self.request_id}"
 
+    @property
+    def choices(self) -> list[Completion]:
+        return [self, *self.others]
+
     def usage(self) -> dict[str, Any]:
-        completion = len(self.reasoning_tokens) + len(self.answer_tokens)
+        completion = sum(len(c.reasoning_tokens) + len(c.answer_tokens) for c in self.choices)
         usage: dict[str, Any] = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": completion,
@@ -207,19 +214,23 @@ class Completion:
         }
         if self.thinking:
             usage["completion_tokens_details"] = {
-                "reasoning_tokens": len(self.reasoning_tokens),
+                "reasoning_tokens": sum(len(c.reasoning_tokens) for c in self.choices),
                 "text_tokens": completion,
             }
         usage["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
         return usage
 
-    def body(self) -> dict[str, Any]:
+    def _message(self) -> dict[str, Any]:
         message: dict[str, Any] = {"content": "".join(self.answer_tokens), "role": "assistant"}
         if self.thinking:
             message["reasoning_content"] = "".join(self.reasoning_tokens)
+        return message
+
+    def body(self) -> dict[str, Any]:
         return {
             "choices": [
-                {"message": message, "finish_reason": self.finish_reason, "index": 0, "logprobs": None}
+                {"message": c._message(), "finish_reason": c.finish_reason, "index": i, "logprobs": None}
+                for i, c in enumerate(self.choices)
             ],
             "object": "chat.completion",
             "usage": self.usage(),
@@ -229,9 +240,9 @@ class Completion:
             "id": self.id,
         }
 
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None, index: int = 0) -> bytes:
         chunk = {
-            "choices": [{"delta": delta, "finish_reason": finish, "index": 0, "logprobs": None}],
+            "choices": [{"delta": delta, "finish_reason": finish, "index": index, "logprobs": None}],
             "object": "chat.completion.chunk",
             "usage": None,
             "created": self.created,
@@ -244,19 +255,22 @@ class Completion:
     def chunks(self, *, include_usage: bool) -> list[bytes]:
         """Role chunk, reasoning phase, answer phase, finish chunk, usage chunk, [DONE]."""
         out: list[bytes] = []
-        if self.thinking:
-            first = self.reasoning_tokens[0] if self.reasoning_tokens else ""
-            out.append(self._chunk({"content": None, "reasoning_content": first, "role": "assistant"}))
-            for tok in self.reasoning_tokens[1:]:
-                out.append(self._chunk({"content": None, "reasoning_content": tok}))
-            for tok in self.answer_tokens:
-                out.append(self._chunk({"content": tok, "reasoning_content": None}))
-            out.append(self._chunk({"content": "", "reasoning_content": None}, self.finish_reason))
-        else:
-            out.append(self._chunk({"content": "", "role": "assistant"}))
-            for tok in self.answer_tokens:
-                out.append(self._chunk({"content": tok}))
-            out.append(self._chunk({"content": ""}, self.finish_reason))
+        for i, c in enumerate(self.choices):  # with n > 1, one choice after the other
+            if self.thinking:
+                first = c.reasoning_tokens[0] if c.reasoning_tokens else ""
+                out.append(
+                    self._chunk({"content": None, "reasoning_content": first, "role": "assistant"}, None, i)
+                )
+                for tok in c.reasoning_tokens[1:]:
+                    out.append(self._chunk({"content": None, "reasoning_content": tok}, None, i))
+                for tok in c.answer_tokens:
+                    out.append(self._chunk({"content": tok, "reasoning_content": None}, None, i))
+                out.append(self._chunk({"content": "", "reasoning_content": None}, c.finish_reason, i))
+            else:
+                out.append(self._chunk({"content": "", "role": "assistant"}, None, i))
+                for tok in c.answer_tokens:
+                    out.append(self._chunk({"content": tok}, None, i))
+                out.append(self._chunk({"content": ""}, c.finish_reason, i))
         if include_usage:
             out.append(
                 sse(
