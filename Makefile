@@ -26,8 +26,9 @@ test: setup chromium
 	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
+# Stop JupyterLab with Ctrl-C in this terminal (answer y), or File > Shut Down in the browser.
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 bench: setup
 	for b in bench/*.py; do $(PY) $$b || exit 1; done
