@@ -38,7 +38,7 @@ from peer import PEER, Peer
 
 TOKENS = 5000
 RATE = 2000.0
-KEY = "sk-bench0000000000000000000000"
+KEY = "sk-bench-fake-key-for-benchmarks"
 MODEL = "qwen-plus"  # thinking off by default: every token is answer text, for both magics
 TOKEN_BYTES = re.compile(rb'"(?:reasoning_)?content":\s*"[^"]')
 MAX_RATE, FINAL_MS, FIRST_MS = 15.0, 50.0, 30.0

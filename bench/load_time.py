@@ -61,7 +61,7 @@ def main() -> int:
     ipython_dir = tempfile.mkdtemp(prefix="qwen-bench-ipython-")
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "QWEN_", "OPENAI_"))}
     base["IPYTHONDIR"] = ipython_dir  # a fresh profile: no user startup files
-    with_key = dict(base, DASHSCOPE_API_KEY="sk-bench00000000000000000000")
+    with_key = dict(base, DASHSCOPE_API_KEY="sk-bench-fake-key-for-benchmarks")
     rows: list[tuple[str, float, float, str]] = []
 
     verified = check(sys.executable, "qwen_magics", "qwen", with_key)

@@ -10,7 +10,7 @@ import pytest
 from qwen_magics import config
 from qwen_magics.emulator import Emulator
 
-TEST_KEY = "sk-test0123456789abcdefWXYZ"
+TEST_KEY = "sk-test-fake-key-0123456789-WXYZ"
 ENV_VARS = ("DASHSCOPE_API_KEY", "DASHSCOPE_BASE_URL", "QWEN_REGION", "QWEN_MODEL", "QWEN_OFFLINE")
 
 

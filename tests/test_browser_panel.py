@@ -13,7 +13,7 @@ import pytest
 from qwen_magics.emulator import Emulator
 from tests.jupyterlab import Notebook, chromium, lab_server
 
-KEY = "sk-browser0123456789abcdWXYZ"
+KEY = "sk-browser-fake-key-0123-WXYZ"
 PROMPT = "Describe the sea in one sentence"
 
 

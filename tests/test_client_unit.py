@@ -25,7 +25,7 @@ from qwen_magics import (
 )
 from qwen_magics import ConnectionError as QwenConnectionError
 
-KEY = "sk-unit0123456789abcdefSECRET"
+KEY = "sk-unit-fake-key-0123456789-SECRET"
 FAST = Retry(attempts=3, backoff=0.01, max_backoff=0.02)
 
 

@@ -156,7 +156,7 @@ def test_interrupt_keeps_partial_text_and_marks_it_interrupted(ip, slow) -> None
 
 
 def test_api_error_is_one_message_box_without_traceback(ip, qwen_env, monkeypatch) -> None:
-    monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-wrong0000000000000000")
+    monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-wrong-fake-key-00000000")
     with capture_output() as cap:
         ip.run_cell("%%qwen --no-thinking\nhello")
     assert "Traceback" not in cap.stdout + cap.stderr

@@ -478,7 +478,7 @@ def test_highlighting_differences_redraws_the_grid(make, qwen_env: Emulator) -> 
 
 
 def test_a_refused_key_is_explained_without_showing_it(make, qwen_env: Emulator, monkeypatch) -> None:
-    wrong = "sk-wrong0123456789abcdefQRST"
+    wrong = "sk-wrong-fake-key-0123456789-QRST"
     monkeypatch.setenv("DASHSCOPE_API_KEY", wrong)
     p = make("Hello", model="qwen-plus")
     run_to_end(p)
