@@ -1,188 +1,41 @@
 """The HTTP client: one request to the Chat Completions endpoint, with retries, as a Response.
 
-``ask`` / ``aask`` and ``Client`` / ``AsyncClient`` share the protocol pieces below (body, headers,
-error bodies, retry delays, stream parsing); only the waiting differs. Errors before the first token
-raise; a stream that breaks after tokens arrived returns its Response with ``incomplete=True``.
+``ask`` / ``aask`` and ``Client`` / ``AsyncClient`` share the protocol pieces of ``request.py``
+(body, headers, error bodies, retry delays) and the stream parsing below; only the waiting differs.
+Errors before the first token raise; a stream that breaks after tokens arrived returns its
+Response with ``incomplete=True``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
-import ssl
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any
 
 import httpx
 
 from . import config as _config
-from .errors import (
-    APIError,
-    AuthenticationError,
-    ConfigError,
-    QwenError,
-    StreamInterrupted,
-    api_error,
+from .errors import QwenError, StreamInterrupted
+from .params import PARAMS
+from .request import (
+    BackoffGate,
+    Prepared,
+    Retry,
+    error_from_body,
+    map_transport,
+    prepare,
+    retry_after_header,
+    retryable,
 )
-from .errors import ConnectionError as QwenConnectionError
-from .params import PARAMS, build_body, build_messages, check_params
 from .sse import SSEDecoder
 from .stream import ChunkParser, Event, Response
 
 __all__ = ["AsyncClient", "BackoffGate", "Client", "Retry", "aask", "ask"]
 
 log = logging.getLogger("qwen_magics")
-
-
-@dataclass(frozen=True)
-class Retry:
-    """Exponential backoff with jitter for 429, 5xx and connection errors before the first token.
-
-    DashScope sends no Retry-After; one that is present is honoured (up to ``max_backoff``).
-    """
-
-    attempts: int = 4
-    backoff: float = 0.5
-    max_backoff: float = 20.0
-    total: float = 90.0
-    jitter: float = 0.5
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_backoff)
-        base = min(self.backoff * 2 ** (attempt - 1), self.max_backoff)
-        return base * (1 - self.jitter * random.random())
-
-
-class BackoffGate:
-    """A pause shared by concurrent requests: one 429 slows them all instead of each hammering."""
-
-    def __init__(self) -> None:
-        self._until = 0.0
-
-    def pause(self, seconds: float) -> None:
-        self._until = max(self._until, time.monotonic() + seconds)
-
-    def remaining(self) -> float:
-        return max(0.0, self._until - time.monotonic())
-
-
-# -- protocol pieces shared by both clients ---------------------------------------------------
-@dataclass
-class _Prepared:
-    url: str
-    headers: dict[str, str]
-    body: dict[str, Any]
-    params: dict[str, Any]
-    settings: _config.Settings
-    stream: bool
-
-
-def _prepare(
-    prompt: str | None,
-    *,
-    settings: _config.Settings,
-    system: str | None,
-    messages: Any,
-    params: dict[str, Any],
-    stream: bool,
-    extra: Mapping[str, Any],
-) -> _Prepared:
-    given = {k: v for k, v in params.items() if v is not None}
-    check_params(given, settings.model, stream=stream)
-    msgs = build_messages(prompt, system=system, messages=messages)
-    if settings.api_key is None and settings.base_url_source == "region":
-        raise ConfigError(
-            "no API key: set DASHSCOPE_API_KEY (a key from Model Studio, region "
-            f"{settings.region}), point DASHSCOPE_BASE_URL at an OpenAI-compatible server, or "
-            "use the offline simulator (`%load_ext qwen_magics` with no key, or qwen_magics.offline())"
-        )
-    body = build_body(settings.model, msgs, given, stream=stream, extra=extra)
-    headers = {
-        "Content-Type": "application/json",
-        "Accept": "text/event-stream" if stream else "application/json",
-    }
-    headers.update(auth_headers(settings))
-    return _Prepared(f"{settings.base_url}/chat/completions", headers, body, given, settings, stream)
-
-
-def auth_headers(settings: _config.Settings) -> dict[str, str]:
-    """The Authorization header. Blanks around the key (a pasted line break) are dropped; a character
-    a header cannot carry is refused by position, because httpx's own error would print the key."""
-    if not settings.api_key:
-        return {}
-    key = settings.api_key.strip()
-    if not key:
-        raise ConfigError("the API key is blank; set DASHSCOPE_API_KEY to the key from Model Studio")
-    for i, ch in enumerate(key):
-        if not (ch.isascii() and ch.isprintable()):
-            raise ConfigError(
-                f"the API key holds {ch!r} at character {i + 1}, which an HTTP header cannot carry; "
-                "copy the key again into DASHSCOPE_API_KEY"
-            )
-    return {"Authorization": f"Bearer {key}"}
-
-
-def _error_from_body(status: int, raw: bytes, headers: httpx.Headers, settings: _config.Settings) -> APIError:
-    """An error body is JSON, or one SSE ``data:`` line when the request asked to stream."""
-    text = raw.decode("utf-8", errors="replace").strip()
-    body: Any
-    if text.startswith("data:"):
-        text = text[5:].strip().split("\n", 1)[0]
-    try:
-        body = json.loads(text) if text else {}
-    except ValueError:
-        body = {"error": {"message": text[:300] or f"HTTP {status}"}}
-    err = api_error(status, body, request_id=headers.get("x-request-id"))
-    if isinstance(err, AuthenticationError):
-        err.hint = (
-            f"The key was refused. Keys only work in their own region; this request went to "
-            f"{settings.where}. Set DASHSCOPE_API_KEY or QWEN_REGION."
-        )
-        err.args = (err._compose(),)
-    return err
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    value = headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _map_transport(exc: Exception, where: str) -> QwenError:
-    """The one place where httpx's transport exceptions become ours."""
-    if isinstance(exc, httpx.TimeoutException):
-        return QwenConnectionError(
-            f"no answer from {where} in time ({type(exc).__name__}); check the network or raise the timeout"
-        )
-    refused = _certificate_refused(exc)
-    if refused is not None:
-        error = QwenConnectionError(
-            f"could not connect to {where}: its TLS certificate is not trusted ({refused}). If the server "
-            "uses a certificate authority of your own, set SSL_CERT_FILE (or SSL_CERT_DIR) to it before "
-            "the first request; otherwise check the base URL"
-        )
-        error.retryable = False
-        return error
-    if isinstance(exc, httpx.ConnectError):
-        return QwenConnectionError(f"could not connect to {where}: {exc}; check the base URL and the network")
-    return QwenConnectionError(f"the connection to {where} failed: {type(exc).__name__}: {exc}")
-
-
-def _certificate_refused(exc: BaseException) -> str | None:
-    """Why the server's certificate failed verification, when that is what happened."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return seen.verify_message or seen.reason or "certificate verify failed"
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 def _nonstream_events(data: dict[str, Any]) -> list[Event]:
@@ -192,7 +45,7 @@ def _nonstream_events(data: dict[str, Any]) -> list[Event]:
 
 
 def _response(
-    prep: _Prepared,
+    prep: Prepared,
     source: Any,
     sent_at: float,
     request_id: str | None,
@@ -286,7 +139,7 @@ class _Base:
             timeout=self._timeout,
         )
 
-    def _prepare(self, prompt: str | None, kw: dict[str, Any]) -> _Prepared:
+    def _prepare(self, prompt: str | None, kw: dict[str, Any]) -> Prepared:
         settings = self.settings(
             api_key=kw.pop("api_key", None), base_url=kw.pop("base_url", None), model=kw.pop("model", None)
         )
@@ -294,7 +147,7 @@ class _Base:
         messages = kw.pop("messages", None)
         stream = kw.pop("stream", True)
         params = {k: kw.pop(k, None) for k in PARAMS}
-        return _prepare(
+        return prepare(
             prompt,
             settings=settings,
             system=system,
@@ -304,7 +157,7 @@ class _Base:
             extra=kw,
         )
 
-    def _build(self, prep: _Prepared) -> httpx.Request:
+    def _build(self, prep: Prepared) -> httpx.Request:
         return self.http.build_request(  # type: ignore[attr-defined]
             "POST", prep.url, json=prep.body, headers=prep.headers, timeout=self._timeout_for(prep.settings)
         )
@@ -316,7 +169,7 @@ class _Base:
         self, error: QwenError, attempt: int, started: float, retry_after: float | None
     ) -> float:
         """How long to wait before trying again; raises the error when it is not worth another try."""
-        if not _retryable(error):
+        if not retryable(error):
             raise error
         delay = self.retry.delay(attempt, retry_after)
         if attempt >= self.retry.attempts or (time.monotonic() - started + delay) > self.retry.total:
@@ -372,13 +225,13 @@ class Client(_Base):
             error, retry_after = outcome
             time.sleep(self._retry_delay(error, attempt, started, retry_after))
 
-    def _attempt(self, prep: _Prepared, attempt: int) -> Response | tuple[QwenError, float | None]:
+    def _attempt(self, prep: Prepared, attempt: int) -> Response | tuple[QwenError, float | None]:
         """One try: the Response, or the error and the server's Retry-After."""
         sent_at = time.perf_counter()
         try:
             resp = self.http.send(self._build(prep), stream=True)
         except httpx.TransportError as exc:
-            return _map_transport(exc, prep.settings.where), None
+            return map_transport(exc, prep.settings.where), None
         except BaseException:
             self._drop_orphans()
             raise
@@ -389,15 +242,14 @@ class Client(_Base):
                     raw = resp.read()
                 except httpx.TransportError:
                     raw = b""
-                return _error_from_body(resp.status_code, raw, resp.headers, prep.settings), _retry_after(
-                    resp.headers
-                )
+                error = error_from_body(resp.status_code, raw, resp.headers, prep.settings)
+                return error, retry_after_header(resp.headers)
             request_id = resp.headers.get("x-request-id")
             if not prep.stream:
                 try:
                     data = json.loads(resp.read())
                 except (httpx.TransportError, ValueError) as exc:
-                    return _map_transport(exc, prep.settings.where), None
+                    return map_transport(exc, prep.settings.where), None
                 return _response(prep, iter(_nonstream_events(data)), sent_at, request_id, attempt)
             events = self._events(resp, prep.settings.where)
             head = _until_first_token(events)
@@ -422,7 +274,7 @@ class Client(_Base):
                 yield from parser.feed(data)
             yield from _stream_end(parser)
         except httpx.TransportError as exc:
-            yield Event("error", data=StreamInterrupted(str(_map_transport(exc, where))))
+            yield Event("error", data=StreamInterrupted(str(map_transport(exc, where))))
         finally:
             resp.close()
 
@@ -471,13 +323,13 @@ class AsyncClient(_Base):
             error, retry_after = outcome
             await asyncio.sleep(self._retry_delay(error, attempt, started, retry_after))
 
-    async def _attempt(self, prep: _Prepared, attempt: int) -> Response | tuple[QwenError, float | None]:
+    async def _attempt(self, prep: Prepared, attempt: int) -> Response | tuple[QwenError, float | None]:
         """One try: the Response, or the error and the server's Retry-After."""
         sent_at = time.perf_counter()
         try:
             resp = await self.http.send(self._build(prep), stream=True)
         except httpx.TransportError as exc:
-            return _map_transport(exc, prep.settings.where), None
+            return map_transport(exc, prep.settings.where), None
         handed_out = False
         try:
             if resp.status_code != 200:
@@ -485,15 +337,14 @@ class AsyncClient(_Base):
                     raw = await resp.aread()
                 except httpx.TransportError:
                     raw = b""
-                return _error_from_body(resp.status_code, raw, resp.headers, prep.settings), _retry_after(
-                    resp.headers
-                )
+                error = error_from_body(resp.status_code, raw, resp.headers, prep.settings)
+                return error, retry_after_header(resp.headers)
             request_id = resp.headers.get("x-request-id")
             if not prep.stream:
                 try:
                     data = json.loads(await resp.aread())
                 except (httpx.TransportError, ValueError) as exc:
-                    return _map_transport(exc, prep.settings.where), None
+                    return map_transport(exc, prep.settings.where), None
                 return _response(prep, iter(_nonstream_events(data)), sent_at, request_id, attempt)
             events = self._events(resp, prep.settings.where)
             try:
@@ -523,17 +374,9 @@ class AsyncClient(_Base):
             for event in _stream_end(parser):
                 yield event
         except httpx.TransportError as exc:
-            yield Event("error", data=StreamInterrupted(str(_map_transport(exc, where))))
+            yield Event("error", data=StreamInterrupted(str(map_transport(exc, where))))
         finally:
             await resp.aclose()
-
-
-def _retryable(error: QwenError) -> bool:
-    if isinstance(error, APIError):
-        return error.retryable
-    if isinstance(error, QwenConnectionError):
-        return error.retryable
-    return isinstance(error, StreamInterrupted)
 
 
 _default_client: Client | None = None

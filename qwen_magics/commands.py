@@ -134,7 +134,7 @@ def fetch_model_ids(settings: config.Settings, timeout: float = MODELS_TIMEOUT) 
     """The server's ``GET /models`` list of ids; raises on any failure."""
     import httpx
 
-    from .client import auth_headers  # the one place the key goes into a header
+    from .request import auth_headers  # the one place the key goes into a header
 
     resp = httpx.get(f"{settings.base_url}/models", headers=auth_headers(settings), timeout=timeout)
     resp.raise_for_status()

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from . import config as _config
 from .client import AsyncClient, Retry
-from .client import _prepare as _prepare_request
 from .diversity import Diversity, distinct_answers, diversity
 from .errors import ParameterError, QwenError, StreamInterrupted
 from .gridspec import (
@@ -32,6 +31,7 @@ from .gridspec import (
     shared_settings,
 )
 from .params import PARAMS, SEED_MAX, build_messages
+from .request import prepare as _prepare_request
 from .stream import Event, Response
 
 if TYPE_CHECKING:

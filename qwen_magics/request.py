@@ -1,0 +1,190 @@
+"""The wire side of one request: its body and headers, the error an answer means, whether to retry.
+
+No waiting and no connection here: ``client.py`` drives these pieces, sync and async alike. This is
+the one place where httpx's transport exceptions become qwen-magics errors, and the one place the
+API key goes into a header.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from . import config as _config
+from .errors import APIError, AuthenticationError, ConfigError, QwenError, StreamInterrupted, api_error
+from .errors import ConnectionError as QwenConnectionError
+from .params import build_body, build_messages, check_params
+
+__all__ = [
+    "BackoffGate",
+    "Prepared",
+    "Retry",
+    "auth_headers",
+    "error_from_body",
+    "map_transport",
+    "prepare",
+    "retry_after_header",
+    "retryable",
+]
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Exponential backoff with jitter for 429, 5xx and connection errors before the first token.
+
+    DashScope sends no Retry-After; one that is present is honoured (up to ``max_backoff``).
+    """
+
+    attempts: int = 4
+    backoff: float = 0.5
+    max_backoff: float = 20.0
+    total: float = 90.0
+    jitter: float = 0.5
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_backoff)
+        base = min(self.backoff * 2 ** (attempt - 1), self.max_backoff)
+        return base * (1 - self.jitter * random.random())
+
+
+class BackoffGate:
+    """A pause shared by concurrent requests: one 429 slows them all instead of each hammering."""
+
+    def __init__(self) -> None:
+        self._until = 0.0
+
+    def pause(self, seconds: float) -> None:
+        self._until = max(self._until, time.monotonic() + seconds)
+
+    def remaining(self) -> float:
+        return max(0.0, self._until - time.monotonic())
+
+
+# -- protocol pieces shared by both clients ---------------------------------------------------
+@dataclass
+class Prepared:
+    url: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    params: dict[str, Any]
+    settings: _config.Settings
+    stream: bool
+
+
+def prepare(
+    prompt: str | None,
+    *,
+    settings: _config.Settings,
+    system: str | None,
+    messages: Any,
+    params: dict[str, Any],
+    stream: bool,
+    extra: Mapping[str, Any],
+) -> Prepared:
+    given = {k: v for k, v in params.items() if v is not None}
+    check_params(given, settings.model, stream=stream)
+    msgs = build_messages(prompt, system=system, messages=messages)
+    if settings.api_key is None and settings.base_url_source == "region":
+        raise ConfigError(
+            "no API key: set DASHSCOPE_API_KEY (a key from Model Studio, region "
+            f"{settings.region}), point DASHSCOPE_BASE_URL at an OpenAI-compatible server, or "
+            "use the offline simulator (`%load_ext qwen_magics` with no key, or qwen_magics.offline())"
+        )
+    body = build_body(settings.model, msgs, given, stream=stream, extra=extra)
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "text/event-stream" if stream else "application/json",
+    }
+    headers.update(auth_headers(settings))
+    return Prepared(f"{settings.base_url}/chat/completions", headers, body, given, settings, stream)
+
+
+def auth_headers(settings: _config.Settings) -> dict[str, str]:
+    """The Authorization header. Blanks around the key (a pasted line break) are dropped; a character
+    a header cannot carry is refused by position, because httpx's own error would print the key."""
+    if not settings.api_key:
+        return {}
+    key = settings.api_key.strip()
+    if not key:
+        raise ConfigError("the API key is blank; set DASHSCOPE_API_KEY to the key from Model Studio")
+    for i, ch in enumerate(key):
+        if not (ch.isascii() and ch.isprintable()):
+            raise ConfigError(
+                f"the API key holds {ch!r} at character {i + 1}, which an HTTP header cannot carry; "
+                "copy the key again into DASHSCOPE_API_KEY"
+            )
+    return {"Authorization": f"Bearer {key}"}
+
+
+def error_from_body(status: int, raw: bytes, headers: httpx.Headers, settings: _config.Settings) -> APIError:
+    """An error body is JSON, or one SSE ``data:`` line when the request asked to stream."""
+    text = raw.decode("utf-8", errors="replace").strip()
+    body: Any
+    if text.startswith("data:"):
+        text = text[5:].strip().split("\n", 1)[0]
+    try:
+        body = json.loads(text) if text else {}
+    except ValueError:
+        body = {"error": {"message": text[:300] or f"HTTP {status}"}}
+    err = api_error(status, body, request_id=headers.get("x-request-id"))
+    if isinstance(err, AuthenticationError):
+        err.hint = (
+            f"The key was refused. Keys only work in their own region; this request went to "
+            f"{settings.where}. Set DASHSCOPE_API_KEY or QWEN_REGION."
+        )
+        err.args = (err._compose(),)
+    return err
+
+
+def retry_after_header(headers: httpx.Headers) -> float | None:
+    value = headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def map_transport(exc: Exception, where: str) -> QwenError:
+    """The one place where httpx's transport exceptions become ours."""
+    if isinstance(exc, httpx.TimeoutException):
+        return QwenConnectionError(
+            f"no answer from {where} in time ({type(exc).__name__}); check the network or raise the timeout"
+        )
+    refused = _certificate_refused(exc)
+    if refused is not None:
+        error = QwenConnectionError(
+            f"could not connect to {where}: its TLS certificate is not trusted ({refused}). If the server "
+            "uses a certificate authority of your own, set SSL_CERT_FILE (or SSL_CERT_DIR) to it before "
+            "the first request; otherwise check the base URL"
+        )
+        error.retryable = False
+        return error
+    if isinstance(exc, httpx.ConnectError):
+        return QwenConnectionError(f"could not connect to {where}: {exc}; check the base URL and the network")
+    return QwenConnectionError(f"the connection to {where} failed: {type(exc).__name__}: {exc}")
+
+
+def _certificate_refused(exc: BaseException) -> str | None:
+    """Why the server's certificate failed verification, when that is what happened."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen.verify_message or seen.reason or "certificate verify failed"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def retryable(error: QwenError) -> bool:
+    if isinstance(error, APIError):
+        return error.retryable
+    if isinstance(error, QwenConnectionError):
+        return error.retryable
+    return isinstance(error, StreamInterrupted)
