@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -48,3 +49,23 @@ def run(kc: Any, code: str, timeout: float = 30) -> tuple[dict[str, Any], list[d
         if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             break
     return kc.get_shell_msg(timeout=timeout)["content"], messages
+
+
+def press_stop(km: Any, kc: Any, msg_id: str) -> tuple[dict[str, Any], dict[str, str] | None, float]:
+    """Interrupt the kernel as Jupyter's stop button does; wait for the cell to end.
+
+    Returns the cell's reply, the last display update it sent (the final render) and the seconds
+    from the press to that update.
+    """
+    km.interrupt_kernel()
+    pressed = time.perf_counter()
+    final, final_at = None, pressed
+    while True:
+        msg = kc.get_iopub_msg(timeout=10)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "update_display_data":
+            final, final_at = msg["content"]["data"], time.perf_counter()
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    return kc.get_shell_msg(timeout=10)["content"], final, final_at - pressed
