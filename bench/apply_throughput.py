@@ -18,9 +18,9 @@ from contextlib import contextmanager
 
 import httpx
 import pandas as pd
+from qwen_magics.structured.apply import apply
 
-from qwen_magics.frames import apply
-from qwen_magics.structured import ask_json
+from qwen_magics.structured.ask import ask_json
 
 ROWS = 500
 LATENCY = 0.2

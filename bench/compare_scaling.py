@@ -13,7 +13,7 @@ import sys
 import time
 from collections import Counter
 
-from qwen_magics.comparison import COMPARE_RETRY, Comparison, compare
+from qwen_magics.comparison.compare import COMPARE_RETRY, Comparison, compare
 from qwen_magics.emulator import Emulator
 
 LATENCY = 1.0

@@ -31,12 +31,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from qwen_magics.comparison import compare
+from qwen_magics.structured.apply import apply
+
+from qwen_magics.api.response import Response
+from qwen_magics.comparison.compare import compare
 from qwen_magics.emulator import Emulator, RequestRecord
 from qwen_magics.emulator.answers import PrefixCache, SimpleGenerator, make_completion, split_tokens
 from qwen_magics.errors import APIError
-from qwen_magics.frames import apply
-from qwen_magics.stream import Response
 
 KEY = "sk-soak-0123456789abcdef"
 BATCH = 50  # requests per compare() or apply() call
@@ -188,7 +189,7 @@ def check_compare_cell(
     if response.attempts != len(records):
         tally.problem(f"{name}: client counted {response.attempts} tries, emulator {len(records)}")
     reasoning, text = sent_text(emu, last.body)
-    got_reasoning, got_text = "".join(response._reasoning), response.partial_text
+    got_reasoning, got_text = response.partial_reasoning, response.partial_text
     if last.fault in ("cut", "error_chunk"):
         if not (response.incomplete and response.error is not None):
             tally.problem(f"{name}: a broken stream not marked incomplete")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .api.response import Event, Response, Usage
 from .config import configure, settings
 from .errors import (
     APIError,
@@ -26,12 +27,11 @@ from .errors import (
     StructuredOutputError,
 )
 from .models import MODELS, ModelInfo
-from .stream import Event, Response, Usage
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from .client import AsyncClient, BackoffGate, Client, Retry, aask, ask
+    from .api.client import AsyncClient, BackoffGate, Client, Retry, aask, ask
 
 __version__ = "0.1.0"
 
@@ -77,19 +77,19 @@ __all__ = [
 # name -> module that defines it, imported on first use
 _LAZY = {
     # the HTTP client (httpx) loads on first use, so `%load_ext qwen_magics` stays quick
-    "AsyncClient": ".client",
-    "BackoffGate": ".client",
-    "Client": ".client",
-    "Retry": ".client",
-    "aask": ".client",
-    "ask": ".client",
-    "Comparison": ".comparison",
+    "AsyncClient": ".api.client",
+    "BackoffGate": ".api.client",
+    "Client": ".api.client",
+    "Retry": ".api.client",
+    "aask": ".api.client",
+    "ask": ".api.client",
+    "Comparison": ".comparison.compare",
     "Emulator": ".emulator",
-    "apply": ".frames",
-    "ask_json": ".structured",
-    "compare": ".comparison",
-    "panel": ".parameter_panel",
-    "to_dataframe": ".frames",
+    "apply": ".structured.apply",
+    "ask_json": ".structured.ask",
+    "compare": ".comparison.compare",
+    "panel": ".widgets.panel",
+    "to_dataframe": ".structured.records",
 }
 
 
@@ -104,12 +104,12 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
     """``%load_ext qwen_magics``: register %%qwen and %qwen."""
-    from .magics import load
+    from .magics.magics import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: InteractiveShell) -> None:
-    from .magics import unload
+    from .magics.magics import unload
 
     unload(ipython)

@@ -16,8 +16,8 @@ from IPython.utils.capture import capture_output
 from nbclient import NotebookClient
 
 from qwen_magics import BadRequestError, ParameterError, Retry, ServerError, StreamInterrupted
-from qwen_magics.comparison import COMPARE_RETRY, Comparison, compare, parse_grid
-from qwen_magics.diversity import diversity, similarity, word_diff_html
+from qwen_magics.comparison.compare import COMPARE_RETRY, Comparison, compare, parse_grid
+from qwen_magics.comparison.diversity import diversity, similarity, word_diff_html
 from qwen_magics.emulator import Emulator
 from qwen_magics.emulator.answers import SimpleGenerator
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from qwen_magics import ask
-from qwen_magics.display import StreamView, error_bundle, show_answer
+from qwen_magics.display.answer import StreamView, error_bundle, show_answer
 from qwen_magics.emulator import Emulator
 from qwen_magics.emulator.answers import SimpleGenerator
 

@@ -16,7 +16,7 @@ from qwen_magics import (
     ServerError,
     ask,
 )
-from qwen_magics.client import Client
+from qwen_magics.api.client import Client
 from qwen_magics.emulator import Emulator
 
 from .conftest import TEST_KEY

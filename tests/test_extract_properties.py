@@ -7,7 +7,7 @@ import json
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from qwen_magics.jsonextract import count_records, extract
+from qwen_magics.structured.jsonextract import count_records, extract
 
 scalars = (
     st.none()

@@ -189,8 +189,8 @@ def test_loading_imports_nothing_heavy(qwen_env: Emulator) -> None:
         ip.run_line_magic("load_ext", "qwen_magics")
         assert "qwen" in ip.magics_manager.magics["cell"]
         heavy = ("pandas", "ipywidgets", "numpy", "pydantic", "json_repair", "openai", "tqdm", "httpx",
-                 "qwen_magics.emulator", "qwen_magics.structured", "qwen_magics.comparison",
-                 "qwen_magics.parameter_panel")
+                 "qwen_magics.emulator", "qwen_magics.structured", "qwen_magics.comparison.compare",
+                 "qwen_magics.widgets.panel")
         print([m for m in heavy if m in sys.modules])
     """)
     out = subprocess.run(

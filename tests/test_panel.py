@@ -12,8 +12,8 @@ from IPython.utils.capture import capture_output
 import qwen_magics
 from qwen_magics import ParameterError
 from qwen_magics.emulator import Emulator
-from qwen_magics.parameter_panel import Panel
-from qwen_magics.presets import PRESETS
+from qwen_magics.widgets.panel import Panel
+from qwen_magics.widgets.presets import PRESETS
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 

@@ -19,7 +19,7 @@ from IPython.utils.capture import capture_output
 from nbclient import NotebookClient
 
 from qwen_magics import config
-from qwen_magics.client import AsyncClient, Client, ask
+from qwen_magics.api.client import AsyncClient, Client, ask
 from qwen_magics.emulator import Emulator
 
 from .kernels import kernel_env

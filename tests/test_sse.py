@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from qwen_magics.sse import SSEDecoder
-from qwen_magics.stream import ChunkParser, Usage
+from qwen_magics.api.response import ChunkParser, Usage
+from qwen_magics.api.sse import SSEDecoder
 
 BODY = (
     b": comment line\n\n"

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qwen_magics import Client
+from qwen_magics.api.response import ChunkParser, Event
+from qwen_magics.api.sse import SSEDecoder
 from qwen_magics.emulator.protocol import Completion
-from qwen_magics.sse import SSEDecoder
-from qwen_magics.stream import ChunkParser, Event
 
 # text with multi-byte characters, quotes, backslashes, newlines and things that look like framing
 pieces = st.text(

@@ -14,7 +14,7 @@ from qwen_magics import ask
 from qwen_magics.emulator import Emulator
 from qwen_magics.emulator.answers import split_tokens
 from qwen_magics.errors import BadRequestError, ParameterError, StructuredOutputError
-from qwen_magics.structured import ask_json
+from qwen_magics.structured.ask import ask_json
 
 from .conftest import TEST_KEY
 

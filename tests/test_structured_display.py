@@ -10,7 +10,7 @@ from IPython.utils.capture import capture_output
 
 from qwen_magics.emulator import Emulator
 from qwen_magics.errors import StructuredOutputError
-from qwen_magics.structured import ask_json
+from qwen_magics.structured.ask import ask_json
 
 PLANETS = {
     "planets": [
@@ -75,8 +75,8 @@ def test_show_keeps_the_answer_on_screen_when_no_json_comes(shell, qwen_env: Emu
 
 def test_show_in_a_terminal_prints_the_table_once(qwen_env: Emulator) -> None:
     from qwen_magics import ask
-    from qwen_magics.jsonview import JSONView
-    from qwen_magics.structured import Attempts, plan
+    from qwen_magics.structured.ask import Attempts, plan
+    from qwen_magics.structured.jsonview import JSONView
 
     qwen_env.queue_reply(json.dumps(PLANETS))
     p = plan("list planets as JSON")

@@ -13,7 +13,7 @@ import pytest
 from qwen_magics import apply, to_dataframe
 from qwen_magics.emulator import Emulator
 from qwen_magics.errors import ParameterError
-from qwen_magics.structured import ask_json
+from qwen_magics.structured.ask import ask_json
 
 PLANETS = [
     {"name": "Mercury", "order": 1, "moons": 0, "facts": {"type": "rocky", "rings": False}},

@@ -6,7 +6,7 @@ import pydantic
 import pytest
 
 from qwen_magics.errors import ParameterError
-from qwen_magics.schema import SchemaMismatch, parse_schema
+from qwen_magics.structured.schema import SchemaMismatch, parse_schema
 
 
 class Facts(pydantic.BaseModel):

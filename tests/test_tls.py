@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from qwen_magics.client import AsyncClient, Client
+from qwen_magics.api.client import AsyncClient, Client
 from qwen_magics.emulator import Emulator
 from qwen_magics.errors import ConnectionError as QwenConnectionError
 

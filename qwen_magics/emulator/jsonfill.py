@@ -8,9 +8,12 @@ object fit for the prompt: {"items": [...]} when it counts or lists things, else
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .lm import LanguageModel, _content, _number, _Sampler, _set, _stem, _words
+from .words import _content, _number, _set, _stem, _words
+
+if TYPE_CHECKING:
+    from .lm import LanguageModel, _Sampler
 
 __all__ = ["JsonFiller"]
 

@@ -11,8 +11,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .errors import ParameterError
-from .models import get_model
+from ..errors import ParameterError
+from ..models import get_model
 
 __all__ = ["PARAMS", "WIRE_NAMES", "build_body", "check_params", "check_text"]
 

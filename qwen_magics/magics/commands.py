@@ -14,9 +14,9 @@ from typing import Any
 
 from traitlets import HasTraits, TraitError
 
-from . import config
-from .errors import ConfigError
-from .models import MODELS, ModelInfo, get_model
+from .. import config
+from ..errors import ConfigError
+from ..models import MODELS, ModelInfo, get_model
 
 __all__ = ["config_bundle", "fetch_model_ids", "help_bundle", "models_bundle", "set_defaults"]
 
@@ -134,7 +134,7 @@ def fetch_model_ids(settings: config.Settings, timeout: float = MODELS_TIMEOUT) 
     """The server's ``GET /models`` list of ids; raises on any failure."""
     import httpx
 
-    from .request import auth_headers  # the one place the key goes into a header
+    from ..api.request import auth_headers  # the one place the key goes into a header
 
     resp = httpx.get(f"{settings.base_url}/models", headers=auth_headers(settings), timeout=timeout)
     resp.raise_for_status()

@@ -22,14 +22,14 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.process import arg_split
 from traitlets import Bool, Float, Int, TraitError, Unicode, validate
 
-from . import config, offline
+from .. import config, offline
+from ..api.params import PARAMS, build_messages, check_params
+from ..display.answer import MAX_RATE, error_title, show_answer, show_error
+from ..errors import ConfigError, ParameterError, QwenError
+from ..models import MODELS, get_model
+from ..templating import TemplateError, fields, fill, looks_templated
 from .commands import config_bundle, fetch_model_ids, help_bundle, models_bundle, set_defaults
 from .conversation import Conversation
-from .display import MAX_RATE, error_title, show_answer, show_error
-from .errors import ConfigError, ParameterError, QwenError
-from .models import MODELS, get_model
-from .params import PARAMS, build_messages, check_params
-from .templating import TemplateError, fields, fill, looks_templated
 
 __all__ = ["QwenMagics", "load", "unload"]
 
@@ -323,7 +323,7 @@ class QwenMagics(Magics):
         feature = {"panel": "--panel", "compare": "--compare", "json": "--json"}[mode]
         try:
             if mode == "panel":
-                from .parameter_panel import Panel, panel
+                from ..widgets.panel import Panel, panel
 
                 controls = inspect.signature(Panel).parameters
                 for name in [k for k in params if k not in controls]:
@@ -332,14 +332,14 @@ class QwenMagics(Magics):
                     del params[name]  # a default from the configuration that the panel cannot show
                 return panel(prompt, **params)
             if mode == "compare":
-                from .comparison import compare, parse_grid
+                from ..comparison.compare import compare, parse_grid
 
                 try:
                     grid = parse_grid(args.compare)
                 except (ValueError, TypeError, QwenError) as exc:
                     raise UsageError(f"--compare: {exc}") from None
                 return compare(prompt, samples=args.samples, **{**params, **grid})
-            from .structured import ask_json, parse_schema
+            from ..structured.ask import ask_json, parse_schema
 
             schema = None
             if args.schema is not None:

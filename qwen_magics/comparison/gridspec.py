@@ -12,8 +12,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .errors import ParameterError
-from .params import PARAMS
+from ..api.params import PARAMS
+from ..errors import ParameterError
 
 __all__ = [
     "FIXED_NAMES",

@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 
-from . import config as _config
-from .errors import APIError, AuthenticationError, ConfigError, QwenError, StreamInterrupted, api_error
-from .errors import ConnectionError as QwenConnectionError
+from .. import config as _config
+from ..errors import APIError, AuthenticationError, ConfigError, QwenError, StreamInterrupted, api_error
+from ..errors import ConnectionError as QwenConnectionError
 from .params import build_body, build_messages, check_params
 
 __all__ = [

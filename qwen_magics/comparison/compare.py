@@ -16,10 +16,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import config as _config
-from .client import AsyncClient, Retry
+from .. import config as _config
+from ..api.client import AsyncClient, Retry
+from ..api.params import PARAMS, SEED_MAX, build_messages
+from ..api.request import prepare as _prepare_request
+from ..api.response import Event, Response
+from ..errors import ParameterError, QwenError, StreamInterrupted
 from .diversity import Diversity, distinct_answers, diversity
-from .errors import ParameterError, QwenError, StreamInterrupted
+from .grid import MAX_RATE, GridView, grid_html, grid_text
 from .gridspec import (
     GRID_NAMES,
     check_labels,
@@ -30,15 +34,11 @@ from .gridspec import (
     positive,
     shared_settings,
 )
-from .params import PARAMS, SEED_MAX, build_messages
-from .request import prepare as _prepare_request
-from .stream import Event, Response
 
 if TYPE_CHECKING:
     import pandas as pd
     from ipywidgets import ToggleButton
 
-    from .grid import GridView
 
 __all__ = ["COMPARE_RETRY", "Cell", "Comparison", "compare", "parse_grid"]
 
@@ -171,7 +171,7 @@ class Comparison:
                 u = r.usage
                 row.update(
                     text=r.partial_text,
-                    reasoning="".join(r._reasoning),
+                    reasoning=r.partial_reasoning,
                     prompt_tokens=u.prompt_tokens,
                     completion_tokens=u.completion_tokens,
                     reasoning_tokens=u.reasoning_tokens,
@@ -217,13 +217,9 @@ class Comparison:
         return groups[0][0] if groups else first.text
 
     def bundle(self) -> dict[str, str]:
-        from .grid import grid_html, grid_text
-
         return {"text/html": grid_html(self), "text/plain": grid_text(self)}
 
     def _repr_html_(self) -> str:
-        from .grid import grid_html
-
         return grid_html(self)
 
     def _ipython_display_(self) -> None:
@@ -438,8 +434,6 @@ def _run(
     publish: Callable[[dict[str, str], bool], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> Comparison:
-    from .grid import MAX_RATE, GridView
-
     if show is None:
         from IPython import get_ipython
 

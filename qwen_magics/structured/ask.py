@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import json
 import time
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from . import config
-from .client import AsyncClient, aask, ask
-from .errors import ParameterError, StructuredOutputError
+from .. import config
+from ..api.client import AsyncClient, aask, ask
+from ..api.response import Response, Usage
+from ..errors import ParameterError, StructuredOutputError
+from ..models import get_model
 from .jsonextract import ExtractionError, extract
-from .models import get_model
+from .jsonview import JSONView
+from .records import find_records, schema_of, user_namespace
 from .schema import Schema, SchemaMismatch, parse_schema
-from .stream import Response, Usage
 
 __all__ = ["aask_json", "ask_json", "parse_schema", "schema_of"]
 
@@ -32,14 +33,6 @@ JSON_ONLY = "Answer with JSON only: one JSON object, no prose."
 JSON_ONLY_MULTI = 'Answer with JSON only: an object {"items": [...]} whose items are the records, no prose.'
 JSON_IN_TEXT = "Put the JSON answer in a ```json block."
 REASK = "Your answer could not be used: {error}. Answer again with only the corrected JSON, nothing else."
-
-# the schema each structured Response was validated against, for to_dataframe's dtypes
-_SCHEMAS: weakref.WeakKeyDictionary[Response, Schema] = weakref.WeakKeyDictionary()
-
-
-def schema_of(response: Response) -> Schema | None:
-    """The schema ``ask_json`` validated this Response against (None without one)."""
-    return _SCHEMAS.get(response)
 
 
 @dataclass
@@ -145,8 +138,6 @@ def read(response: Response, plan: Plan) -> tuple[Any, str]:
                 f"the JSON does not follow the schema: {exc}", retry=response.finish_reason != "length"
             ) from None
     elif plan.multi:
-        from .frames import find_records
-
         try:
             records = find_records(value)
         except ValueError as exc:  # several lists: which one holds the records?
@@ -214,12 +205,10 @@ class Attempts:
 
     def _finish(self, response: Response, value: Any, path: str | None) -> None:
         # the Response is finished; its totals now cover every attempt
-        response._usage = self.usage
+        response.set_totals(self.usage, time.perf_counter() - self.started if self.count > 1 else None)
         response.data = value
         response.json_path = path
         response.json_attempts = self.count
-        if self.count > 1:
-            response._elapsed = time.perf_counter() - self.started
         notes = list(self.plan.notes)
         if path in ("fenced", "balanced", "repaired"):
             notes.append(
@@ -235,17 +224,7 @@ class Attempts:
             notes.append("cut at max_tokens")
         response.notes.extend(n for n in notes if n not in response.notes)
         if self.plan.schema is not None:
-            _SCHEMAS[response] = self.plan.schema
-
-
-def _namespace() -> Mapping[str, Any] | None:
-    """The notebook's variables, so schema="Planet" finds a model defined in a cell."""
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython is a dependency
-        return None
-    shell = get_ipython()
-    return shell.user_ns if shell is not None else None
+            response.schema = self.plan.schema
 
 
 def ask_json(
@@ -264,12 +243,10 @@ def ask_json(
     records, then the table (or pretty JSON) and the footer. Other keywords go to ``ask``.
     Raises StructuredOutputError (the text kept on ``.text``) when no attempt gave usable JSON.
     """
-    p = plan(prompt, schema=schema, multi=multi, namespace=_namespace(), **params)
+    p = plan(prompt, schema=schema, multi=multi, namespace=user_namespace(), **params)
     attempts = Attempts(p, retries)
     view = None
     if show:
-        from .jsonview import JSONView
-
         view = JSONView()
     while True:
         response = ask(attempts.prompt, **attempts.kw)
@@ -301,7 +278,7 @@ async def aask_json(
     **params: Any,
 ) -> Response:
     """The async twin of ``ask_json`` (no display). Pass ``client=`` to share connections and backoff."""
-    p = plan(prompt, schema=schema, multi=multi, namespace=_namespace(), **params)
+    p = plan(prompt, schema=schema, multi=multi, namespace=user_namespace(), **params)
     return await arun(p, retries, client)
 
 

@@ -14,14 +14,14 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .display import is_rich_frontend
+from ..api.render import footer_text, format_cost, thinking_html
+from ..display.answer import is_rich_frontend
 from .diversity import word_diff_html
 from .gridspec import describe_setting
-from .render import footer_text, format_cost, thinking_html
 
 if TYPE_CHECKING:
-    from .comparison import Cell, Comparison
-    from .stream import Response
+    from ..api.response import Response
+    from .compare import Cell, Comparison
 
 __all__ = ["MAX_RATE", "GridView", "cell_text", "grid_html", "grid_text"]
 
@@ -67,8 +67,8 @@ def summary_text(c: Comparison) -> str:
 
 def _status(r: Response) -> str:
     """A live cell's footer while it streams."""
-    phase = "answering" if r._text else ("thinking" if r._reasoning else "waiting for the first token")
-    return f"{r.model} · {phase} · {len(r._text) + len(r._reasoning)} chunks"
+    phase = "waiting for the first token" if r.phase == "waiting" else r.phase
+    return f"{r.model} · {phase} · {r.chunks} chunks"
 
 
 def cell_footer(cell: Cell) -> str:
@@ -118,7 +118,7 @@ def _one_sample_html(r: Response | None, reference: str | None) -> str:
     if r is None:
         return f"<div style='{TEXT_STYLE};{SMALL}'><i>queued…</i></div>"
     text = r.partial_text
-    reasoning = "".join(r._reasoning)
+    reasoning = r.partial_reasoning
     out = []
     if reasoning:
         out.append(thinking_html(reasoning, open_=not text and not r.done))

@@ -22,16 +22,16 @@ from typing import Any
 
 import ipywidgets as W
 
-from . import config
-from .client import AsyncClient
-from .display import StreamView, error_bundle
-from .errors import ParameterError, QwenError
-from .models import MODELS, ModelInfo, get_model
-from .panel_compare import CompareMode
-from .panel_text import Run, cell_code, cell_prompt, runs_table
-from .params import SEED_MAX, check_params, check_text
+from .. import config
+from ..api.client import AsyncClient
+from ..api.params import SEED_MAX, check_params, check_text
+from ..api.response import Response
+from ..display.answer import StreamView, error_bundle
+from ..errors import ParameterError, QwenError
+from ..models import MODELS, ModelInfo, get_model
+from .compare_mode import CompareMode
 from .presets import CUSTOM, MODEL_DEFAULT, PRESETS, match_preset
-from .stream import Response
+from .text import Run, cell_code, cell_prompt, runs_table
 
 __all__ = ["Panel", "panel"]
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .stream import Response
-from .templating import Field, fields
+from ..api.response import Response
+from ..templating import Field, fields
 
 __all__ = ["Run", "cell_code", "cell_prompt", "python_code", "runs_table", "summary"]
 
@@ -142,7 +142,7 @@ class Run:
     def first_line(self) -> str:
         if self.response is None:
             return self.error or ("stopped before the first token" if self.stopped else "")
-        text = self.response.partial_text.strip() or "".join(self.response._reasoning).strip()
+        text = self.response.partial_text.strip() or self.response.partial_reasoning.strip()
         line = text.split("\n", 1)[0].strip()
         return line if len(line) <= 80 else line[:79] + "…"
 

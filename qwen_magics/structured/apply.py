@@ -1,10 +1,8 @@
-"""DataFrames out of JSON answers, and one structured question per row of a DataFrame.
+"""One structured question per row of a DataFrame.
 
-``to_dataframe`` finds the records in an answer (a list of objects, an object whose one list of
-objects holds them, or a single object as one row), flattens nested objects into dotted columns and
-applies the schema's types. ``apply`` asks one question per row, concurrently on one AsyncClient
-(so one 429 slows every request), keeps the order and puts each failure in an ``_error`` column.
-pandas and tqdm are imported here, never when ``qwen_magics`` is imported.
+``apply`` asks one question per row, concurrently on one AsyncClient (so one 429 slows every
+request), keeps the order and puts each failure in an ``_error`` column. pandas and tqdm are
+imported here on first use, never when ``qwen_magics`` is imported.
 """
 
 from __future__ import annotations
@@ -13,91 +11,19 @@ import asyncio
 import string
 import threading
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, ParameterError, QwenError
-from .jsonextract import extract
+from ..api.client import AsyncClient
+from ..api.response import Response, Usage
+from ..errors import ConfigError, ParameterError, QwenError
+from .ask import Plan, arun, plan
+from .records import typed, user_namespace
 from .schema import Schema, parse_schema
-from .stream import Response, Usage
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Records", "apply", "find_records", "to_dataframe"]
-
-
-@dataclass(frozen=True)
-class Records:
-    rows: list[Any]
-    tabular: bool  # a list of records, not one object shown as one row
-
-
-def find_records(data: Any) -> Records | None:
-    """Where the records are: a list; the one list-of-objects value of an object ({"items": [...]});
-    else the object itself as one row. None for a scalar."""
-    if isinstance(data, list):
-        return Records(data, all(isinstance(r, dict) for r in data) and bool(data))
-    if not isinstance(data, dict):
-        return None
-    lists = [k for k, v in data.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)]
-    if len(lists) > 1:
-        raise ValueError(
-            f"the object holds several lists of records ({', '.join(map(repr, lists))}); "
-            f"choose one, e.g. to_dataframe(data[{lists[0]!r}])"
-        )
-    if lists:
-        return Records(data[lists[0]], True)
-    if len(data) == 1 and next(iter(data.values())) == []:
-        return Records([], True)
-    return Records([data], False)
-
-
-def to_dataframe(x: Any, *, schema: Any = None) -> pd.DataFrame:
-    """A DataFrame from a structured Response, JSON text, a dict or a list.
-
-    Nested objects become dotted columns (``facts.type``); the schema's types become nullable
-    dtypes (Int64, Float64, boolean, string). A Response from ``ask_json`` brings its own schema.
-    """
-    import pandas as pd
-
-    from .structured import _namespace, schema_of
-
-    sch = parse_schema(schema, _namespace()) if schema is not None else None
-    if isinstance(x, Response):
-        sch = sch or schema_of(x)
-        data = x.data if x.data is not None else extract(x.text).value
-    elif isinstance(x, str):
-        data = extract(x).value
-    else:
-        data = x
-    found = find_records(data)
-    if found is None:
-        raise TypeError(
-            f"{type(data).__name__} is not tabular: to_dataframe needs a list of objects, "
-            "an object holding one, or an object"
-        )
-    rows = found.rows
-    if rows and not all(isinstance(r, dict) for r in rows):
-        frame = pd.DataFrame({"value": rows})
-    else:
-        frame = pd.json_normalize(rows, sep=".") if rows else pd.DataFrame()
-    return typed(frame, sch)
-
-
-def typed(frame: pd.DataFrame, schema: Schema | None) -> pd.DataFrame:
-    """The schema's columns first (added when missing), in the schema's types."""
-    if schema is None:
-        return frame
-    dtypes = schema.dtypes()
-    frame = frame.reindex(columns=[*dtypes, *(c for c in frame.columns if c not in dtypes)])
-    for col, dtype in dtypes.items():
-        if dtype is not None:
-            try:
-                frame[col] = frame[col].astype(dtype)  # type: ignore[call-overload]
-            except (TypeError, ValueError):
-                pass  # a value that does not fit stays as it came
-    return frame
+__all__ = ["apply"]
 
 
 # -- one question per row ----------------------------------------------------------------------
@@ -149,14 +75,12 @@ def apply(
     """
     import pandas as pd
 
-    from .structured import Plan, _namespace, plan
-
     if not isinstance(df, pd.DataFrame):
         raise ParameterError("df", f"apply needs a pandas DataFrame; got {type(df).__name__}")
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ParameterError("concurrency", f"concurrency must be a whole number >= 1; got {concurrency!r}")
     template_fields(template, list(df.columns))
-    sch = parse_schema(schema, _namespace(), multi=multi) if schema is not None else None
+    sch = parse_schema(schema, user_namespace(), multi=multi) if schema is not None else None
     rows = df.to_dict("records") if len(df.columns) else [{} for _ in range(len(df))]
     prompts: list[str | None] = []
     outcomes: list[Any] = [None] * len(rows)
@@ -183,9 +107,6 @@ def apply(
 async def _ask_all(
     plans: list[Any], outcomes: list[Any], concurrency: int, retries: int, tick: Callable[[int], Any]
 ) -> None:
-    from .client import AsyncClient
-    from .structured import arun
-
     gate = asyncio.Semaphore(concurrency)
     async with AsyncClient() as client:
 

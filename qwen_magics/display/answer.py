@@ -16,9 +16,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .errors import APIError, ConfigError, ConnectionError, QwenError
-from .render import footer_text, response_markdown, thinking_html
-from .stream import Response
+from ..api.render import footer_text, response_markdown, thinking_html
+from ..api.response import Response
+from ..errors import APIError, ConfigError, ConnectionError, QwenError
 
 __all__ = ["StreamView", "error_bundle", "error_title", "is_rich_frontend", "show_answer", "show_error"]
 
@@ -99,7 +99,7 @@ class StreamView:
             parts = [self.header] if self.header else []
             parts.append(response_markdown(response))
             return {"text/markdown": "\n\n".join(parts), "text/plain": f"{text}\n\n[{status}]"}
-        reasoning = "".join(response._reasoning)
+        reasoning = response.partial_reasoning
         status = self._live_status(response)
         if self.raw:
             return {"text/plain": f"{text}\n\n[{status}]"}
@@ -123,9 +123,7 @@ class StreamView:
 
     @staticmethod
     def _live_status(response: Response) -> str:
-        n = len(response._text) + len(response._reasoning)
-        phase = "answering" if response._text else ("thinking" if response._reasoning else "waiting")
-        return f"{response.model} · {phase} · {n} chunks"
+        return f"{response.model} · {response.phase} · {response.chunks} chunks"
 
     # -- drawing ------------------------------------------------------------------------------
     def _draw(self, bundle: dict[str, str]) -> None:
@@ -192,8 +190,8 @@ class StreamView:
 
     def _print_new(self, response: Response) -> None:
         out = sys.stdout
-        reasoning = "".join(response._reasoning)
-        if len(reasoning) > self._printed_reasoning and not response._text:
+        reasoning = response.partial_reasoning
+        if len(reasoning) > self._printed_reasoning and not response.partial_text:
             if self._printed_reasoning == 0:
                 out.write("Thinking: ")
             out.write(reasoning[self._printed_reasoning :])
@@ -254,7 +252,7 @@ def show_answer(
     view = StreamView(raw=raw, max_rate=max_rate, rich=rich)
     try:
         view.waiting(model)
-        from .client import ask  # httpx loads on the first request, not with the extension
+        from ..api.client import ask  # httpx loads on the first request, not with the extension
 
         response = ask(prompt, model=model, **params)
     except KeyboardInterrupt:

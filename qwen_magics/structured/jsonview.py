@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .display import is_rich_frontend
+from ..api.render import footer_text, thinking_html
+from ..api.response import Response
+from ..display.answer import is_rich_frontend
 from .jsonextract import count_records
-from .render import footer_text, thinking_html
-from .stream import Response
+from .records import find_records, to_dataframe
 
 __all__ = ["JSONView"]
 
@@ -60,7 +61,7 @@ class JSONView:
         self, response: Response, *, attempt: int = 1, failures: list[str] | None = None, status: str = ""
     ) -> dict[str, str]:
         text = response.partial_text
-        reasoning = "".join(response._reasoning)
+        reasoning = response.partial_reasoning
         phase = "JSON" if text else ("thinking" if reasoning else "waiting")
         records = count_records(text)
         bits = [response.model, phase, f"{records} record{'s' * (records != 1)}"]
@@ -100,10 +101,8 @@ class JSONView:
 
     # -- the end ------------------------------------------------------------------------------
     def result_bundle(self, response: Response) -> dict[str, str]:
-        from .frames import find_records, to_dataframe
-
         footer = footer_text(response)
-        reasoning = "".join(response._reasoning)
+        reasoning = response.partial_reasoning
         head = thinking_html(reasoning, open_=False) + "\n" if reasoning else ""
         data = response.data
         found = find_records(data) if data is not None else None

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .errors import ParameterError
+from ..errors import ParameterError
 
 __all__ = ["Schema", "SchemaMismatch", "parse_schema"]
 

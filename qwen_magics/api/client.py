@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 
-from . import config as _config
-from .errors import QwenError, StreamInterrupted
+from .. import config as _config
+from ..errors import QwenError, StreamInterrupted
 from .params import PARAMS
 from .request import (
     BackoffGate,
@@ -30,8 +30,8 @@ from .request import (
     retry_after_header,
     retryable,
 )
+from .response import ChunkParser, Event, Response
 from .sse import SSEDecoder
-from .stream import ChunkParser, Event, Response
 
 __all__ = ["AsyncClient", "BackoffGate", "Client", "Retry", "aask", "ask"]
 
@@ -354,7 +354,7 @@ class AsyncClient(_Base):
                 raise
             if _answering(head):
                 handed_out = True
-                return _response(prep, events, sent_at, request_id, attempt, head)
+                return _response(prep, events, sent_at, request_id, attempt, head, resp.aclose)
             await events.aclose()
             return head[-1].data, None
         finally:
@@ -491,18 +491,8 @@ async def aask(
 
 async def _closing(response: Response, client: AsyncClient) -> Response:
     """Close a one-off AsyncClient when its response's stream ends."""
-    source = response._source
-    if source is None or not hasattr(source, "__anext__"):
+    if response.done:
         await client.aclose()
-        return response
-
-    async def wrapped() -> AsyncIterator[Event]:
-        try:
-            async for event in source:  # type: ignore[union-attr]
-                yield event
-        finally:
-            await source.aclose()  # type: ignore[union-attr]
-            await client.aclose()
-
-    response._source = wrapped()
+    else:
+        response.close_with(client)
     return response

@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import QwenError, StreamInterrupted, api_error
-from .models import estimate_cost
+from ..errors import QwenError, StreamInterrupted, api_error
+from ..models import estimate_cost
+from .render import footer_text, response_markdown
 
 __all__ = ["ChunkParser", "Event", "Response", "Usage"]
 
@@ -145,12 +146,15 @@ class Response:
         self.data: Any = None  # parsed JSON, set by structured output
         self.json_path: str | None = None  # how .data was found: json, fenced, balanced, repaired
         self.json_attempts = 0  # questions asked to get .data (re-asks included)
+        self.schema: Any = None  # the schema structured output validated .data against
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._events: list[Event] = []
         self._sent_at = time.perf_counter() if sent_at is None else sent_at
         self._source = source
         self._closer = closer
+        self._loop: Any = None  # an async stream's event loop, where its closer must run
+        self._aclose_after: list[Any] = []
         self._sync_iter: Iterator[Event] | None = None
         for event in head:  # already received before the Response was made
             self._record(event)
@@ -158,6 +162,7 @@ class Response:
             self._finish()
         elif hasattr(source, "__anext__"):
             self._sync_iter = None
+            self._loop = _running_loop()
         else:
             self._sync_iter = iter(source)  # type: ignore[arg-type]
 
@@ -167,13 +172,26 @@ class Response:
         return self._source is None
 
     @property
-    def is_async(self) -> bool:
-        return self._source is not None and self._sync_iter is None
-
-    @property
     def partial_text(self) -> str:
         """What arrived so far, without waiting."""
         return "".join(self._text)
+
+    @property
+    def partial_reasoning(self) -> str:
+        """The reasoning so far, without waiting."""
+        return "".join(self._reasoning)
+
+    @property
+    def phase(self) -> str:
+        """``waiting`` (no token yet), ``thinking``, ``answering`` or ``done``."""
+        if self.done:
+            return "done"
+        return "answering" if self._text else ("thinking" if self._reasoning else "waiting")
+
+    @property
+    def chunks(self) -> int:
+        """How many pieces of text and reasoning have arrived."""
+        return len(self._text) + len(self._reasoning)
 
     @property
     def text(self) -> str:
@@ -238,6 +256,16 @@ class Response:
     def messages(self) -> list[dict[str, Any]]:
         return list(self.request.get("messages", []))
 
+    def set_totals(self, usage: Usage, elapsed: float | None = None) -> None:
+        """Totals over several requests (structured output's re-asks) on the Response that is kept."""
+        self._usage = usage
+        if elapsed is not None:
+            self._elapsed = elapsed
+
+    def close_with(self, closeable: Any) -> None:
+        """``await closeable.aclose()`` when this async stream ends (a one-off AsyncClient)."""
+        self._aclose_after.append(closeable)
+
     # -- consuming -----------------------------------------------------------------------
     def _record(self, event: Event) -> None:
         self._events.append(event)
@@ -274,11 +302,25 @@ class Response:
         self.interrupted = True
         self._incomplete = True
         self._error = self._error or StreamInterrupted(f"{reason}: the answer was stopped before it finished")
-        if self._closer is not None:
-            try:
-                self._closer()
-            except Exception:
-                pass
+        closer = self._closer
+        if closer is None:
+            return
+        try:
+            if self._loop is None:
+                closer()
+            else:  # an async stream: close it on its own loop, from whichever thread stops it
+                self._close_on_loop(closer)
+        except Exception:
+            pass
+
+    def _close_on_loop(self, closer: Callable[[], Any]) -> None:
+        import asyncio
+
+        loop = self._loop
+        if _running_loop() is loop:
+            loop.create_task(closer())
+        elif not loop.is_closed():
+            asyncio.run_coroutine_threadsafe(closer(), loop)
 
     def __iter__(self) -> Iterator[Event]:
         if self._sync_iter is None:
@@ -311,7 +353,9 @@ class Response:
             yield event
         source = self._source
         if source is None:
+            await self._aclose_others()
             return
+        self._loop = self._loop or _running_loop()
         try:
             async for event in source:  # type: ignore[union-attr]
                 self._record(event)
@@ -319,13 +363,21 @@ class Response:
         except BaseException:
             self.interrupted = True
             self._incomplete = True
-            self._error = StreamInterrupted("interrupted: the answer was stopped before it finished")
+            self._error = self._error or StreamInterrupted(
+                "interrupted: the answer was stopped before it finished"
+            )
             aclose = getattr(source, "aclose", None)
             if aclose is not None:
                 await aclose()
             self._finish()
+            await self._aclose_others()
             raise
         self._finish()
+        await self._aclose_others()
+
+    async def _aclose_others(self) -> None:
+        while self._aclose_after:
+            await self._aclose_after.pop().aclose()
 
     def _complete(self) -> None:
         if self._sync_iter is not None:
@@ -353,14 +405,19 @@ class Response:
         )
 
     def footer(self) -> str:
-        from .render import footer_text
-
         return footer_text(self)
 
     def _repr_markdown_(self) -> str:
-        from .render import response_markdown
-
         return response_markdown(self)
 
     def __str__(self) -> str:
         return self.partial_text if not self.done else self.text
+
+
+def _running_loop() -> Any:
+    import asyncio  # already loaded wherever an async stream runs
+
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

@@ -6,7 +6,7 @@ import html
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .stream import Response
+    from .response import Response
 
 __all__ = ["footer_text", "format_cost", "response_markdown", "thinking_html"]
 
@@ -68,7 +68,7 @@ def thinking_html(reasoning: str, *, open_: bool) -> str:
 def response_markdown(r: Response) -> str:
     """The final render: Thinking block (folded), the answer, the footer."""
     out = []
-    reasoning = r.reasoning if r.done else "".join(r._reasoning)
+    reasoning = r.reasoning if r.done else r.partial_reasoning
     if reasoning:
         out.append(thinking_html(reasoning, open_=False))
     out.append(r.text if r.done else r.partial_text)

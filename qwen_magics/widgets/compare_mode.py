@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
-from .display import error_bundle
-from .panel_text import cell_prompt, summary
+from ..comparison.compare import Comparison, compare
+from ..display.answer import error_bundle
+from .text import cell_prompt, summary
 
 if TYPE_CHECKING:
-    from .comparison import Comparison
-    from .parameter_panel import Panel
+    from .panel import Panel
 
 __all__ = ["MAX_SETTINGS", "MIN_SETTINGS", "CompareMode"]
 
@@ -152,8 +152,6 @@ class CompareMode:
     def _work(
         self, prompt: str, configs: list[dict[str, Any]], samples: int, cancel: threading.Event
     ) -> None:
-        from .comparison import compare
-
         status = "comparison failed"
         try:
             comparison = compare(

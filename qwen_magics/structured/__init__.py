@@ -1,0 +1,1 @@
+"""Structured output: schemas, finding JSON in answers, the JSON view, DataFrames and apply."""

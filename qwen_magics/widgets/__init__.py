@@ -1,0 +1,1 @@
+"""The ipywidgets parameter panel: its fields, presets, compare mode and the words it shows."""
