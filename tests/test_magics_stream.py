@@ -14,6 +14,7 @@ from qwen_magics.emulator import Emulator
 from qwen_magics.emulator.answers import SimpleGenerator
 
 from .conftest import TEST_KEY
+from .outputs import rendered_markdown
 
 
 @pytest.fixture
@@ -85,7 +86,7 @@ def test_thinking_block_is_open_while_thinking_and_folds_when_the_answer_starts(
     thinking_only = [m for m in marks[1:] if "<details open" in m]
     assert thinking_only, "the reasoning was never shown open while it streamed"
     assert all("You asked" not in m for m in thinking_only)
-    final = marks[-1]
+    final = rendered_markdown(cap.outputs)
     assert "<details class='qwen-thinking'><summary>Thinking</summary>" in final
     assert "The question is about why is the sky blue" in final
     assert final.index("</details>") < final.index("You asked")

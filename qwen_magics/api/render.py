@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .response import Response
 
-__all__ = ["footer_text", "format_cost", "response_markdown", "thinking_html"]
+__all__ = ["closing_markdown", "footer_text", "format_cost", "response_markdown", "thinking_html"]
 
 
 def format_cost(cost: float | None) -> str:
@@ -65,6 +65,17 @@ def thinking_html(reasoning: str, *, open_: bool) -> str:
     )
 
 
+def closing_markdown(r: Response) -> str:
+    """What ends a render: the Interrupted or Incomplete mark when there is one, then the footer."""
+    out = []
+    if r.done and r.interrupted:
+        out.append("**⏹ Interrupted:** the answer above is partial.")
+    elif r.done and r.incomplete:
+        out.append(f"**⚠ Incomplete:** {html.escape(str(r.error or 'the stream ended early'))}")
+    out.append(f"<sub>{html.escape(footer_text(r))}</sub>")
+    return "\n\n".join(out)
+
+
 def response_markdown(r: Response) -> str:
     """The final render: Thinking block (folded), the answer, the footer."""
     out = []
@@ -72,9 +83,5 @@ def response_markdown(r: Response) -> str:
     if reasoning:
         out.append(thinking_html(reasoning, open_=False))
     out.append(r.text if r.done else r.partial_text)
-    if r.done and r.interrupted:
-        out.append("**⏹ Interrupted:** the answer above is partial.")
-    elif r.done and r.incomplete:
-        out.append(f"**⚠ Incomplete:** {html.escape(str(r.error or 'the stream ended early'))}")
-    out.append(f"<sub>{html.escape(footer_text(r))}</sub>")
+    out.append(closing_markdown(r))
     return "\n\n".join(out)

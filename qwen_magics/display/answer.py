@@ -1,9 +1,13 @@
 """Showing a streaming Response: a Thinking block, the Markdown answer and a footer.
 
-``StreamView`` wraps a Response and redraws one display at a bounded rate (at most ``max_rate``
-display messages in any second, whatever the token rate); the final render is exact and immediate.
-A "waiting" placeholder is drawn before the request goes out, so the first visible change after it is
+``StreamView`` wraps a Response and draws it through one ``Live`` output, so it never sends more
+than ``max_rate`` display messages in any second, whatever the token rate, and the final render is
+exact and immediate. Each byte goes to the browser about once: finished top-level Markdown blocks
+are frozen into outputs of their own (``blocks.settled`` says where a cut keeps the render) and only
+the open tail is redrawn; the Thinking block is drawn folded, in full, once the answer starts. A
+"waiting" placeholder is drawn before the request goes out, so the first visible change after it is
 the first token. In a terminal (no rich front end) the answer is written as plain text as it arrives.
+Drawn into a widget (``publish``), there is one output, redrawn whole when it has grown enough.
 The view knows nothing of HTTP: ``show_answer`` is the one place that asks and then shows.
 """
 
@@ -11,29 +15,20 @@ from __future__ import annotations
 
 import html
 import sys
-import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ..api.render import footer_text, response_markdown, thinking_html
+from ..api.render import closing_markdown, footer_text, response_markdown, thinking_html
 from ..api.response import Response
 from ..errors import APIError, ConfigError, ConnectionError, QwenError
+from .blocks import settled
+from .live import MAX_RATE, Live, is_rich_frontend
 
 __all__ = ["StreamView", "error_bundle", "error_title", "is_rich_frontend", "show_answer", "show_error"]
 
-MAX_RATE = 15.0
 WAITING = "waiting for the first token…"
-
-
-def is_rich_frontend() -> bool:
-    """True inside a Jupyter kernel (display messages reach a browser), False in terminal IPython."""
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython is a dependency
-        return False
-    shell = get_ipython()
-    return shell is not None and type(shell).__name__ != "TerminalInteractiveShell"
+LIVE_REASONING = 1500  # the tail of the reasoning shown while the model thinks
+GROWTH, QUIET = 0.25, 0.25  # a whole-frame redraw waits for 25% more, or a quarter second
 
 
 def error_bundle(message: str, *, title: str = "Qwen error") -> dict[str, str]:
@@ -62,6 +57,10 @@ def error_title(exc: BaseException) -> str:
     return "Qwen error"
 
 
+def _md(markdown: str, plain: str) -> dict[str, str]:
+    return {"text/markdown": markdown, "text/plain": plain}
+
+
 class StreamView:
     """Live view of one Response. ``view.run(response)`` consumes it and returns it."""
 
@@ -75,22 +74,23 @@ class StreamView:
         header: str = "",
     ) -> None:
         self.raw = raw
-        # One draw a second is kept for the final render, so the steady rate is max_rate - 1.
-        self.max_rate = max_rate
-        self.interval = 1.0 / max(max_rate - 1, 1.0) if max_rate > 0 else 0.0
         self.rich = is_rich_frontend() if rich is None else rich
         self.header = header
-        self.draws = 0
         self.response: Response | None = None
-        self._publish = publish
-        self._handle: Any = None
-        self._shown = False
-        self._recent: deque[float] = deque()
+        self.live = Live(max_rate=max_rate, publish=publish, growth=GROWTH, quiet=QUIET)
+        self._freezing = self.live.can_freeze and not raw
+        self._frozen = 0  # characters of the answer already in outputs of their own
+        self._opened = False  # the header and the folded Thinking block have their own output
         self._printed = 0
         self._printed_reasoning = 0
 
+    @property
+    def draws(self) -> int:
+        return self.live.draws
+
     # -- what is drawn ------------------------------------------------------------------------
     def bundle(self, response: Response, *, final: bool) -> dict[str, str]:
+        """The whole answer in one output (a widget target, or --raw)."""
         text = response.partial_text
         if final:
             status = footer_text(response)
@@ -98,7 +98,7 @@ class StreamView:
                 return {"text/plain": f"{text}\n\n[{status}]"}
             parts = [self.header] if self.header else []
             parts.append(response_markdown(response))
-            return {"text/markdown": "\n\n".join(parts), "text/plain": f"{text}\n\n[{status}]"}
+            return _md("\n\n".join(parts), f"{text}\n\n[{status}]")
         reasoning = response.partial_reasoning
         status = self._live_status(response)
         if self.raw:
@@ -111,7 +111,31 @@ class StreamView:
         elif not reasoning:
             parts.append(f"*{WAITING}*")
         parts.append(f"<sub>{html.escape(status)}</sub>")
-        return {"text/markdown": "\n\n".join(parts), "text/plain": text or reasoning}
+        return _md("\n\n".join(parts), text or reasoning)
+
+    def _tail(self, response: Response) -> tuple[dict[str, str], int]:
+        """The open output while streaming (frozen outputs above it): its bundle and its size."""
+        text = response.partial_text[self._frozen :]
+        status = f"<sub>{html.escape(self._live_status(response))}</sub>"
+        if self._opened or response.partial_text:
+            return _md(f"{text}\n\n{status}", text), len(text)
+        parts = [self.header] if self.header else []
+        reasoning = response.partial_reasoning
+        if reasoning:
+            shown = reasoning if len(reasoning) <= LIVE_REASONING else "…" + reasoning[-LIVE_REASONING:]
+            parts.append(thinking_html(shown, open_=True))
+        else:
+            parts.append(f"*{WAITING}*")
+        parts.append(status)
+        return _md("\n\n".join(parts), reasoning[-LIVE_REASONING:]), len(reasoning)
+
+    def _opening(self, response: Response) -> dict[str, str] | None:
+        """The header and the whole reasoning, folded: drawn once, when the answer starts."""
+        parts = [self.header] if self.header else []
+        reasoning = response.partial_reasoning
+        if reasoning:
+            parts.append(thinking_html(reasoning, open_=False))
+        return _md("\n\n".join(parts), reasoning) if parts else None
 
     def placeholder(self, model: str) -> dict[str, str]:
         status = f"{model} · {WAITING}"
@@ -119,46 +143,22 @@ class StreamView:
             return {"text/plain": f"[{status}]"}
         parts = [self.header] if self.header else []
         parts.append(f"<sub>{html.escape(status)}</sub>")
-        return {"text/markdown": "\n\n".join(parts), "text/plain": f"[{status}]"}
+        return _md("\n\n".join(parts), f"[{status}]")
 
     @staticmethod
     def _live_status(response: Response) -> str:
         return f"{response.model} · {response.phase} · {response.chunks} chunks"
 
     # -- drawing ------------------------------------------------------------------------------
-    def _draw(self, bundle: dict[str, str]) -> None:
-        self.draws += 1
-        self._recent.append(time.perf_counter())
-        update = self._shown
-        self._shown = True
-        if self._publish is not None:
-            self._publish(bundle, update)
-            return
-        from IPython.display import display
-
-        if self._handle is None:
-            self._handle = display(bundle, raw=True, display_id=True)
-        else:
-            self._handle.update(bundle, raw=True)
-
-    def _may_draw(self, now: float) -> bool:
-        """A redraw is due: ``interval`` since the last one, and room left in the last second."""
-        recent = self._recent
-        if recent and now - recent[-1] < self.interval:
-            return False
-        while recent and now - recent[0] >= 1.0:
-            recent.popleft()
-        return len(recent) < self.max_rate - 1
-
     def waiting(self, model: str) -> None:
         """Draw the placeholder before the request is sent (a rich front end only)."""
         if self.rich:
-            self._draw(self.placeholder(model))
+            self.live.draw(self.placeholder(model))
 
     def start(self, response: Response) -> None:
         self.response = response
-        if self.rich and not self._shown:
-            self._draw(self.bundle(response, final=False))
+        if self.rich and not self.live.shown:
+            self.refresh(force=True)
 
     def refresh(self, *, force: bool = False) -> None:
         response = self.response
@@ -167,24 +167,57 @@ class StreamView:
         if not self.rich:
             self._print_new(response)
             return
-        if force or self._may_draw(time.perf_counter()):
-            self._draw(self.bundle(response, final=False))
+        live = self.live
+        if not self._freezing:
+            size = len(response.partial_text) + len(response.partial_reasoning)
+            if force or live.due(size):
+                live.draw(self.bundle(response, final=False), size=size)
+            return
+        if not force and not live.due():
+            return
+        text = response.partial_text
+        if text and not self._opened:  # the answer started: the Thinking block folds, in full
+            self._opened = True
+            opening = self._opening(response)
+            if opening is not None:
+                live.freeze(opening)
+                return
+        cut = settled(text, self._frozen)
+        if cut > self._frozen:
+            block = text[self._frozen : cut].rstrip("\n")
+            self._frozen = cut
+            live.freeze(_md(block, block))
+            return
+        bundle, size = self._tail(response)
+        if force or live.due(size):
+            live.draw(bundle, size=size)
 
     def finish(self) -> None:
         response = self.response
         if response is None:
             return
-        if self.rich:
-            self._draw(self.bundle(response, final=True))
-        else:
+        if not self.rich:
             self._print_new(response)
             sys.stdout.write(f"\n\n[{footer_text(response)}]\n")
             sys.stdout.flush()
+            return
+        if not self._freezing:
+            self.live.draw(self.bundle(response, final=True))
+            return
+        if not self._opened:
+            self._opened = True
+            opening = self._opening(response)
+            if opening is not None:
+                self.live.freeze(opening)
+        rest = response.partial_text[self._frozen :]
+        closing = closing_markdown(response)
+        markdown = f"{rest}\n\n{closing}" if rest else closing
+        self.live.draw(_md(markdown, f"{rest}\n\n[{footer_text(response)}]"))
 
     def fail(self, message: str, *, title: str = "Qwen error") -> None:
         """Replace the placeholder with one error box (or print the box in a terminal)."""
-        if self.rich and self._shown:
-            self._draw(error_bundle(message, title=title))
+        if self.rich and self.live.shown:
+            self.live.draw(error_bundle(message, title=title))
         else:
             show_error(message, title=title)
 

@@ -1,0 +1,115 @@
+"""One live output that redraws at a bounded rate: the one mechanism every streaming view draws with.
+
+In the spirit of rich's ``Live``: a ``Live`` owns its target (a display id in the cell's output, or a
+``publish(bundle, update)`` callback that draws into a widget), the rate limit (at most ``max_rate``
+display messages in any rolling second, one of them kept for the final render) and the final exact
+draw, which is never held back. ``freeze`` leaves the current output as it is for good and sends
+later draws to a new output below it, so a view can send each finished piece once and redraw only
+the open tail. ``growth`` and ``quiet`` let a view skip redraws that would re-send a large frame for
+a small change: a redraw is then due when the frame grew by that fraction, or ``quiet`` seconds went
+by without one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["MAX_RATE", "Live", "is_rich_frontend"]
+
+MAX_RATE = 15.0
+
+Publish = Callable[[dict[str, str], bool], None]
+
+
+def is_rich_frontend() -> bool:
+    """True inside a Jupyter kernel (display messages reach a browser), False in terminal IPython."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ != "TerminalInteractiveShell"
+
+
+class Live:
+    """A redrawn output. ``due()`` says whether a redraw may go out now; ``draw`` sends one."""
+
+    def __init__(
+        self,
+        *,
+        max_rate: float = MAX_RATE,
+        publish: Publish | None = None,
+        growth: float = 0.0,
+        quiet: float = 0.0,
+    ) -> None:
+        self.max_rate = max_rate
+        # One draw a second is kept for the final render, so the steady rate is max_rate - 1.
+        self.interval = 1.0 / max(max_rate - 1, 1.0) if max_rate > 0 else 0.0
+        self.growth = growth
+        self.quiet = quiet
+        self.publish = publish
+        self.draws = 0  # display messages sent
+        self.outputs = 0  # outputs opened (frozen ones included)
+        self._handle: Any = None
+        self._shown = False
+        self._recent: deque[float] = deque()
+        self._size = 0  # the size the last redraw was made at (for ``growth``)
+
+    @property
+    def can_freeze(self) -> bool:
+        """Frozen outputs need the cell's own output area; a widget target is one output."""
+        return self.publish is None
+
+    @property
+    def shown(self) -> bool:
+        return self._shown
+
+    def due(self, size: int | None = None, *, now: float | None = None) -> bool:
+        """A redraw may go out: ``interval`` since the last one, room left in the last second, and
+        (with ``growth``) the frame grew enough since the last redraw or ``quiet`` seconds passed."""
+        now = time.perf_counter() if now is None else now
+        recent = self._recent
+        if recent and now - recent[-1] < self.interval:
+            return False
+        while recent and now - recent[0] >= 1.0:
+            recent.popleft()
+        if len(recent) >= self.max_rate - 1:
+            return False
+        if size is None or not self.growth or (not recent and not self._size):
+            return True
+        if size >= self._size * (1.0 + self.growth):
+            return True
+        last = recent[-1] if recent else float("-inf")
+        return now - last >= self.quiet
+
+    def draw(self, bundle: dict[str, str], *, size: int | None = None) -> None:
+        """Send ``bundle`` to the current output (opening it if needed), whatever the rate."""
+        self.draws += 1
+        self._recent.append(time.perf_counter())
+        if size is not None:
+            self._size = size
+        update = self._shown
+        self._shown = True
+        if self.publish is not None:
+            self.publish(bundle, update)
+            return
+        if self._handle is None:
+            from IPython.display import display
+
+            self.outputs += 1
+            self._handle = display(bundle, raw=True, display_id=True)
+        else:
+            self._handle.update(bundle, raw=True)
+
+    def freeze(self, bundle: dict[str, str] | None = None) -> None:
+        """Leave the current output for good (drawn as ``bundle`` first, when given); the next draw
+        opens a new output below it."""
+        if bundle is not None:
+            self.draw(bundle)
+        if self.can_freeze:
+            self._handle = None
+            self._shown = False
+            self._size = 0

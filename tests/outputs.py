@@ -1,0 +1,28 @@
+"""What a front end ends up showing of captured display messages."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def rendered(outputs: list[Any]) -> list[dict[str, str]]:
+    """Each output's last bundle, in the order the outputs opened (updates applied by display id)."""
+    order: list[Any] = []
+    last: dict[Any, dict[str, str]] = {}
+    for o in outputs:
+        key = (o.transient or {}).get("display_id") or id(o)
+        if key not in last:
+            order.append(key)
+        last[key] = o.data
+    return [last[k] for k in order]
+
+
+def rendered_markdown(outputs: list[Any]) -> str:
+    """The Markdown of every output as finally shown, one after the other."""
+    return "\n\n".join(b.get("text/markdown", "") for b in rendered(outputs))
+
+
+def sent_bytes(outputs: list[Any]) -> int:
+    """The bytes of every display message's data, as JSON: what went to the browser to render."""
+    return sum(len(json.dumps(o.data, ensure_ascii=False).encode()) for o in outputs)
