@@ -496,7 +496,7 @@ def test_the_stop_button_stops_every_cell_in_a_kernel(emulator: Emulator) -> Non
             msg = kc.get_iopub_msg(timeout=30)
             if msg["parent_header"].get("msg_id") != msg_id or msg["msg_type"] != "update_display_data":
                 continue
-            if msg["content"]["data"]["text/plain"].count("You asked") == 2:
+            if msg["content"]["data"]["text/html"].count("You asked") == 2:
                 break
         reply, final, took = press_stop(km, kc, msg_id)
         assert reply["status"] == "ok"  # no traceback

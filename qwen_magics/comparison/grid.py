@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import html
 import sys
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..api.render import footer_text, format_cost, thinking_html
-from ..display.answer import is_rich_frontend
+from ..display.live import MAX_RATE, Live, is_rich_frontend
 from .diversity import word_diff_html
 from .gridspec import describe_setting
 
@@ -23,9 +22,9 @@ if TYPE_CHECKING:
     from ..api.response import Response
     from .compare import Cell, Comparison
 
-__all__ = ["MAX_RATE", "GridView", "cell_text", "grid_html", "grid_text"]
+__all__ = ["MAX_RATE", "GridView", "cell_text", "grid_html", "grid_text", "live_bundle"]
 
-MAX_RATE = 15.0
+LIVE_CELL_CHARS = 300  # the tail of each streaming answer a live frame shows
 CELL_WIDTH = 300  # px; cells wrap into as many columns as fit
 SMALL = "font-size:.82em;opacity:.75"
 CELL_STYLE = (
@@ -114,11 +113,16 @@ def _error_html(r: Response) -> str:
     return f"<div style='{ERROR_STYLE}'><b>{what}</b>: {html.escape(str(r.error))}</div>"
 
 
+def _tail(text: str) -> str:
+    """What a live frame shows of a streaming answer: its last ``LIVE_CELL_CHARS``."""
+    return text if len(text) <= LIVE_CELL_CHARS else "…" + text[-LIVE_CELL_CHARS:]
+
+
 def _one_sample_html(r: Response | None, reference: str | None) -> str:
     if r is None:
         return f"<div style='{TEXT_STYLE};{SMALL}'><i>queued…</i></div>"
-    text = r.partial_text
-    reasoning = r.partial_reasoning
+    text = r.partial_text if r.done else _tail(r.partial_text)
+    reasoning = r.partial_reasoning if r.done else _tail(r.partial_reasoning)
     out = []
     if reasoning:
         out.append(thinking_html(reasoning, open_=not text and not r.done))
@@ -150,7 +154,7 @@ def _samples_html(cell: Cell, reference: str | None) -> str:
         error = _error_html(r) if r.done else ""
         out.append(
             f"<div style='{RULE}'><span style='{SMALL}'>sample {i + 1} · {state}</span>"
-            f"{_answer_html(r.partial_text, reference)}{error}</div>"
+            f"{_answer_html(r.partial_text if r.done else _tail(r.partial_text), reference)}{error}</div>"
         )
     for box, count in failures.items():
         out.append(f"<div style='{RULE}'><span style='{SMALL}'>×{count}</span>{box}</div>")
@@ -233,8 +237,18 @@ def diff_toggle(comparison: Comparison) -> Any:
     return toggle
 
 
+def live_bundle(c: Comparison) -> dict[str, str]:
+    """A frame while the grid streams: each cell's tail, and the summary as the plain fallback."""
+    return {"text/html": grid_html(c), "text/plain": summary_text(c)}
+
+
 class GridView:
-    """Draws a Comparison while it runs; ``live`` while the cell that ran ``compare`` is current."""
+    """Draws a Comparison while it runs; ``live`` while the cell that ran ``compare`` is current.
+
+    Live frames go through one ``Live`` output, which redraws the whole grid only when its text grew
+    by half again or half a second went by (each frame re-sends every cell's tail); the final draw
+    is exact and immediate.
+    """
 
     def __init__(
         self,
@@ -245,16 +259,20 @@ class GridView:
         publish: Callable[[dict[str, str], bool], None] | None = None,
     ) -> None:
         self.comparison = comparison
-        self.interval = 1.0 / max_rate if max_rate > 0 else 0.0
         self.rich = (is_rich_frontend() if rich is None else rich) or publish is not None
-        self._publish = publish  # publish(bundle, update) draws elsewhere (the parameter panel)
-        self.draws = 0
+        # publish(bundle, update) draws elsewhere (the parameter panel)
+        self.output = Live(max_rate=max_rate, publish=publish, growth=0.5, quiet=0.5)
         self.live = False
-        self._handle: Any = None
         self._drawn = -1
-        self._last = 0.0
         self._printed: set[int] = set()
         comparison.view = self
+
+    @property
+    def draws(self) -> int:
+        return self.output.draws
+
+    def _size(self) -> int:
+        return sum(len(r.partial_text) + len(r.partial_reasoning) for r in self.comparison.responses)
 
     def start(self) -> None:
         c = self.comparison
@@ -262,21 +280,16 @@ class GridView:
             sys.stdout.write(summary_text(c) + "\n")
             sys.stdout.flush()
             return
-        if self._publish is not None:
-            self._publish(c.bundle(), False)
-            self.draws += 1
-            self._last = time.perf_counter()
-            return
-        from IPython.display import display
+        if self.output.publish is None:
+            from IPython.display import display
 
-        if len(c.cells) > 1:
-            c.diff_toggle = diff_toggle(c)
-            if c.diff_toggle is not None:
-                display(c.diff_toggle)
-        self._handle = display(c.bundle(), raw=True, display_id=True)
-        self.draws += 1
-        self._last = time.perf_counter()
-        self._until_next_cell()
+            if len(c.cells) > 1:
+                c.diff_toggle = diff_toggle(c)
+                if c.diff_toggle is not None:
+                    display(c.diff_toggle)
+        self.output.draw(live_bundle(c), size=self._size())
+        if self.output.publish is None:
+            self._until_next_cell()
 
     def _until_next_cell(self) -> None:
         """The grid on screen stands for the returned Comparison until the next cell runs."""
@@ -294,27 +307,23 @@ class GridView:
         shell.events.register("pre_run_cell", next_cell)
 
     def refresh(self, version: int) -> None:
-        """Redraw if something changed, at most ``max_rate`` times a second."""
+        """Redraw if something changed, within the rate and only when the grid grew enough."""
         if version == self._drawn:
             return
         if not self.rich:
             self._print_finished()
             self._drawn = version
             return
-        now = time.perf_counter()
-        if now - self._last < self.interval:
+        size = self._size()
+        if not self.output.due(size):
             return
         self._drawn = version
-        self._last = now
-        self.redraw()
+        self.output.draw(live_bundle(self.comparison), size=size)
 
     def redraw(self) -> None:
-        if self._publish is not None:
-            self._publish(self.comparison.bundle(), True)
-            self.draws += 1
-        elif self._handle is not None:
-            self._handle.update(self.comparison.bundle(), raw=True)
-            self.draws += 1
+        """The exact grid, now (the end of a run, or the diff toggled)."""
+        if self.output.shown:
+            self.output.draw(self.comparison.bundle())
 
     def finish(self) -> None:
         if self.rich:

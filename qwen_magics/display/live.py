@@ -5,9 +5,9 @@ In the spirit of rich's ``Live``: a ``Live`` owns its target (a display id in th
 display messages in any rolling second, one of them kept for the final render) and the final exact
 draw, which is never held back. ``freeze`` leaves the current output as it is for good and sends
 later draws to a new output below it, so a view can send each finished piece once and redraw only
-the open tail. ``growth`` and ``quiet`` let a view skip redraws that would re-send a large frame for
-a small change: a redraw is then due when the frame grew by that fraction, or ``quiet`` seconds went
-by without one.
+the open tail. ``growth``, ``step`` and ``quiet`` let a view skip redraws that would re-send a large
+frame for a small change: a redraw is then due when the frame grew by that fraction plus that many
+characters, or ``quiet`` seconds went by without one.
 """
 
 from __future__ import annotations
@@ -43,12 +43,14 @@ class Live:
         max_rate: float = MAX_RATE,
         publish: Publish | None = None,
         growth: float = 0.0,
+        step: int = 0,
         quiet: float = 0.0,
     ) -> None:
         self.max_rate = max_rate
         # One draw a second is kept for the final render, so the steady rate is max_rate - 1.
         self.interval = 1.0 / max(max_rate - 1, 1.0) if max_rate > 0 else 0.0
         self.growth = growth
+        self.step = step
         self.quiet = quiet
         self.publish = publish
         self.draws = 0  # display messages sent

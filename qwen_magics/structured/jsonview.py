@@ -1,8 +1,10 @@
 """Showing a structured answer: the JSON as it streams with a live count of records, then the table.
 
-Like ``display.StreamView``, one display is redrawn at a bounded rate (``max_rate`` per second,
-whatever the token rate) and the final render replaces it: a DataFrame when the answer is tabular,
-else pretty JSON, with the footer. A terminal gets only the final text.
+Drawn through one ``display.live.Live`` output, like the answer: at a bounded rate (``max_rate`` per
+second, whatever the token rate), showing the last ``LIVE_CHARS`` of the JSON and redrawn when about
+that much more has arrived (or a second went by), so each byte goes out about once; the final
+render replaces it: a DataFrame when the answer is tabular, else pretty JSON, with the footer. A
+terminal gets only the final text.
 """
 
 from __future__ import annotations
@@ -10,20 +12,17 @@ from __future__ import annotations
 import html
 import json
 import sys
-import time
 from collections.abc import Callable
-from typing import Any
 
 from ..api.render import footer_text, thinking_html
 from ..api.response import Response
-from ..display.answer import is_rich_frontend
+from ..display.live import MAX_RATE, Live, is_rich_frontend
 from .jsonextract import count_records
 from .records import find_records, to_dataframe
 
 __all__ = ["JSONView"]
 
-MAX_RATE = 15.0
-LIVE_CHARS = 4000  # the tail of a long answer shown while it streams
+LIVE_CHARS = 400  # the tail of the JSON shown while it streams; a redraw waits for this much more
 
 
 class JSONView:
@@ -36,25 +35,16 @@ class JSONView:
         rich: bool | None = None,
         publish: Callable[[dict[str, str]], None] | None = None,
     ) -> None:
-        self.interval = 1.0 / max_rate if max_rate > 0 else 0.0
         self.rich = is_rich_frontend() if rich is None else rich
-        self.draws = 0
-        self._publish = publish
-        self._handle: Any = None
-        self._last = float("-inf")
+        target = (lambda bundle, update: publish(bundle)) if publish is not None else None
+        self.live = Live(max_rate=max_rate, publish=target, step=LIVE_CHARS, quiet=1.0)
 
-    def _draw(self, bundle: dict[str, str]) -> None:
-        self.draws += 1
-        self._last = time.perf_counter()
-        if self._publish is not None:
-            self._publish(bundle)
-            return
-        from IPython.display import display
+    @property
+    def draws(self) -> int:
+        return self.live.draws
 
-        if self._handle is None:
-            self._handle = display(bundle, raw=True, display_id=True)
-        else:
-            self._handle.update(bundle, raw=True)
+    def _draw(self, bundle: dict[str, str], size: int | None = None) -> None:
+        self.live.draw(bundle, size=size)
 
     # -- while it streams ---------------------------------------------------------------------
     def live_bundle(
@@ -75,11 +65,12 @@ class JSONView:
         if failures:
             parts.append(f"<div style='opacity:.7'>asked again: {html.escape(failures[-1][:200])}</div>")
         if reasoning:
-            parts.append(thinking_html(reasoning, open_=not text))
+            tail = reasoning if len(reasoning) <= LIVE_CHARS else "…" + reasoning[-LIVE_CHARS:]
+            parts.append(thinking_html(tail, open_=not text))
         if text:
             parts.append(f"<pre style='white-space:pre-wrap'>{html.escape(shown)}</pre>")
         parts.append(f"<sub>{html.escape(line)}</sub>")
-        return {"text/html": "\n".join(parts), "text/plain": f"{shown}\n\n[{line}]"}
+        return {"text/html": "\n".join(parts), "text/plain": f"[{line}]"}
 
     def run(self, response: Response, *, attempt: int = 1, failures: list[str] | None = None) -> Response:
         """Consume one attempt's stream, redrawing at most ``max_rate`` times a second."""
@@ -89,10 +80,11 @@ class JSONView:
         self._draw(self.live_bundle(response, attempt=attempt, failures=failures))
         try:
             for event in response:
-                if event.type in ("text", "reasoning") and (
-                    time.perf_counter() - self._last >= self.interval
-                ):
-                    self._draw(self.live_bundle(response, attempt=attempt, failures=failures))
+                if event.type not in ("text", "reasoning"):
+                    continue
+                size = len(response.partial_text) + len(response.partial_reasoning)
+                if self.live.due(size):
+                    self._draw(self.live_bundle(response, attempt=attempt, failures=failures), size)
         except KeyboardInterrupt:
             response.interrupt()
             _drain(response)
