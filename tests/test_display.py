@@ -31,7 +31,7 @@ def test_no_second_holds_more_than_max_rate_display_messages(qwen_env: Emulator)
     assert times[-1] - times[0] > 1.2
     busiest = max(sum(1 for u in times if t <= u < t + 1.0) for t in times)
     assert busiest <= 15
-    assert len(times) >= 15  # it kept redrawing while the answer streamed
+    assert len(times) >= 6  # it kept redrawing while the answer streamed (each time it had doubled)
     assert [update for _, _, update in record.draws] == [False] + [True] * (len(times) - 1)
     assert record.draws[-1][1]["text/plain"].startswith(response.text)
 

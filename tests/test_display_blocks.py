@@ -66,9 +66,10 @@ def test_cuts_fall_only_between_top_level_blocks() -> None:
 
 
 def test_the_open_last_line_never_moves_a_cut() -> None:
-    assert settled("First paragraph.\n\nSecond") == 0  # its line is not complete yet
-    assert settled("First paragraph.\n\nSecond\n") == len("First paragraph.\n\n")
-    assert settled("First paragraph.\n\n") == 0  # nothing after the blank line yet
+    assert settled("First paragraph.") == 0
+    assert settled("First paragraph.\n\n") == len("First paragraph.\n\n")  # a paragraph ends there
+    assert settled("- one\n\n- tw") == 0  # a list may go on: its next line must be complete
+    assert settled("- one\n\n  more\n\nAfter.\n") == len("- one\n\n  more\n\n")
     assert settled("```\ncode\n\nmore") == 0  # an unclosed fence holds everything
     assert settled("1. one\n\n2. two\n\nAfter.\n") == len("1. one\n\n2. two\n\n")
 

@@ -255,7 +255,7 @@ def test_loading_without_a_key_starts_the_offline_simulator_once(clean_env, monk
         assert response.offline and response.text
         footer = cap.outputs[-1].data["text/markdown"].rsplit("<sub>", 1)[1]
         assert "offline" in footer and "$" not in footer
-        shown = "".join(o.data["text/plain"] for o in cap.outputs)
+        shown = "".join(v for o in cap.outputs for v in o.data.values())
         assert "sk-offline" not in shown
     finally:
         if "qwen_magics" in ip.extension_manager.loaded:

@@ -28,7 +28,7 @@ __all__ = ["StreamView", "error_bundle", "error_title", "is_rich_frontend", "sho
 
 WAITING = "waiting for the first token…"
 LIVE_REASONING = 1500  # the tail of the reasoning shown while the model thinks
-GROWTH, QUIET = 0.25, 0.25  # a whole-frame redraw waits for 25% more, or a quarter second
+GROWTH, QUIET = 1.0, 0.5  # a tail redraw waits for twice the text, or half a second
 
 
 def error_bundle(message: str, *, title: str = "Qwen error") -> dict[str, str]:
@@ -118,7 +118,8 @@ class StreamView:
         text = response.partial_text[self._frozen :]
         status = f"<sub>{html.escape(self._live_status(response))}</sub>"
         if self._opened or response.partial_text:
-            return _md(f"{text}\n\n{status}", text), len(text)
+            # Markdown alone: this frame is replaced, and the frozen and final ones carry the plain text
+            return {"text/markdown": f"{text}\n\n{status}"}, len(text)
         parts = [self.header] if self.header else []
         reasoning = response.partial_reasoning
         if reasoning:

@@ -1,9 +1,10 @@
 """Where a streaming Markdown answer may be cut into outputs of its own without changing its render.
 
-A cut goes at the start of a line that opens a new top-level block: after a blank line, outside a
-code fence or a ``$$`` math block, not indented (so not a list item's or a code block's
-continuation), and not the next item of the list the previous block holds (a list stays one list).
-Everything before a cut renders the same on its own as it does with what follows. No I/O here.
+A cut goes where a top-level block has ended: after a blank line, outside a code fence or a ``$$``
+math block. A block that opens with a list item or an indented line may go on after a blank line
+(the list's next item, a continuation line), so it is cut only at the start of a complete line
+that is neither indented nor the next item of that list. Every other block is cut as soon as its
+blank line arrives, so the frozen part keeps up with the stream. No I/O here.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def settled(text: str, start: int = 0) -> int:
     fence = ""  # the open fence's marker
     math = False
     blank = False  # the previous line was blank
-    list_block = False  # the block the next cut would close opens with a list item
+    waits = False  # the open block may go on after a blank line (a list, an indented block)
     first = True  # the next non-blank line opens a block
     pos = start
     end = text.rfind("\n") + 1  # lines before this are complete
@@ -36,24 +37,23 @@ def settled(text: str, start: int = 0) -> int:
         line = text[pos:nl]
         if fence:
             stripped = line.strip()
-            if (
-                stripped.startswith(fence)
-                and stripped == fence[0] * len(stripped)
-                and len(stripped) >= len(fence)
-            ):
+            if stripped == fence[0] * len(stripped) and len(stripped) >= len(fence):
                 fence = ""
         elif math:
             if _MATH.match(line):
                 math = False
         elif not line.strip():
+            if not first and not waits:
+                cut = nl + 1  # the block is over: nothing after a blank line can join it
+                first = True
             blank = True
         else:
             item = bool(_ITEM.match(line))
-            if blank and not first and not line[0].isspace() and not (item and list_block):
+            if blank and not first and not line[0].isspace() and not item:
                 cut = pos
                 first = True
             if first:
-                list_block = item
+                waits = item or line[0].isspace()
                 first = False
             blank = False
             opened = _FENCE.match(line)

@@ -7,7 +7,8 @@ draw, which is never held back. ``freeze`` leaves the current output as it is fo
 later draws to a new output below it, so a view can send each finished piece once and redraw only
 the open tail. ``growth``, ``step`` and ``quiet`` let a view skip redraws that would re-send a large
 frame for a small change: a redraw is then due when the frame grew by that fraction plus that many
-characters, or ``quiet`` seconds went by without one.
+characters, or ``quiet`` seconds went by without one; after a freeze, the new output waits ``quiet``
+seconds for its first draw, so a piece that finishes sooner is sent once, frozen.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class Live:
         self._shown = False
         self._recent: deque[float] = deque()
         self._size = 0  # the size the last redraw was made at (for ``growth``)
+        self._opened = float("-inf")  # when the current output opened after a freeze
 
     @property
     def can_freeze(self) -> bool:
@@ -115,3 +117,4 @@ class Live:
             self._handle = None
             self._shown = False
             self._size = 0
+            self._opened = time.perf_counter()
