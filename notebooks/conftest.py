@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 import nbval.kernel
+import nbval.plugin
 from nbformat import NotebookNode
 from nbval.kernel import RunningKernel
 
@@ -54,3 +55,36 @@ def _start_offline_kernel(*args: Any, **kwargs: Any) -> Any:
 
 
 nbval.kernel.start_new_kernel = _start_offline_kernel
+
+
+# How a streamed answer is split into outputs (finished Markdown blocks frozen into their own, the
+# open tail redrawn) depends on timing, as the timings in its footer do; a front end shows adjacent
+# Markdown outputs as one flow. So adjacent Markdown displays are compared joined, in both the saved
+# notebook and the new run: the text, its order and every other output are still compared strictly.
+_compare_outputs = nbval.plugin.IPyNbCell.compare_outputs
+
+
+def _joined(outputs: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for o in outputs:
+        data = o.get("data") or {}
+        prev = (out[-1].get("data") or {}) if out else {}
+        if (
+            o.get("output_type") == "display_data"
+            and "text/markdown" in data
+            and out
+            and out[-1].get("output_type") == "display_data"
+            and "text/markdown" in prev
+        ):
+            joined = {k: f"{prev.get(k, '')}\n\n{data.get(k, '')}" for k in ("text/markdown", "text/plain")}
+            out[-1] = NotebookNode({**out[-1], "data": NotebookNode(joined)})
+        else:
+            out.append(o)
+    return out
+
+
+def _compare_joined(self: Any, test: Any, ref: Any, skip_compare: Any = None) -> Any:
+    return _compare_outputs(self, _joined(test), _joined(ref), skip_compare)
+
+
+nbval.plugin.IPyNbCell.compare_outputs = _compare_joined  # type: ignore[method-assign]

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_RATE", "GridView", "cell_text", "grid_html", "grid_text", "live_bundle"]
 
-LIVE_CELL_CHARS = 300  # the tail of each streaming answer a live frame shows
+LIVE_CELL_CHARS = 200  # the tail of each streaming answer a live frame shows
 CELL_WIDTH = 300  # px; cells wrap into as many columns as fit
 SMALL = "font-size:.82em;opacity:.75"
 CELL_STYLE = (
@@ -246,7 +246,7 @@ class GridView:
     """Draws a Comparison while it runs; ``live`` while the cell that ran ``compare`` is current.
 
     Live frames go through one ``Live`` output, which redraws the whole grid only when its text grew
-    by half again or half a second went by (each frame re-sends every cell's tail); the final draw
+    by as much again or a second went by (each frame re-sends every cell's tail); the final draw
     is exact and immediate.
     """
 
@@ -261,7 +261,7 @@ class GridView:
         self.comparison = comparison
         self.rich = (is_rich_frontend() if rich is None else rich) or publish is not None
         # publish(bundle, update) draws elsewhere (the parameter panel)
-        self.output = Live(max_rate=max_rate, publish=publish, growth=0.5, quiet=0.5)
+        self.output = Live(max_rate=max_rate, publish=publish, growth=1.0, quiet=1.0)
         self.live = False
         self._drawn = -1
         self._printed: set[int] = set()

@@ -82,9 +82,11 @@ class Live:
             recent.popleft()
         if len(recent) >= self.max_rate - 1:
             return False
-        if size is None or not self.growth or (not recent and not self._size):
+        if size is None or not (self.growth or self.step):
             return True
-        if size >= self._size * (1.0 + self.growth):
+        if now - self._opened < self.quiet:
+            return False  # a piece that finishes this soon goes straight to its frozen output
+        if not self._size or size >= self._size * (1.0 + self.growth) + self.step:
             return True
         last = recent[-1] if recent else float("-inf")
         return now - last >= self.quiet

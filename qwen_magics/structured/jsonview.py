@@ -22,7 +22,7 @@ from .records import find_records, to_dataframe
 
 __all__ = ["JSONView"]
 
-LIVE_CHARS = 400  # the tail of the JSON shown while it streams; a redraw waits for this much more
+LIVE_CHARS = 400  # the tail of the JSON shown while it streams; a redraw waits for twice as much
 
 
 class JSONView:
@@ -37,7 +37,7 @@ class JSONView:
     ) -> None:
         self.rich = is_rich_frontend() if rich is None else rich
         target = (lambda bundle, update: publish(bundle)) if publish is not None else None
-        self.live = Live(max_rate=max_rate, publish=target, step=LIVE_CHARS, quiet=1.0)
+        self.live = Live(max_rate=max_rate, publish=target, step=2 * LIVE_CHARS, quiet=1.0)
 
     @property
     def draws(self) -> int:
