@@ -1,8 +1,8 @@
 """Showing a structured answer: the JSON as it streams with a live count of records, then the table.
 
 Drawn through one ``display.live.Live`` output, like the answer: at a bounded rate (``max_rate`` per
-second, whatever the token rate), showing the last ``LIVE_CHARS`` of the JSON and redrawn when about
-that much more has arrived (or a second went by), so each byte goes out about once; the final
+second, whatever the token rate), showing the last ``LIVE_CHARS`` of the JSON and redrawn when twice
+that much more has arrived (or a second went by), so most bytes go out once, at the end; the final
 render replaces it: a DataFrame when the answer is tabular, else pretty JSON, with the footer. A
 terminal gets only the final text.
 """
