@@ -1,14 +1,15 @@
-"""What a notebook user sees of a fast stream: %%qwen against jupyter-ai's %%ai, in real kernels.
+"""What a notebook user sees of a fast stream: %%qwen against Jupyter AI 2's and 3's %%ai, in real kernels.
 
 The emulator (in this process) answers 5,000 tokens at 2,000 tokens/s. A small TCP proxy between the
 kernel and the emulator timestamps the first and last token bytes as they reach the socket; a
 jupyter_client in this process timestamps each display message as it arrives. Reported: display
 messages per second and in the busiest second (target <= 15), last token to final render (target
 <= 50 ms), first token at the socket to first visible render (target <= 30 ms), and request to first
-visible answer text. jupyter-ai-magics 2.31.7 runs in its own throwaway venv (``bench/peer.py``); it
-asks without streaming, so its server is given the stream's duration before answering, as a real
-server generating 5,000 tokens would take.
-Run: ``python bench/display_rate.py [--peer-venv DIR]``.
+visible answer text. The peers, jupyter-ai-magics 2.31.7 and jupyter-ai-magic-commands 0.0.4, run
+in their own throwaway venvs (``bench/peer.py``), each pointed at the same emulator as an
+OpenAI-compatible server (``peer_cells``). A peer that asks without streaming gets a server that
+takes the stream's duration before answering, as a real server generating 5,000 tokens would.
+Run: ``python bench/display_rate.py [--peer-venvs DIR]``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,7 @@ from qwen_magics.emulator import Emulator
 from qwen_magics.emulator.answers import SimpleGenerator
 
 sys.path.insert(0, str(Path(__file__).parent))
-from peer import PEER, Peer
+from peer import JUPYTER_AI_2, JUPYTER_AI_3, PEERS, Peer, PeerSpec
 
 TOKENS = 5000
 RATE = 2000.0
@@ -100,6 +102,19 @@ class Proxy:
 class Run:
     displays: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     visible: float | None = None  # first message with answer text
+    stderr: str = ""  # where a magic that reports instead of raising says what went wrong
+
+    def problem(self) -> str:
+        shown = self.displays[-1][1].get("text/plain", "") if self.displays else ""
+        return (self.stderr.strip() or shown or "no output").splitlines()[-1][:300]
+
+
+@dataclass
+class PeerResult:
+    spec: PeerSpec
+    note: str  # how it was asked, or why it could not be measured
+    figures: dict[str, Any] | None = None  # None: not measured
+    streams: bool = True
 
 
 def start_kernel(python: str, env: dict[str, str], tmp: Path) -> tuple[KernelManager, Any]:
@@ -132,6 +147,8 @@ def run_cell(kc: Any, code: str, marker: str) -> Run:
             run.displays.append((now, content["data"]))
         if kind == "error":
             raise RuntimeError(f"the cell failed: {content['ename']}: {content['evalue']}")
+        if kind == "stream" and content["name"] == "stderr":
+            run.stderr += content["text"]
         text = json.dumps(content.get("data") or content.get("text") or "")
         if run.visible is None and marker in text:
             run.visible = now
@@ -162,13 +179,20 @@ def measure(
     km, kc = start_kernel(python, env, tmp)
     try:
         run_cell(kc, setup, "\x00")
-        run_cell(kc, cell.replace("bench", "warm up"), FIRST_WORD)  # imports, connections, caches
+        asked = len(emu.chat_requests)
+        warm = run_cell(kc, cell.replace("bench", "warm up"), FIRST_WORD)  # imports, connections, caches
+        if len(emu.chat_requests) == asked:
+            raise RuntimeError(f"no request reached the server: {warm.problem()}")
+        if warm.visible is None:
+            raise RuntimeError(f"no answer shown: {warm.problem()}")
         streams = emu.chat_requests[-1].body.get("stream") is True
         emu.latency = 0.0 if streams else TOKENS / rate
         emu.queue_reply(answer_text())
         proxy.reset()
         run = run_cell(kc, cell, FIRST_WORD)
         emu.latency = 0.0
+        if run.visible is None:
+            raise RuntimeError(f"no answer shown: {run.problem()}")
         return run, proxy, streams
     finally:
         kc.stop_channels()
@@ -201,13 +225,77 @@ def calibrate(emu: Emulator) -> float:
     return rate
 
 
+def figures(run: Run, marks: tuple[float | None, ...]) -> dict[str, Any]:
+    request_at, first_token, last_token = marks
+    times = [t for t, _ in run.displays]
+    span = times[-1] - times[0] if len(times) > 1 else 0.0
+    final = times[-1] if times else None
+    return {
+        "messages": len(times),
+        "per_s": len(times) / span if span else None,
+        "busiest": busiest_second(times),
+        "final": final - last_token if final and last_token else None,
+        "first": run.visible - first_token if run.visible and first_token else None,
+        "request": run.visible - request_at if run.visible and request_at else None,
+    }
+
+
+def run_peer(
+    spec: PeerSpec,
+    keep: Path | None,
+    base: dict[str, str],
+    url: str,
+    emu: Emulator,
+    proxy: Proxy,
+    tmp: Path,
+    rate: float,
+) -> PeerResult:
+    """One peer in its own kernel; when it cannot be measured the result says why, and ours still prints."""
+    with Peer(spec, keep) as peer:
+        if peer.python is None:
+            return PeerResult(spec, f"NOT MEASURED: {peer.why}")
+        extra, setup, cell = peer_cells(spec, url)
+        env = dict(base, **spec.env, **extra)
+        try:
+            run, p, streams = measure(str(peer.python), env, setup, cell, emu, proxy, tmp, rate)
+        except Exception as exc:  # report ours even when the peer breaks
+            return PeerResult(spec, f"NOT MEASURED: {type(exc).__name__}: {exc}")
+        final = run.displays[-1][1] if run.displays else {}
+        if not any(answer_text() in str(shown) for shown in final.values()):
+            return PeerResult(spec, f"NOT MEASURED: its last output is not the answer: {run.problem()}")
+        how = f"{cell.splitlines()[0]!r} ({peer.backend_version()})"
+        sent = emu.chat_requests[-1].body.get("stream", "not sent")
+        note = (
+            f"{how} streams"
+            if streams
+            else f"{how} does not stream (stream: {sent}): "
+            f"its server answered after {TOKENS / rate:.2f} s, the time the stream takes"
+        )
+        return PeerResult(spec, note, figures(run, (p.request_at, p.first_token, p.last_token)), streams)
+
+
+def peer_cells(spec: PeerSpec, url: str) -> tuple[dict[str, str], str, str]:
+    """How each peer is pointed at an OpenAI-compatible server: its environment, setup cell and cell."""
+    if spec is JUPYTER_AI_2:
+        env = {"OPENAI_API_KEY": KEY, "OPENAI_API_BASE": url}
+        return env, f"%load_ext {spec.extension}", f"%%ai openai-chat-custom:{MODEL}\nbench"
+    if spec is JUPYTER_AI_3:
+        # LiteLLM's `openai/<model>` with an api_base; %%ai refuses ids outside LiteLLM's model list
+        # ("not a known model or alias"), so the id is given as an alias, which carries the api_base.
+        setup = f"%load_ext {spec.extension}\n%ai alias qwen openai/{MODEL} --api-base {url}"
+        return {"OPENAI_API_KEY": KEY}, setup, "%%ai qwen\nbench"
+    raise ValueError(f"no cells for {spec.name}")
+
+
 def ms(x: float | None) -> str:
     return "—" if x is None else f"{x * 1000:,.0f} ms"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--peer-venv", type=Path, default=None, help="reuse (and keep) the peer's venv here")
+    parser.add_argument(
+        "--peer-venvs", type=Path, default=None, help="reuse (and keep) the peers' venvs in DIR/<peer>"
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="qwen-bench-display-"))
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "QWEN_", "OPENAI_"))}
@@ -230,78 +318,40 @@ def main() -> int:
         )
         ours_marks = (p.request_at, p.first_token, p.last_token)
 
-        peer_run, peer_marks, peer_note, peer_streams = None, None, "", True
-        with Peer(args.peer_venv) as peer:
-            if peer.python is None:
-                peer_note = f"PEER NOT MEASURED: {peer.why}"
-            else:
-                peer_env = dict(base, OPENAI_API_KEY=KEY, OPENAI_API_BASE=url)
-                cell = f"%%ai openai-chat-custom:{MODEL}\nbench"
-                try:
-                    peer_run, p, streams = measure(
-                        str(peer.python), peer_env, "%load_ext jupyter_ai_magics", cell, emu, proxy, tmp, rate
-                    )
-                    latency = TOKENS / rate
-                    peer_marks = (p.request_at, p.first_token, p.last_token)
-                    peer_streams = streams
-                    peer_note = (
-                        "%%ai streams"
-                        if streams
-                        else f"%%ai does not stream (stream={emu.chat_requests[-1].body.get('stream')!r}): "
-                        f"its server answered after {latency:.2f} s, the time the stream takes.\n"
-                        "  * its first token reaches the socket with the whole answer, at the end"
-                    )
-                except Exception as exc:  # report ours even when the peer breaks
-                    peer_note = f"PEER FAILED: {type(exc).__name__}: {exc}"
-
-    def figures(run: Run, marks: tuple[float | None, ...]) -> dict[str, Any]:
-        request_at, first_token, last_token = marks
-        times = [t for t, _ in run.displays]
-        span = times[-1] - times[0] if len(times) > 1 else 0.0
-        final = times[-1] if times else None
-        return {
-            "messages": len(times),
-            "per_s": len(times) / span if span else None,
-            "busiest": busiest_second(times),
-            "final": final - last_token if final and last_token else None,
-            "first": run.visible - first_token if run.visible and first_token else None,
-            "request": run.visible - request_at if run.visible and request_at else None,
-        }
+        peers = [run_peer(spec, args.peer_venvs, base, url, emu, proxy, tmp, rate) for spec in PEERS]
 
     o = figures(ours, ours_marks)
-    q = figures(peer_run, peer_marks) if peer_run and peer_marks else None
     print(
         f"display_rate: {TOKENS:,} tokens at {RATE:,.0f} tokens/s (emulator measured {rate:,.0f}), "
         f"real kernels, model {MODEL}; ours streamed: {ours_stream}"
     )
-    print(f"{'':<36} {'%%qwen':>12} {'%%ai (jupyter-ai)':>18}  target")
+    heads = [f"%%ai ({peer.spec.short})" for peer in peers]
+    print(f"{'':<36} {'%%qwen':>12} " + " ".join(f"{h:>20}" for h in heads) + "  target")
+
+    def cells(key: str, show: Callable[[Any], str]) -> list[str]:
+        out = [show(o[key])]
+        for peer in peers:
+            star = " *" if key == "first" and not peer.streams else ""
+            out.append(show(peer.figures[key]) + star if peer.figures else "not measured")
+        return out
+
+    def per_second(x: float | None) -> str:
+        return "—" if not x else f"{x:.1f}"
+
     rows = [
-        ("display messages", str(o["messages"]), str(q["messages"]) if q else "—", ""),
-        (
-            "display messages per second",
-            f"{o['per_s']:.1f}" if o["per_s"] else "—",
-            f"{q['per_s']:.1f}" if q and q["per_s"] else "—",
-            f"<= {MAX_RATE:.0f}",
-        ),
-        (
-            "display messages in busiest second",
-            str(o["busiest"]),
-            str(q["busiest"]) if q else "—",
-            f"<= {MAX_RATE:.0f}",
-        ),
-        (
-            "first token at socket -> visible",
-            ms(o["first"]),
-            (ms(q["first"]) + ("" if peer_streams else " *")) if q else "—",
-            f"<= {FIRST_MS:.0f} ms",
-        ),
-        ("last token -> final render", ms(o["final"]), ms(q["final"]) if q else "—", f"<= {FINAL_MS:.0f} ms"),
-        ("request sent -> first visible text", ms(o["request"]), ms(q["request"]) if q else "—", ""),
+        ("display messages", cells("messages", str), ""),
+        ("display messages per second", cells("per_s", per_second), f"<= {MAX_RATE:.0f}"),
+        ("display messages in busiest second", cells("busiest", str), f"<= {MAX_RATE:.0f}"),
+        ("first token at socket -> visible", cells("first", ms), f"<= {FIRST_MS:.0f} ms"),
+        ("last token -> final render", cells("final", ms), f"<= {FINAL_MS:.0f} ms"),
+        ("request sent -> first visible text", cells("request", ms), ""),
     ]
-    for name, a, b, target in rows:
-        print(f"{name:<36} {a:>12} {b:>18}  {target}")
-    if peer_note:
-        print(f"peer {PEER}: {peer_note}")
+    for name, (a, *bs), target in rows:
+        print(f"{name:<36} {a:>12} " + " ".join(f"{b:>20}" for b in bs) + f"  {target}")
+    for peer in peers:
+        print(f"peer {peer.spec.name}: {peer.note}")
+    if any(peer.figures and not peer.streams for peer in peers):
+        print("  * a peer that does not stream gets its first token with the whole answer, at the end")
     final_data = ours.displays[-1][1] if ours.displays else {}
     checks = {
         "exact final render": answer_text() in final_data.get("text/markdown", ""),
