@@ -216,7 +216,12 @@ CASES: list[tuple[str, str, str | None, str]] = [
         "--schema: the schema is empty; a schema is a Pydantic model, a JSON Schema dict",
     ),
     ("schema of punctuation", "--schema ','", "hi", "--schema: the schema names no fields"),
-    ("schema that is a number", "--schema 42", "hi", "--schema: cannot read the field '42'"),
+    (
+        "schema field without a name",
+        "--schema ': the age'",
+        "hi",
+        "--schema: the field ': the age' has no name",
+    ),
     (
         "short form with an unknown type",
         "--schema 'name, age integr'",

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pydantic
 import pytest
+from IPython.utils.capture import capture_output
 
+from qwen_magics.emulator import Emulator
 from qwen_magics.errors import ParameterError
+from qwen_magics.structured.ask import ask_json
 from qwen_magics.structured.schema import SchemaMismatch, parse_schema
 
 
@@ -20,7 +26,7 @@ class Planet(pydantic.BaseModel):
 
 
 def test_the_short_form_names_types_and_nests_with_dots() -> None:
-    s = parse_schema("name, order int, moons: int, mass float, ringed bool, facts.type")
+    s = parse_schema("name, order int, moons int, mass float, ringed bool, facts.type")
     props = s.record["properties"]
     assert props["name"] == {"type": "string"}
     assert props["order"] == {"type": "integer"}
@@ -39,6 +45,128 @@ def test_the_short_form_names_types_and_nests_with_dots() -> None:
     }
 
 
+def as_llm_writes_it(record: dict[str, Any]) -> dict[str, Any]:
+    """The record without the ``additionalProperties: false`` strict JSON Schema mode needs, which
+    llm's ``schema_dsl`` leaves out; what remains must equal llm's output key for key."""
+    return {k: v for k, v in record.items() if k != "additionalProperties"}
+
+
+def test_llm_schema_syntax_with_descriptions() -> None:
+    s = parse_schema("name, age int, bio: a short bio")
+    assert as_llm_writes_it(s.record) == {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "age": {"type": "integer"},
+            "bio": {"type": "string", "description": "a short bio"},
+        },
+        "required": ["name", "age", "bio"],
+    }
+    assert s.record["additionalProperties"] is False
+
+
+def test_a_type_then_a_colon_gives_a_typed_field_with_a_description() -> None:
+    s = parse_schema("name int: the age")
+    assert s.record["properties"] == {"name": {"type": "integer", "description": "the age"}}
+    # as in llm, the colon starts a description, not a type: this field is a string
+    assert parse_schema("moons: int").record["properties"] == {
+        "moons": {"type": "string", "description": "int"}
+    }
+
+
+def test_one_field_per_line_lets_descriptions_hold_commas() -> None:
+    s = parse_schema("name: the person's name\nage int: their age, in years\nbio")
+    assert as_llm_writes_it(s.record) == {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "description": "the person's name"},
+            "age": {"type": "integer", "description": "their age, in years"},
+            "bio": {"type": "string"},
+        },
+        "required": ["name", "age", "bio"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("spec", "properties"),
+    [
+        ("name, age int,", {"name": {"type": "string"}, "age": {"type": "integer"}}),  # trailing comma
+        ("\nname\n\n  age int  \n", {"name": {"type": "string"}, "age": {"type": "integer"}}),  # blank lines
+        (
+            "  name  ,  age   int  :  in years  ",
+            {"name": {"type": "string"}, "age": {"type": "integer", "description": "in years"}},
+        ),
+        (  # on one line a comma ends the description, as in llm
+            "bio: short, witty",
+            {"bio": {"type": "string", "description": "short"}, "witty": {"type": "string"}},
+        ),
+        (  # a newline anywhere, even only at the end, means one field per line, as in llm
+            "bio: short, witty\n",
+            {"bio": {"type": "string", "description": "short, witty"}},
+        ),
+        (  # only the first colon starts the description
+            "url: see https://example.org",
+            {"url": {"type": "string", "description": "see https://example.org"}},
+        ),
+        ("name:", {"name": {"type": "string"}}),  # an empty description is left out
+        ("name str: who", {"name": {"type": "string", "description": "who"}}),
+        ("first-name, e-mail", {"first-name": {"type": "string"}, "e-mail": {"type": "string"}}),
+        ("score float, ok bool", {"score": {"type": "number"}, "ok": {"type": "boolean"}}),
+    ],
+)
+def test_llm_edge_cases_read_as_llm_reads_them(spec: str, properties: dict[str, Any]) -> None:
+    assert parse_schema(spec).record["properties"] == properties
+
+
+def test_dots_nest_and_keep_their_description() -> None:
+    s = parse_schema("name\nfacts.type: rocky or gas giant, as the books say\nfacts.moons int")
+    assert s.record["properties"]["facts"] == {
+        "type": "object",
+        "properties": {
+            "type": {"type": "string", "description": "rocky or gas giant, as the books say"},
+            "moons": {"type": "integer"},
+        },
+        "required": ["type", "moons"],
+        "additionalProperties": False,
+    }
+    assert s.dtypes() == {"name": "string", "facts.type": "string", "facts.moons": "Int64"}
+
+
+def test_our_longer_type_names_still_work_alongside_llms() -> None:
+    s = parse_schema("a string, b text, c integer, d number, e boolean, f INT")
+    assert [p["type"] for p in s.record["properties"].values()] == [
+        "string",
+        "string",
+        "integer",
+        "number",
+        "boolean",
+        "integer",
+    ]
+
+
+def test_descriptions_reach_the_model_in_the_schema_it_is_sent(qwen_env: Emulator) -> None:
+    ask_json("Describe Mars", schema="name, moons int: how many", model="qwen-plus")
+    sent = qwen_env.chat_requests[-1].body["response_format"]["json_schema"]["schema"]
+    assert sent["properties"]["moons"] == {"type": "integer", "description": "how many"}
+    # no JSON Schema mode on the default model: the schema, descriptions included, is in the prompt
+    qwen_env.queue_reply('{"name": "Mars", "bio": "red"}')
+    ask_json("Describe Mars", schema="name\nbio: one line, no more")
+    system = next(m["content"] for m in qwen_env.chat_requests[-1].body["messages"] if m["role"] == "system")
+    assert json.dumps({"type": "string", "description": "one line, no more"}) in system
+
+
+def test_qwen_schema_magic_takes_llm_syntax_with_descriptions(shell, qwen_env: Emulator) -> None:  # type: ignore[no-untyped-def]
+    shell.run_line_magic("load_ext", "qwen_magics")
+    with capture_output():
+        shell.run_cell_magic(
+            "qwen", '-m qwen-plus --schema "name, age int: in years, bio: a short bio"', "A person"
+        )
+    sent = qwen_env.chat_requests[-1].body["response_format"]["json_schema"]["schema"]
+    assert sent["properties"]["age"] == {"type": "integer", "description": "in years"}
+    assert sent["properties"]["bio"] == {"type": "string", "description": "a short bio"}
+    assert set(shell.user_ns["_qwen"].data) == {"name", "age", "bio"}
+
+
 def test_multi_wraps_the_record_in_items() -> None:
     s = parse_schema("name, moons int", multi=True)
     wire = s.json_schema
@@ -52,8 +180,17 @@ def test_multi_wraps_the_record_in_items() -> None:
     ("spec", "message"),
     [
         ("", "empty"),
-        ("name, moons integer-ish", "cannot read the field"),
+        ("name, moons integer-ish", "unknown type 'integer-ish' for 'moons'; use str, int, float or bool"),
         ("name, moons count", "unknown type 'count'"),
+        ("first name", "unknown type 'name' for 'first'.*a name is one word"),
+        ("name, : the age", "the field ': the age' has no name before ':'"),
+        (
+            "age int years",
+            "cannot read the field 'age int years': write 'name \\[type\\]\\[: description\\]'",
+        ),
+        ("name,\nage int", "the field name 'name,' holds a comma: with one field per line"),
+        ("facts..type", "cannot read the field name 'facts..type': nest with dots"),
+        ("facts.", "cannot read the field name 'facts.'"),
         ("name, name int", "appears twice"),
         ("facts, facts.type", "both a field and a group"),
         ("facts.type, facts", "both a field and a group"),

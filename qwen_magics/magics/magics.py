@@ -143,7 +143,12 @@ class QwenMagics(Magics):
     @argument("--compare", metavar="SPEC", help='compare settings: "temperature=0.2,1.0 top_p=0.8,0.95"')
     @argument("--samples", type=int, default=1, metavar="N", help="answers per setting with --compare")
     @argument("--json", action="store_true", help="answer as JSON (Response.data holds it)")
-    @argument("--schema", metavar="SPEC", help="JSON Schema, a pydantic model or a variable holding one")
+    @argument(
+        "--schema",
+        metavar="SPEC",
+        help="a short form as in llm ('name, age int: in years'), or a variable holding "
+        "a JSON Schema dict or pydantic model",
+    )
     @argument("--multi", action="store_true", help="a list of records (shown as a DataFrame)")
     @line_cell_magic
     def qwen(self, line: str, cell: str | None = None) -> None:

@@ -238,9 +238,10 @@ def ask_json(
 ) -> Response:
     """Ask for JSON; returns the Response with ``.data`` parsed (and validated against ``schema``).
 
-    ``schema``: a Pydantic model, a JSON Schema dict, or a short form ``"name, order int, facts.type"``;
-    ``multi``: a list of such records. ``show``: display the JSON as it streams with a count of
-    records, then the table (or pretty JSON) and the footer. Other keywords go to ``ask``.
+    ``schema``: a Pydantic model, a JSON Schema dict, or llm's short form
+    ``"name, order int: from the sun, facts.type"``; ``multi``: a list of such records. ``show``:
+    display the JSON as it streams with a count of records, then the table (or pretty JSON) and the
+    footer. Other keywords go to ``ask``.
     Raises StructuredOutputError (the text kept on ``.text``) when no attempt gave usable JSON.
     """
     p = plan(prompt, schema=schema, multi=multi, namespace=user_namespace(), **params)

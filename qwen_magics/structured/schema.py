@@ -1,10 +1,13 @@
 """What shape the JSON should have: a Pydantic model, a JSON Schema dict, or a short form.
 
-The short form ``"name, order int, moons int, facts.type"`` names fields with an optional type (str,
-int, float, bool; str when left out) and nests with dots. ``multi`` asks for a list of such records,
-wrapped as ``{"items": [...]}`` on the wire because JSON modes answer objects. A ``Schema`` knows the
-JSON Schema to send, validates an answer with a message a model (and a person) can act on, and gives
-the pandas dtypes of its flattened columns.
+The short form is simonw/llm's concise schema syntax: ``"name, age int, bio: a short bio"``. Each
+field is ``name [type][: description]``; the type is str, int, float or bool (str when left out) and
+the text after the first colon becomes the field's JSON Schema ``"description"``. Fields are split
+by commas, or by newlines when the text has any (then commas belong to descriptions). Every field is
+required. Beyond llm, dots nest (``facts.type``). ``multi`` asks for a list of such records, wrapped
+as ``{"items": [...]}`` on the wire because JSON modes answer objects. A ``Schema`` knows the JSON
+Schema to send, validates an answer with a message a model (and a person) can act on, and gives the
+pandas dtypes of its flattened columns.
 """
 
 from __future__ import annotations
@@ -30,13 +33,13 @@ _SHORT_TYPES = {
     "bool": "boolean",
     "boolean": "boolean",
 }
+_FIELD_FORM = "write 'name [type][: description]', as in 'age int: in years' (type: str, int, float or bool)"
 _DTYPES = {"integer": "Int64", "number": "Float64", "boolean": "boolean", "string": "string"}
 _JSON_TYPES = {"object", "array", "string", "integer", "number", "boolean", "null"}
-_FIELD = re.compile(r"^(?P<name>[^\W\d]\w*(?:\.[^\W\d]\w*)*)\s*(?::\s*|\s+)?(?P<type>\w+)?$")
 _IDENT = re.compile(r"^[^\W\d]\w*(?:\.[^\W\d]\w*)*$")
 _USAGE = (
     "a schema is a Pydantic model, a JSON Schema dict ({'type': 'object', 'properties': "
-    "{...}}), or a short form such as 'name, order int, moons int, facts.type'"
+    "{...}}), or a short form such as 'name, moons int: how many, facts.type'"
 )
 
 
@@ -281,7 +284,7 @@ def parse_schema(spec: Any, namespace: Mapping[str, Any] | None = None, *, multi
             found = _lookup(text, namespace)
             if found is not None and _schema_like(found):
                 return parse_schema(found, None, multi=multi)
-        return _short_form(text, multi)
+        return _short_form(spec, multi)  # unstripped: a newline anywhere means one field per line
     if isinstance(spec, Mapping):
         return _from_dict(dict(spec), multi)
     inner = _list_of(spec)
@@ -405,47 +408,73 @@ def _check_shape(node: Any, where: str) -> None:
 
 
 def _short_form(text: str, multi: bool) -> Schema:
-    """``"name, order int, moons int, facts.type"`` -> an object schema, every field required."""
-    if not text:
+    """llm's concise syntax (``"name, age int: in years, facts.type"``) -> an object schema, every
+    field required. One field per line when the text has a newline, so descriptions may hold commas."""
+    if not text.strip():
         raise ParameterError("schema", f"the schema is empty; {_USAGE}")
-    root: dict[str, Any] = {"type": "object", "properties": {}, "required": [], "additionalProperties": False}
-    for piece in re.split(r"[,\n;]", text):
+    root = _group()
+    for piece in text.split("\n") if "\n" in text else text.split(","):
         piece = piece.strip()
-        if not piece:
-            continue
-        m = _FIELD.match(piece)
-        if not m:
-            raise ParameterError(
-                "schema",
-                f"cannot read the field {piece!r}: write 'name' or "
-                "'name type' (type: str, int, float or bool), nested with dots",
-            )
-        short = (m.group("type") or "str").lower()
-        if short not in _SHORT_TYPES:
-            raise ParameterError(
-                "schema",
-                f"unknown type {m.group('type')!r} for {m.group('name')!r}; use str, int, float or bool",
-            )
-        *parents, leaf = m.group("name").split(".")
-        node = root
-        for part in parents:
-            child = node["properties"].get(part)
-            if child is None:
-                child = {"type": "object", "properties": {}, "required": [], "additionalProperties": False}
-                node["properties"][part] = child
-                node["required"].append(part)
-            elif child.get("type") != "object":
-                raise ParameterError("schema", f"{part!r} is both a field and a group of fields")
-            node = child
-        if leaf in node["properties"]:
-            twice = (
-                "is both a field and a group of fields"
-                if node["properties"][leaf].get("type") == "object"
-                else "appears twice"
-            )
-            raise ParameterError("schema", f"{m.group('name')!r} {twice}")
-        node["properties"][leaf] = {"type": _SHORT_TYPES[short]}
-        node["required"].append(leaf)
+        if piece:
+            _add_field(root, piece)
     if not root["properties"]:
         raise ParameterError("schema", f"the schema names no fields; {_USAGE}")
     return Schema("record", root, multi)
+
+
+def _group() -> dict[str, Any]:
+    return {"type": "object", "properties": {}, "required": [], "additionalProperties": False}
+
+
+def _add_field(root: dict[str, Any], piece: str) -> None:
+    """One ``name [type][: description]`` into ``root``, read as llm reads it, except that words
+    after the type, and a comma in a name, are refused: llm keeps or drops them without a word."""
+    head, _, description = piece.partition(":")
+    words = head.split()
+    if not words:
+        raise ParameterError("schema", f"the field {piece!r} has no name before ':'; {_FIELD_FORM}")
+    dotted, *rest = words
+    if len(rest) > 1:
+        raise ParameterError(
+            "schema",
+            f"cannot read the field {piece!r}: {_FIELD_FORM}, fields separated by commas or newlines",
+        )
+    if "," in dotted:
+        raise ParameterError(
+            "schema",
+            f"the field name {dotted!r} holds a comma: with one field per line, drop the comma "
+            "(commas belong in a description after ':')",
+        )
+    *parents, leaf = dotted.split(".")
+    if not leaf or not all(parents):
+        raise ParameterError(
+            "schema", f"cannot read the field name {dotted!r}: nest with dots, as in 'facts.type'"
+        )
+    short = rest[0] if rest else "str"
+    if short.lower() not in _SHORT_TYPES:
+        raise ParameterError(
+            "schema",
+            f"unknown type {short!r} for {dotted!r}; use str, int, float or bool "
+            "(a name is one word; a description goes after ':')",
+        )
+    node = root
+    for part in parents:
+        child = node["properties"].get(part)
+        if child is None:
+            child = node["properties"][part] = _group()
+            node["required"].append(part)
+        elif child.get("type") != "object":
+            raise ParameterError("schema", f"{part!r} is both a field and a group of fields")
+        node = child
+    if leaf in node["properties"]:
+        twice = (
+            "is both a field and a group of fields"
+            if node["properties"][leaf].get("type") == "object"
+            else "appears twice"
+        )
+        raise ParameterError("schema", f"{dotted!r} {twice}")
+    prop: dict[str, Any] = {"type": _SHORT_TYPES[short.lower()]}
+    if description.strip():
+        prop["description"] = description.strip()
+    node["properties"][leaf] = prop
+    node["required"].append(leaf)
