@@ -22,7 +22,7 @@ from ..api.render import closing_markdown, footer_text, response_markdown, think
 from ..api.response import Response
 from ..errors import APIError, ConfigError, ConnectionError, QwenError
 from .blocks import settled
-from .live import MAX_RATE, Live, is_rich_frontend
+from .live import MAX_RATE, Live, is_rich_frontend, stop
 
 __all__ = ["StreamView", "error_bundle", "error_title", "is_rich_frontend", "show_answer", "show_error"]
 
@@ -250,22 +250,10 @@ class StreamView:
                     self.refresh(force=first)
                     first = False
         except KeyboardInterrupt:
-            _stop(response)
+            stop(response)
         finally:
             self.finish()
         return response
-
-
-def _stop(response: Response) -> None:
-    """After Ctrl-C: close the connection and settle the Response with what arrived."""
-    response.interrupt()
-    if response.done:
-        return
-    try:
-        for _ in response:  # the closed connection ends the stream at once
-            pass
-    except Exception:  # reading a closed stream fails; what arrived is kept
-        pass
 
 
 def show_answer(

@@ -3,12 +3,13 @@
 In the spirit of rich's ``Live``: a ``Live`` owns its target (a display id in the cell's output, or a
 ``publish(bundle, update)`` callback that draws into a widget), the rate limit (at most ``max_rate``
 display messages in any rolling second, one of them kept for the final render) and the final exact
-draw, which is never held back. ``freeze`` leaves the current output as it is for good and sends
-later draws to a new output below it, so a view can send each finished piece once and redraw only
-the open tail. ``growth``, ``step`` and ``quiet`` let a view skip redraws that would re-send a large
-frame for a small change: a redraw is then due when the frame grew by that fraction plus that many
-characters, or ``quiet`` seconds went by without one; after a freeze, the new output waits ``quiet``
-seconds for its first draw, so a piece that finishes sooner is sent once, frozen.
+draw, which is never held back; ``stop`` and ``drain`` settle a stream after a Ctrl-C or Stop.
+``freeze`` leaves the current output as it is for good and sends later draws to a new output below
+it, so a view can send each finished piece once and redraw only the open tail. ``growth``, ``step``
+and ``quiet`` let a view skip redraws that would re-send a large frame for a small change: a redraw
+is then due when the frame grew by that fraction plus that many characters, or ``quiet`` seconds
+went by without one; after a freeze, the new output waits ``quiet`` seconds for its first draw, so
+a piece that finishes sooner is sent once, frozen.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["MAX_RATE", "Live", "is_rich_frontend"]
+if TYPE_CHECKING:
+    from ..api.response import Response
+
+__all__ = ["MAX_RATE", "Live", "drain", "is_rich_frontend", "stop"]
 
 MAX_RATE = 15.0
 
@@ -120,3 +124,27 @@ class Live:
             self._shown = False
             self._size = 0
             self._opened = time.perf_counter()
+
+
+def stop(response: Response) -> None:
+    """After Ctrl-C or Stop: close the connection and settle the Response with what arrived."""
+    response.interrupt()
+    if response.done:
+        return
+    try:
+        for _ in response:  # the closed connection ends the stream at once
+            pass
+    except Exception:  # reading a closed stream fails; what arrived is kept
+        pass
+
+
+def drain(response: Response) -> None:
+    """Read a stream to its end without drawing; a Ctrl-C on the way stops it, keeping what arrived."""
+    try:
+        for _ in response:
+            pass
+    except KeyboardInterrupt:
+        stop(response)
+    except Exception:  # reading a closed stream may fail; what arrived is kept
+        if not response.done:
+            response.interrupt()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from ..api.render import footer_text, thinking_html
 from ..api.response import Response
-from ..display.live import MAX_RATE, Live, is_rich_frontend
+from ..display.live import MAX_RATE, Live, drain, is_rich_frontend, stop
 from .jsonextract import count_records
 from .records import find_records, to_dataframe
 
@@ -75,7 +75,7 @@ class JSONView:
     def run(self, response: Response, *, attempt: int = 1, failures: list[str] | None = None) -> Response:
         """Consume one attempt's stream, redrawing at most ``max_rate`` times a second."""
         if not self.rich:
-            _drain(response)
+            drain(response)
             return response
         self._draw(self.live_bundle(response, attempt=attempt, failures=failures))
         try:
@@ -86,8 +86,7 @@ class JSONView:
                 if self.live.due(size):
                     self._draw(self.live_bundle(response, attempt=attempt, failures=failures), size)
         except KeyboardInterrupt:
-            response.interrupt()
-            _drain(response)
+            stop(response)
         self._draw(self.live_bundle(response, attempt=attempt, failures=failures, status="checking"))
         return response
 
@@ -138,15 +137,3 @@ class JSONView:
     def asking_again(self, response: Response, attempt: int, failures: list[str]) -> None:
         if self.rich:
             self._draw(self.live_bundle(response, attempt=attempt, failures=failures, status="asking again"))
-
-
-def _drain(response: Response) -> None:
-    """Read a stream to its end; after Ctrl-C, the closed connection ends it at once."""
-    try:
-        for _ in response:
-            pass
-    except KeyboardInterrupt:
-        response.interrupt()
-    except Exception:  # reading a closed stream may fail; what arrived is kept
-        if not response.done:
-            response.interrupt()
