@@ -1,5 +1,5 @@
 # `make lab`: set up and open JupyterLab on notebooks/ (offline simulator when no key is set).
-# `make test`: set up and run lint, types and every test (notebooks and browser checks included).
+# `make test`: set up and run lint, types, import layers and every test (notebooks and browser checks included).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
@@ -24,6 +24,7 @@ test: setup chromium
 	$(VENV)/bin/ruff check qwen_magics tests bench notebooks
 	$(VENV)/bin/ruff format --check qwen_magics tests bench notebooks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 # Stop JupyterLab with Ctrl-C in this terminal (answer y), or File > Shut Down in the browser.
