@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from qwen_magics import (
+    APIError,
     AsyncClient,
     AuthenticationError,
     BadRequestError,
@@ -349,6 +350,15 @@ def test_interrupting_keeps_partial_text_and_closes(clean_env: None) -> None:
         for _ in r:
             pass
     assert r.interrupted and r.incomplete and r.partial_text == "Hi" and closed
+
+
+def test_a_models_answer_without_a_list_says_so(clean_env: None) -> None:
+    script = Script(httpx.Response(200, json={"models": ["qwen-plus"]}))
+    with pytest.raises(APIError, match="answered GET /models without a model list"):
+        client(script).models()
+    (request,) = script.requests
+    assert request.method == "GET" and str(request.url) == "http://qwen.test/compatible-mode/v1/models"
+    assert request.headers["authorization"] == f"Bearer {KEY}"
 
 
 def test_configuration_precedence(clean_env: None, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -29,6 +29,7 @@ __all__ = [
     "auth_headers",
     "error_from_body",
     "map_transport",
+    "model_ids",
     "prepare",
     "retry_after_header",
     "retryable",
@@ -142,6 +143,24 @@ def error_from_body(status: int, raw: bytes, headers: httpx.Headers, settings: _
         )
         err.args = (err._compose(),)
     return err
+
+
+def model_ids(status: int, raw: bytes, headers: httpx.Headers, settings: _config.Settings) -> list[str]:
+    """The ids of a ``GET /models`` answer (``{"data": [{"id": ...}, ...]}``); an error answer raises
+    the same APIError a chat request would get."""
+    if status != 200:
+        raise error_from_body(status, raw, headers, settings)
+    try:
+        data = json.loads(raw).get("data")
+    except (ValueError, AttributeError):
+        data = None
+    if not isinstance(data, list):
+        raise APIError(
+            f"{settings.where} answered GET /models without a model list; check the base URL",
+            status=status,
+            request_id=headers.get("x-request-id"),
+        )
+    return [str(m["id"]) for m in data if isinstance(m, dict) and m.get("id")]
 
 
 def retry_after_header(headers: httpx.Headers) -> float | None:
