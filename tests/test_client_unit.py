@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from qwen_magics import (
+    APIConnectionError,
     APIError,
     AsyncClient,
     AuthenticationError,
@@ -24,7 +25,6 @@ from qwen_magics import (
     StreamInterrupted,
     configure,
 )
-from qwen_magics import ConnectionError as QwenConnectionError
 
 KEY = "sk-unit-fake-key-0123456789-SECRET"
 FAST = Retry(attempts=3, backoff=0.01, max_backoff=0.02)
@@ -259,7 +259,7 @@ def test_connection_errors_are_retried_then_raised(clean_env: None) -> None:
     script = Script(httpx.ConnectError("refused"), sse(GOOD))
     assert client(script).ask("hi").text == "Hi!"
     script = Script(*(httpx.ConnectError("refused") for _ in range(3)))
-    with pytest.raises(QwenConnectionError, match="could not connect"):
+    with pytest.raises(APIConnectionError, match="could not connect"):
         client(script).ask("hi")
 
 

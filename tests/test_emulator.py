@@ -191,8 +191,7 @@ def test_client_lists_the_servers_models_and_maps_its_errors(qwen_env: Emulator)
     import asyncio
     import socket
 
-    from qwen_magics import MODELS, AsyncClient
-    from qwen_magics import ConnectionError as QwenConnectionError
+    from qwen_magics import MODELS, APIConnectionError, AsyncClient
 
     with Client() as client:
         assert client.models() == list(MODELS)
@@ -204,7 +203,7 @@ def test_client_lists_the_servers_models_and_maps_its_errors(qwen_env: Emulator)
     with socket.socket() as s:  # a port where nothing listens
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with Client(base_url=f"http://127.0.0.1:{port}/v1") as client, pytest.raises(QwenConnectionError):
+    with Client(base_url=f"http://127.0.0.1:{port}/v1") as client, pytest.raises(APIConnectionError):
         client.models()
 
     async def main() -> list[str]:

@@ -18,8 +18,15 @@ from typing import Any
 import httpx
 
 from .. import config as _config
-from ..errors import APIError, AuthenticationError, ConfigError, QwenError, StreamInterrupted, api_error
-from ..errors import ConnectionError as QwenConnectionError
+from ..errors import (
+    APIConnectionError,
+    APIError,
+    AuthenticationError,
+    ConfigError,
+    QwenError,
+    StreamInterrupted,
+    api_error,
+)
 from .params import build_body, build_messages, check_params
 
 __all__ = [
@@ -174,12 +181,12 @@ def retry_after_header(headers: httpx.Headers) -> float | None:
 def map_transport(exc: Exception, where: str) -> QwenError:
     """The one place where httpx's transport exceptions become ours."""
     if isinstance(exc, httpx.TimeoutException):
-        return QwenConnectionError(
+        return APIConnectionError(
             f"no answer from {where} in time ({type(exc).__name__}); check the network or raise the timeout"
         )
     refused = _certificate_refused(exc)
     if refused is not None:
-        error = QwenConnectionError(
+        error = APIConnectionError(
             f"could not connect to {where}: its TLS certificate is not trusted ({refused}). If the server "
             "uses a certificate authority of your own, set SSL_CERT_FILE (or SSL_CERT_DIR) to it before "
             "the first request; otherwise check the base URL"
@@ -187,8 +194,8 @@ def map_transport(exc: Exception, where: str) -> QwenError:
         error.retryable = False
         return error
     if isinstance(exc, httpx.ConnectError):
-        return QwenConnectionError(f"could not connect to {where}: {exc}; check the base URL and the network")
-    return QwenConnectionError(f"the connection to {where} failed: {type(exc).__name__}: {exc}")
+        return APIConnectionError(f"could not connect to {where}: {exc}; check the base URL and the network")
+    return APIConnectionError(f"the connection to {where} failed: {type(exc).__name__}: {exc}")
 
 
 def _certificate_refused(exc: BaseException) -> str | None:
@@ -204,6 +211,6 @@ def _certificate_refused(exc: BaseException) -> str | None:
 def retryable(error: QwenError) -> bool:
     if isinstance(error, APIError):
         return error.retryable
-    if isinstance(error, QwenConnectionError):
+    if isinstance(error, APIConnectionError):
         return error.retryable
     return isinstance(error, StreamInterrupted)

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..api.render import footer_text, response_markdown, thinking_html
 from ..api.response import Response
-from ..errors import APIError, ConfigError, ConnectionError, QwenError
+from ..errors import APIConnectionError, APIError, ConfigError, QwenError
 
 __all__ = ["StreamView", "error_bundle", "error_title", "is_rich_frontend", "show_answer", "show_error"]
 
@@ -55,7 +55,7 @@ def error_title(exc: BaseException) -> str:
     """A short heading for an error box."""
     if isinstance(exc, APIError):
         return "Qwen API error"
-    if isinstance(exc, ConnectionError):
+    if isinstance(exc, APIConnectionError):
         return "Connection error"
     if isinstance(exc, ConfigError):
         return "Configuration needed"
