@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 from .api.response import Event, Response, Usage
 from .config import configure, settings
 from .errors import (
+    APIConnectionError,
     APIError,
     AuthenticationError,
     BadRequestError,
     ConfigError,
-    ConnectionError,
     NotFoundError,
     ParameterError,
     PermissionDeniedError,
@@ -38,6 +38,7 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "aask",
+    "APIConnectionError",
     "APIError",
     "apply",
     "ask",
@@ -51,7 +52,6 @@ __all__ = [
     "Comparison",
     "ConfigError",
     "configure",
-    "ConnectionError",
     "Emulator",
     "Event",
     "load_ipython_extension",

@@ -12,7 +12,7 @@
     │   ├── NotFoundError          404 (unknown model)
     │   ├── RateLimitError         429
     │   └── ServerError            5xx
-    ├── ConnectionError        no answer: refused, reset, timed out
+    ├── APIConnectionError     no answer: refused, reset, timed out
     ├── StreamInterrupted      the stream broke after tokens arrived (kept on Response.error)
     └── StructuredOutputError  an answer that is not the JSON that was asked for
 
@@ -25,11 +25,11 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "APIConnectionError",
     "APIError",
     "AuthenticationError",
     "BadRequestError",
     "ConfigError",
-    "ConnectionError",
     "NotFoundError",
     "ParameterError",
     "PermissionDeniedError",
@@ -120,7 +120,7 @@ class ServerError(APIError):
     hint = "The service had a problem; run again in a moment."
 
 
-class ConnectionError(QwenError):
+class APIConnectionError(QwenError):
     """The service could not be reached, or stopped answering, before any token arrived."""
 
     retryable = True  # False when waiting cannot help (a certificate that is not trusted)

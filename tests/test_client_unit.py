@@ -11,6 +11,8 @@ import httpx
 import pytest
 
 from qwen_magics import (
+    APIConnectionError,
+    APIError,
     AsyncClient,
     AuthenticationError,
     BadRequestError,
@@ -23,7 +25,6 @@ from qwen_magics import (
     StreamInterrupted,
     configure,
 )
-from qwen_magics import ConnectionError as QwenConnectionError
 
 KEY = "sk-unit-fake-key-0123456789-SECRET"
 FAST = Retry(attempts=3, backoff=0.01, max_backoff=0.02)
@@ -258,7 +259,7 @@ def test_connection_errors_are_retried_then_raised(clean_env: None) -> None:
     script = Script(httpx.ConnectError("refused"), sse(GOOD))
     assert client(script).ask("hi").text == "Hi!"
     script = Script(*(httpx.ConnectError("refused") for _ in range(3)))
-    with pytest.raises(QwenConnectionError, match="could not connect"):
+    with pytest.raises(APIConnectionError, match="could not connect"):
         client(script).ask("hi")
 
 
@@ -349,6 +350,15 @@ def test_interrupting_keeps_partial_text_and_closes(clean_env: None) -> None:
         for _ in r:
             pass
     assert r.interrupted and r.incomplete and r.partial_text == "Hi" and closed
+
+
+def test_a_models_answer_without_a_list_says_so(clean_env: None) -> None:
+    script = Script(httpx.Response(200, json={"models": ["qwen-plus"]}))
+    with pytest.raises(APIError, match="answered GET /models without a model list"):
+        client(script).models()
+    (request,) = script.requests
+    assert request.method == "GET" and str(request.url) == "http://qwen.test/compatible-mode/v1/models"
+    assert request.headers["authorization"] == f"Bearer {KEY}"
 
 
 def test_configuration_precedence(clean_env: None, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -341,7 +341,8 @@ def test_failing_inside_the_run_thread_does_not_leave_it_running(qwen_env: Emula
 
 # -- the live display -------------------------------------------------------------------------------
 def test_the_grid_streams_live_at_a_bounded_rate(shell, qwen_env: Emulator) -> None:  # type: ignore[no-untyped-def]
-    qwen_env.token_delay = 0.02
+    qwen_env.generator = SimpleGenerator(length=60)
+    qwen_env.token_delay = 0.02  # about 1.5 s: the grid redraws as its text doubles, or each second
     with capture_output() as cap:
         shell.run_cell(
             "import qwen_magics\n"
@@ -355,7 +356,7 @@ def test_the_grid_streams_live_at_a_bounded_rate(shell, qwen_env: Emulator) -> N
     assert not first.update and all(o.update for o in updates)  # one display, then updates to it
     display_id = first.transient["display_id"]
     assert all(o.transient["display_id"] == display_id for o in updates)
-    assert len(updates) >= 4, "the grid must redraw while the answers stream"
+    assert len(updates) >= 3, "the grid must redraw while the answers stream"
     assert len(updates) <= c.elapsed * 15 + 2, "no more than 15 redraws a second, plus the final one"
     assert any("answering" in o.data["text/html"] for o in updates[:-1])  # live, before the end
     final = updates[-1].data

@@ -187,6 +187,32 @@ def test_models_list(emulator: Emulator) -> None:
     assert httpx.get(f"{v1}/models", headers={"Authorization": f"Bearer {TEST_KEY}"}).status_code == 200
 
 
+def test_client_lists_the_servers_models_and_maps_its_errors(qwen_env: Emulator) -> None:
+    import asyncio
+    import socket
+
+    from qwen_magics import MODELS, APIConnectionError, AsyncClient
+
+    with Client() as client:
+        assert client.models() == list(MODELS)
+    with Client(api_key="sk-wrong-fake-key-0123456789") as client, pytest.raises(AuthenticationError) as err:
+        client.models()
+    assert err.value.status == 401 and "Keys only work in their own region" in str(err.value)
+    with Client(base_url=qwen_env.base_url + "/nowhere") as client, pytest.raises(NotFoundError):
+        client.models()
+    with socket.socket() as s:  # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with Client(base_url=f"http://127.0.0.1:{port}/v1") as client, pytest.raises(APIConnectionError):
+        client.models()
+
+    async def main() -> list[str]:
+        async with AsyncClient() as client:
+            return await client.models()
+
+    assert asyncio.run(main()) == list(MODELS)
+
+
 def test_client_reads_the_emulator(qwen_env: Emulator) -> None:
     r = ask("What is the capital of France?", model="qwen3.6-plus", temperature=0.4)
     assert r.text.startswith("You asked: What is the capital of France?")

@@ -33,13 +33,13 @@ def test_saved_notebook_holds_the_final_render_and_no_key(emulator: Emulator) ->
     answer = "".join(SimpleGenerator().answer("Explain tides in one line.", temperature=0.3))
     assert nb.cells[3].outputs[0].text.strip() == answer
     outputs = nb.cells[2].outputs
-    assert len(outputs) == 1  # the live updates replaced one display; the final render stayed
-    saved = outputs[0]
-    assert saved.output_type == "display_data"
-    assert set(saved.data) == {"text/markdown", "text/plain"}
+    # the folded Thinking block, then the answer: live updates replaced each display's frames
+    assert len(outputs) == 2 and all(o.output_type == "display_data" for o in outputs)
+    assert all(set(o.data) == {"text/markdown", "text/plain"} for o in outputs)
+    thinking, saved = outputs
+    assert thinking.data["text/markdown"].startswith("<details class='qwen-thinking'><summary>Thinking")
     markdown = saved.data["text/markdown"]
     assert answer in markdown and "waiting" not in markdown
-    assert "<details class='qwen-thinking'><summary>Thinking</summary>" in markdown
     assert "first token" in markdown and "tok/s" in markdown and "(est.)" in markdown
     assert saved.data["text/plain"].startswith(answer)
     text = nbformat.writes(nb)
@@ -67,7 +67,7 @@ def test_stop_button_ends_the_stream_quickly_and_keeps_the_partial_answer(
     while True:  # wait until some of the answer is on screen
         msg = kc.get_iopub_msg(timeout=30)
         if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "update_display_data":
-            shown.append(msg["content"]["data"]["text/plain"])
+            shown.append(msg["content"]["data"]["text/markdown"])
             if "You asked" in shown[-1]:
                 break
     reply, final, took = press_stop(km, kc, msg_id)

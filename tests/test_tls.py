@@ -17,7 +17,7 @@ import pytest
 
 from qwen_magics.api.client import AsyncClient, Client
 from qwen_magics.emulator import Emulator
-from qwen_magics.errors import ConnectionError as QwenConnectionError
+from qwen_magics.errors import APIConnectionError
 
 from .conftest import TEST_KEY
 
@@ -65,7 +65,7 @@ def test_an_unknown_certificate_authority_is_refused_with_a_clear_error(https: t
     emu, _ = https
     assert emu.base_url.startswith("https://127.0.0.1:")
     started = time.perf_counter()
-    with Client() as client, pytest.raises(QwenConnectionError) as err:
+    with Client() as client, pytest.raises(APIConnectionError) as err:
         client.ask("hi", base_url=emu.base_url, api_key=TEST_KEY)
     message = str(err.value)
     assert "certificate" in message and "SSL_CERT_FILE" in message, message

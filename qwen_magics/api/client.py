@@ -24,8 +24,10 @@ from .request import (
     BackoffGate,
     Prepared,
     Retry,
+    auth_headers,
     error_from_body,
     map_transport,
+    model_ids,
     prepare,
     retry_after_header,
     retryable,
@@ -162,6 +164,14 @@ class _Base:
             "POST", prep.url, json=prep.body, headers=prep.headers, timeout=self._timeout_for(prep.settings)
         )
 
+    def _models_request(self) -> tuple[httpx.Request, _config.Settings]:
+        settings = self.settings()
+        url = f"{settings.base_url}/models"
+        request = self.http.build_request(  # type: ignore[attr-defined]
+            "GET", url, headers=auth_headers(settings), timeout=self._timeout_for(settings)
+        )
+        return request, settings
+
     def _timeout_for(self, settings: _config.Settings) -> httpx.Timeout:
         return httpx.Timeout(settings.timeout, connect=min(10.0, settings.timeout))
 
@@ -224,6 +234,18 @@ class Client(_Base):
                 return outcome
             error, retry_after = outcome
             time.sleep(self._retry_delay(error, attempt, started, retry_after))
+
+    def models(self) -> list[str]:
+        """The model ids the server's ``GET /models`` lists. Errors raise as for ``ask``, untried again."""
+        request, settings = self._models_request()
+        try:
+            resp = self.http.send(request)
+        except httpx.TransportError as exc:
+            raise map_transport(exc, settings.where) from None
+        except BaseException:
+            self._drop_orphans()
+            raise
+        return model_ids(resp.status_code, resp.content, resp.headers, settings)
 
     def _attempt(self, prep: Prepared, attempt: int) -> Response | tuple[QwenError, float | None]:
         """One try: the Response, or the error and the server's Retry-After."""
@@ -322,6 +344,15 @@ class AsyncClient(_Base):
                 return outcome
             error, retry_after = outcome
             await asyncio.sleep(self._retry_delay(error, attempt, started, retry_after))
+
+    async def models(self) -> list[str]:
+        """The model ids the server's ``GET /models`` lists. Errors raise as for ``ask``, untried again."""
+        request, settings = self._models_request()
+        try:
+            resp = await self.http.send(request)
+        except httpx.TransportError as exc:
+            raise map_transport(exc, settings.where) from None
+        return model_ids(resp.status_code, resp.content, resp.headers, settings)
 
     async def _attempt(self, prep: Prepared, attempt: int) -> Response | tuple[QwenError, float | None]:
         """One try: the Response, or the error and the server's Retry-After."""

@@ -18,8 +18,15 @@ from typing import Any
 import httpx
 
 from .. import config as _config
-from ..errors import APIError, AuthenticationError, ConfigError, QwenError, StreamInterrupted, api_error
-from ..errors import ConnectionError as QwenConnectionError
+from ..errors import (
+    APIConnectionError,
+    APIError,
+    AuthenticationError,
+    ConfigError,
+    QwenError,
+    StreamInterrupted,
+    api_error,
+)
 from .params import build_body, build_messages, check_params
 
 __all__ = [
@@ -29,6 +36,7 @@ __all__ = [
     "auth_headers",
     "error_from_body",
     "map_transport",
+    "model_ids",
     "prepare",
     "retry_after_header",
     "retryable",
@@ -144,6 +152,24 @@ def error_from_body(status: int, raw: bytes, headers: httpx.Headers, settings: _
     return err
 
 
+def model_ids(status: int, raw: bytes, headers: httpx.Headers, settings: _config.Settings) -> list[str]:
+    """The ids of a ``GET /models`` answer (``{"data": [{"id": ...}, ...]}``); an error answer raises
+    the same APIError a chat request would get."""
+    if status != 200:
+        raise error_from_body(status, raw, headers, settings)
+    try:
+        data = json.loads(raw).get("data")
+    except (ValueError, AttributeError):
+        data = None
+    if not isinstance(data, list):
+        raise APIError(
+            f"{settings.where} answered GET /models without a model list; check the base URL",
+            status=status,
+            request_id=headers.get("x-request-id"),
+        )
+    return [str(m["id"]) for m in data if isinstance(m, dict) and m.get("id")]
+
+
 def retry_after_header(headers: httpx.Headers) -> float | None:
     value = headers.get("retry-after")
     try:
@@ -155,12 +181,12 @@ def retry_after_header(headers: httpx.Headers) -> float | None:
 def map_transport(exc: Exception, where: str) -> QwenError:
     """The one place where httpx's transport exceptions become ours."""
     if isinstance(exc, httpx.TimeoutException):
-        return QwenConnectionError(
+        return APIConnectionError(
             f"no answer from {where} in time ({type(exc).__name__}); check the network or raise the timeout"
         )
     refused = _certificate_refused(exc)
     if refused is not None:
-        error = QwenConnectionError(
+        error = APIConnectionError(
             f"could not connect to {where}: its TLS certificate is not trusted ({refused}). If the server "
             "uses a certificate authority of your own, set SSL_CERT_FILE (or SSL_CERT_DIR) to it before "
             "the first request; otherwise check the base URL"
@@ -168,8 +194,8 @@ def map_transport(exc: Exception, where: str) -> QwenError:
         error.retryable = False
         return error
     if isinstance(exc, httpx.ConnectError):
-        return QwenConnectionError(f"could not connect to {where}: {exc}; check the base URL and the network")
-    return QwenConnectionError(f"the connection to {where} failed: {type(exc).__name__}: {exc}")
+        return APIConnectionError(f"could not connect to {where}: {exc}; check the base URL and the network")
+    return APIConnectionError(f"the connection to {where} failed: {type(exc).__name__}: {exc}")
 
 
 def _certificate_refused(exc: BaseException) -> str | None:
@@ -185,6 +211,6 @@ def _certificate_refused(exc: BaseException) -> str | None:
 def retryable(error: QwenError) -> bool:
     if isinstance(error, APIError):
         return error.retryable
-    if isinstance(error, QwenConnectionError):
+    if isinstance(error, APIConnectionError):
         return error.retryable
     return isinstance(error, StreamInterrupted)

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..api.render import closing_markdown, footer_text, response_markdown, thinking_html
 from ..api.response import Response
-from ..errors import APIError, ConfigError, ConnectionError, QwenError
+from ..errors import APIConnectionError, APIError, ConfigError, QwenError
 from .blocks import settled
 from .live import MAX_RATE, Live, is_rich_frontend, stop
 
@@ -50,7 +50,7 @@ def error_title(exc: BaseException) -> str:
     """A short heading for an error box."""
     if isinstance(exc, APIError):
         return "Qwen API error"
-    if isinstance(exc, ConnectionError):
+    if isinstance(exc, APIConnectionError):
         return "Connection error"
     if isinstance(exc, ConfigError):
         return "Configuration needed"

@@ -15,7 +15,7 @@ from typing import Any
 from traitlets import HasTraits, TraitError
 
 from .. import config
-from ..errors import ConfigError
+from ..errors import APIError, ConfigError
 from ..models import MODELS, ModelInfo, get_model
 
 __all__ = ["config_bundle", "fetch_model_ids", "help_bundle", "models_bundle", "set_defaults"]
@@ -130,18 +130,12 @@ def _literal(text: str) -> Any:
 
 
 # -- %qwen models --------------------------------------------------------------------------------
-def fetch_model_ids(settings: config.Settings, timeout: float = MODELS_TIMEOUT) -> list[str]:
-    """The server's ``GET /models`` list of ids; raises on any failure."""
-    import httpx
+def fetch_model_ids(timeout: float = MODELS_TIMEOUT) -> list[str]:
+    """The ids on the server's ``GET /models`` list, from the client; raises a QwenError on failure."""
+    from ..api.client import Client
 
-    from ..api.request import auth_headers  # the one place the key goes into a header
-
-    resp = httpx.get(f"{settings.base_url}/models", headers=auth_headers(settings), timeout=timeout)
-    resp.raise_for_status()
-    data = resp.json().get("data")
-    if not isinstance(data, list):
-        raise ValueError("the answer has no model list")
-    return [str(m["id"]) for m in data if isinstance(m, dict) and m.get("id")]
+    with Client(timeout=timeout) as client:
+        return client.models()
 
 
 def _price(x: float | None) -> str:
@@ -163,13 +157,22 @@ def _row(name: str, info: ModelInfo | None) -> list[str]:
     ]
 
 
+def _why(exc: Exception) -> str:
+    """One short line; an API error's hint is about chat requests, so it goes."""
+    if isinstance(exc, APIError):
+        text = " ".join(str(p) for p in (exc.status, exc.code, exc.message) if p)
+    else:
+        text = str(exc)
+    return (text.splitlines() or [type(exc).__name__])[0][:120]
+
+
 def models_bundle(settings: config.Settings) -> dict[str, str]:
     """A table of models: the server's ``/models`` list when it answers, else the built-in table."""
     try:
-        ids: list[str] | None = fetch_model_ids(settings)
+        ids: list[str] | None = fetch_model_ids()
         why = ""
     except Exception as exc:  # any failure (no route, refused, timeout, odd body): the built-in table
-        ids, why = None, (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+        ids, why = None, _why(exc)
     header = ["model", "context", "max output", "thinking", "input $/M", "output $/M", "thinking $/M"]
     if ids is None:
         names = list(MODELS)

@@ -424,7 +424,7 @@ class QwenMagics(Magics):
         known = self._server_models.get(settings.base_url)
         if known is None or model not in known:
             try:
-                known = set(fetch_model_ids(settings))
+                known = set(fetch_model_ids())
             except Exception:  # no list, no key, no connection: the request itself will tell
                 return
             self._server_models[settings.base_url] = known
