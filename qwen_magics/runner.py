@@ -123,8 +123,12 @@ class Background(Generic[T]):
                 continue
 
     def result(self) -> T | None:
-        """What the coroutine returned (None if cancelled), once it ended; its exception is raised here."""
-        self.wait()
+        """What the coroutine returned (None if cancelled); its exception is raised here.
+
+        Waits for the end, except in ``on_exit``, where the coroutine has ended already.
+        """
+        if threading.current_thread() is not self._thread:
+            self.wait()
         if self._error is not None:
             raise self._error
         return self._value

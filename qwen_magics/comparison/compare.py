@@ -5,8 +5,8 @@ and sends each setting ``samples`` times through one ``AsyncClient``: one connec
 shared backoff, so a 429 slows the whole comparison instead of each request hammering on its own.
 The asyncio work runs on a ``runner.Background`` (its own event loop in a worker thread), so
 ``compare`` works inside Jupyter, whose kernel already runs a loop; the calling thread draws the grid
-(see ``grid.py``). A cell's failure stays in that cell; ``compare`` raises only for a mistake in
-its own arguments.
+(see ``grid.py``); ``acompare`` is the same for code already on such a loop. A cell's failure stays
+in that cell; ``compare`` raises only for a mistake in its own arguments.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from ipywidgets import ToggleButton
 
 
-__all__ = ["COMPARE_RETRY", "Cell", "Comparison", "compare", "parse_grid"]
+__all__ = ["COMPARE_RETRY", "Cell", "Comparison", "acompare", "compare", "parse_grid"]
 
 # DashScope sends no Retry-After. A burst of 429s clears in a fraction of a second, so retry soon
 # and back off exponentially; the client's shared gate keeps the other cells from piling on.
@@ -354,6 +354,44 @@ def compare(
     """
     comparison, streams = _prepare(prompt, samples, concurrency, labels, configs, retry, params)
     return _run(comparison, streams, show, publish, cancel)
+
+
+async def acompare(
+    prompt: str | None,
+    *,
+    samples: int = 1,
+    concurrency: int = 8,
+    labels: Sequence[str] | None = None,
+    configs: Sequence[Mapping[str, Any]] | None = None,
+    retry: Retry | None = None,
+    publish: Callable[[dict[str, str], bool], None] | None = None,
+    **params: Any,
+) -> Comparison:
+    """``compare`` for code already on an event loop off the kernel's thread (the parameter panel's
+    Compare button, on its ``Background``): the grid is drawn through ``publish`` from this loop,
+    at compare's rate, and cancelling the task stops every cell like Ctrl-C, keeping what arrived.
+    """
+    comparison, streams = _prepare(prompt, samples, concurrency, labels, configs, retry, params)
+    view = GridView(comparison, publish=publish) if publish is not None else None
+    if view is not None:
+        view.start()
+    work = asyncio.ensure_future(streams.run())
+    try:
+        while not work.done():
+            await asyncio.wait([work], timeout=1.0 / MAX_RATE)
+            if view is not None:
+                view.refresh(streams.version)
+    except asyncio.CancelledError:
+        comparison.interrupted = True  # like Ctrl-C: stop every cell, return what arrived
+    finally:
+        if not work.done():
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+    _settle(comparison, view)
+    failure = None if work.cancelled() else work.exception()
+    if failure is not None:
+        raise failure  # a bug of ours reaches the caller
+    return comparison
 
 
 def _prepare(
