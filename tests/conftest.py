@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -51,6 +52,19 @@ def shell(qwen_env: Emulator):  # type: ignore[no-untyped-def]
     yield ip
     if "qwen_magics" in ip.extension_manager.loaded:
         ip.run_line_magic("unload_ext", "qwen_magics")
+
+
+def open_connections(emulator: Emulator) -> list[Any]:
+    """Established TCP connections to or from the emulator's port in this process: both ends of an
+    in-process client's, the server's end of a kernel's."""
+    import psutil
+
+    return [
+        c
+        for c in psutil.Process().net_connections(kind="tcp")
+        if c.status == psutil.CONN_ESTABLISHED
+        and emulator.port in ((c.laddr.port if c.laddr else None), (c.raddr.port if c.raddr else None))
+    ]
 
 
 def pytest_configure(config: pytest.Config) -> None:

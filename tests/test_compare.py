@@ -21,7 +21,7 @@ from qwen_magics.comparison.diversity import diversity, similarity, word_diff_ht
 from qwen_magics.emulator import Emulator
 from qwen_magics.emulator.answers import SimpleGenerator
 
-from .conftest import TEST_KEY
+from .conftest import TEST_KEY, open_connections
 from .kernels import kernel_env, press_stop, run, running_kernel
 
 PROMPT = "Name a colour"
@@ -331,6 +331,36 @@ def test_ctrl_c_stops_every_cell_and_keeps_partial_answers(clean_env: None) -> N
     assert queued.interrupted and queued.partial_text == "" and "before it was sent" in str(queued.error)
     assert sent == 2
     assert "interrupted" in repr(c) and c.df["text"].str.len().gt(0).sum() == 2
+
+
+def test_cancel_closes_every_open_stream_and_leaves_no_connection(qwen_env: Emulator) -> None:
+    qwen_env.generator = SimpleGenerator(length=300)
+    qwen_env.token_delay = 0.02  # about 6 s for a whole answer
+    cancel = threading.Event()
+    pressed: list[float] = []
+
+    def press_once_all_stream() -> None:
+        deadline = time.monotonic() + 10
+        while len(qwen_env.chat_requests) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)
+        pressed.append(time.time())
+        cancel.set()
+
+    presser = threading.Thread(target=press_once_all_stream)
+    presser.start()
+    c = compare(PROMPT, temperature=[0.1, 0.5, 0.9, 1.3], thinking=False, show=False, cancel=cancel)
+    presser.join()
+    assert c.interrupted and len(qwen_env.chat_requests) == 4
+    assert all(r.interrupted and r.partial_text.startswith("You asked") for r in c.responses)
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and (
+        open_connections(qwen_env) or any(r.client_closed is None for r in qwen_env.chat_requests)
+    ):
+        time.sleep(0.02)
+    closed = [r.client_closed for r in qwen_env.chat_requests]
+    assert all(t is not None and t - pressed[0] < 0.5 for t in closed), closed  # every stream hung up
+    assert open_connections(qwen_env) == []  # and nothing stays open, on either end
 
 
 def test_failing_inside_the_run_thread_does_not_leave_it_running(qwen_env: Emulator) -> None:

@@ -363,6 +363,55 @@ def test_cancelling_an_async_stream_closes_the_connection(qwen_env: Emulator) ->
     assert closed is not None and closed - stopped < 0.5
 
 
+def test_interrupting_an_async_stream_from_another_thread_closes_it_on_its_own_loop(
+    qwen_env: Emulator,
+) -> None:
+    """The panel's Stop and Ctrl-C run on the kernel's thread while the answer streams on a worker's loop."""
+    import asyncio
+    import threading
+    import time
+    from typing import Any
+
+    from qwen_magics import AsyncClient
+    from qwen_magics.emulator.answers import SimpleGenerator
+
+    qwen_env.generator = SimpleGenerator(length=400)
+    qwen_env.token_delay = 0.02  # 4 s for the whole answer
+    streaming = threading.Event()
+    seen: dict[str, Any] = {}
+
+    async def read() -> None:
+        async with AsyncClient() as client:
+            response = await client.ask("a long answer please", model="qwen-plus")
+            seen["response"] = response
+            async for event in response:
+                if event.type == "text":
+                    streaming.set()
+            seen["ended"] = time.time()
+
+    worker = threading.Thread(target=lambda: asyncio.run(read()), name="test-stream-loop")
+    worker.start()
+    assert streaming.wait(5)
+    time.sleep(0.2)
+    response = seen["response"]
+    stopped = time.time()
+    response.interrupt()  # from this thread, not the stream's
+    worker.join(2)
+    assert not worker.is_alive() and seen["ended"] - stopped < 0.5  # the reader's loop ends at once
+    assert response.done and response.interrupted and response.incomplete
+    partial, whole = (
+        response.partial_text,
+        "".join(SimpleGenerator(length=400).answer("a long answer please")),
+    )
+    assert partial.startswith("You asked") and whole.startswith(partial)  # what arrived is kept
+    assert len(partial) < len(whole) // 2  # and the rest never came
+    deadline = time.time() + 2
+    while qwen_env.chat_requests[-1].client_closed is None and time.time() < deadline:
+        time.sleep(0.01)
+    closed = qwen_env.chat_requests[-1].client_closed
+    assert closed is not None and closed - stopped < 0.5  # the emulator saw the connection close
+
+
 def test_json_mode_follows_a_schema_written_in_the_system_message(qwen_env: Emulator) -> None:
     schema = {"type": "object", "properties": {"moons": {"type": "integer"}}, "required": ["moons"]}
     r = ask(

@@ -17,6 +17,7 @@ from jupyter_client.manager import KernelManager
 from qwen_magics.emulator import Emulator
 from qwen_magics.emulator.answers import SimpleGenerator
 
+from .conftest import open_connections
 from .kernels import kernel_env, run, running_kernel
 
 pytestmark = pytest.mark.kernel
@@ -57,17 +58,6 @@ def probe(kc: Any) -> dict[str, Any]:
     assert reply["status"] == "ok", reply
     out = "".join(m["content"].get("text", "") for m in messages if m["msg_type"] == "stream")
     return dict(json.loads(out.strip().splitlines()[-1]))
-
-
-def server_connections(emulator: Emulator) -> list[Any]:
-    """The emulator's open connections (its side of them, in this process)."""
-    import psutil
-
-    return [
-        c
-        for c in psutil.Process().net_connections(kind="tcp")
-        if c.laddr and c.laddr.port == emulator.port and c.status == psutil.CONN_ESTABLISHED
-    ]
 
 
 @pytest.fixture
@@ -155,9 +145,9 @@ def test_stop_at_random_moments_keeps_partial_answers_and_leaves_nothing_open(
     assert len(after["sockets"]) <= len(before["sockets"]), new
     assert after["threads"] == before["threads"]
     deadline = time.monotonic() + 2
-    while len(server_connections(emulator)) > 1 and time.monotonic() < deadline:
+    while len(open_connections(emulator)) > 1 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert len(server_connections(emulator)) <= 1  # the kernel's one idle keep-alive connection
+    assert len(open_connections(emulator)) <= 1  # the kernel's one idle keep-alive connection
     # a press while the request body was on its way leaves the server half a body: not JSON
     records = {r.body["messages"][-1]["content"]: r for r in emulator.chat_requests if r.body}
     cut_short = [i for i, (_, stop, _, partial) in kept.items() if stop and len(partial) < full_length - 40]

@@ -12,8 +12,11 @@ from IPython.utils.capture import capture_output
 import qwen_magics
 from qwen_magics import ParameterError
 from qwen_magics.emulator import Emulator
+from qwen_magics.emulator.answers import SimpleGenerator
 from qwen_magics.widgets.panel import Panel
 from qwen_magics.widgets.presets import PRESETS
+
+from .conftest import open_connections
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
@@ -464,6 +467,25 @@ def test_stop_ends_a_comparison_and_keeps_what_arrived(make, qwen_env: Emulator)
     assert all(r.interrupted for r in comparison.responses)
     assert "stopped" in compared(p) and "comparison of 2 settings: stopped" in p.status.value
     assert panel_threads() == [] and not p.compare_mode.run_button.disabled
+
+
+def test_stop_closes_every_stream_of_a_comparison(make, qwen_env: Emulator) -> None:
+    qwen_env.generator = SimpleGenerator(length=300)
+    qwen_env.token_delay = 0.02  # about 6 s for a whole answer
+    p = make("Write a long story", model="qwen-plus")
+    add_settings(p, 0.3, 0.8, 1.3)
+    p.compare_mode.run_button.click()
+    until(lambda: len(qwen_env.chat_requests) == 3)
+    time.sleep(0.3)
+    pressed = time.time()
+    p.stop_button.click()
+    assert p.wait(5)
+    comparison = p.compare_mode.comparison
+    assert comparison is not None and comparison.interrupted
+    assert all(r.interrupted and r.partial_text.startswith("You asked") for r in comparison.responses)
+    until(lambda: all(r.client_closed for r in qwen_env.chat_requests) and not open_connections(qwen_env))
+    assert all(r.client_closed - pressed < 0.5 for r in qwen_env.chat_requests)  # type: ignore[operator]
+    assert [t.name for t in threading.enumerate() if t.name.startswith("qwen-")] == ["qwen-emulator"]
 
 
 def test_highlighting_differences_redraws_the_grid(make, qwen_env: Emulator) -> None:

@@ -3,9 +3,10 @@
 ``compare`` expands the grid (the cross product of list-valued parameters, or explicit ``configs``)
 and sends each setting ``samples`` times through one ``AsyncClient``: one connection pool and one
 shared backoff, so a 429 slows the whole comparison instead of each request hammering on its own.
-The asyncio work runs in a thread with its own event loop, so ``compare`` works inside Jupyter,
-whose kernel already runs a loop; the calling thread draws the grid (see ``grid.py``). A cell's
-failure stays in that cell; ``compare`` raises only for a mistake in its own arguments.
+The asyncio work runs on a ``runner.Background`` (its own event loop in a worker thread), so
+``compare`` works inside Jupyter, whose kernel already runs a loop; the calling thread draws the grid
+(see ``grid.py``); ``acompare`` is the same for code already on such a loop. A cell's failure stays
+in that cell; ``compare`` raises only for a mistake in its own arguments.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..api.params import PARAMS, SEED_MAX, build_messages
 from ..api.request import prepare as _prepare_request
 from ..api.response import Event, Response
 from ..errors import ParameterError, QwenError, StreamInterrupted
+from ..runner import Background
 from .diversity import Diversity, distinct_answers, diversity
 from .grid import MAX_RATE, GridView, grid_html, grid_text
 from .gridspec import (
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
     from ipywidgets import ToggleButton
 
 
-__all__ = ["COMPARE_RETRY", "Cell", "Comparison", "compare", "parse_grid"]
+__all__ = ["COMPARE_RETRY", "Cell", "Comparison", "acompare", "compare", "parse_grid"]
 
 # DashScope sends no Retry-After. A burst of 429s clears in a fraction of a second, so retry soon
 # and back off exponentially; the client's shared gate keeps the other cells from piling on.
@@ -249,8 +251,8 @@ def failed_response(cell: Cell, error: QwenError, since: float, *, interrupted: 
     return response
 
 
-class _Runner:
-    """The asyncio side of a comparison, in a thread with its own event loop."""
+class _Streams:
+    """The asyncio side of a comparison: every sample's request, at most ``concurrency`` at once."""
 
     def __init__(
         self,
@@ -266,56 +268,19 @@ class _Runner:
         self.concurrency = concurrency
         self.retry = retry
         self.version = 0  # bumped on every change the grid should show
-        self.finished = threading.Event()
-        self.failure: BaseException | None = None
-        self._lock = threading.Lock()
-        self._stopping = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[Any] | None = None
-        self._thread = threading.Thread(target=self._main, name="qwen-compare", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Cancel every request (Ctrl-C); what arrived stays on the Responses."""
-        with self._lock:
-            self._stopping = True
-            if self._loop is not None and self._task is not None:
-                self._loop.call_soon_threadsafe(self._task.cancel)
-
-    def join(self) -> None:
-        while self._thread.is_alive():
-            try:
-                self._thread.join(0.1)
-            except KeyboardInterrupt:
-                self.stop()
-
-    def _main(self) -> None:
+    async def run(self) -> None:
         try:
-            asyncio.run(self._run())
-        except asyncio.CancelledError:
-            pass
-        except BaseException as exc:  # a bug must reach the caller, not die with the thread
-            self.failure = exc
+            gate = asyncio.Semaphore(self.concurrency)
+            cells = self.comparison.cells
+            async with AsyncClient(retry=self.retry) as client:
+                # sample-major order: every cell gets its first answer before any gets its second
+                jobs = [
+                    self._one(client, gate, cell, i) for i in range(self.comparison.samples) for cell in cells
+                ]
+                await asyncio.gather(*jobs, return_exceptions=True)
         finally:
             self.version += 1
-            self.finished.set()
-
-    async def _run(self) -> None:
-        with self._lock:
-            if self._stopping:
-                return
-            self._loop = asyncio.get_running_loop()
-            self._task = asyncio.current_task()
-        gate = asyncio.Semaphore(self.concurrency)
-        cells = self.comparison.cells
-        async with AsyncClient(retry=self.retry) as client:
-            # sample-major order: every cell gets its first answer before any gets its second
-            jobs = [
-                self._one(client, gate, cell, i) for i in range(self.comparison.samples) for cell in cells
-            ]
-            await asyncio.gather(*jobs, return_exceptions=True)
 
     async def _one(self, client: AsyncClient, gate: asyncio.Semaphore, cell: Cell, i: int) -> None:
         if cell.error is not None:
@@ -387,6 +352,58 @@ def compare(
 
         compare("Name a colour.", temperature=[0.1, 0.9], thinking=[True, False], samples=3).df
     """
+    comparison, streams = _prepare(prompt, samples, concurrency, labels, configs, retry, params)
+    return _run(comparison, streams, show, publish, cancel)
+
+
+async def acompare(
+    prompt: str | None,
+    *,
+    samples: int = 1,
+    concurrency: int = 8,
+    labels: Sequence[str] | None = None,
+    configs: Sequence[Mapping[str, Any]] | None = None,
+    retry: Retry | None = None,
+    publish: Callable[[dict[str, str], bool], None] | None = None,
+    **params: Any,
+) -> Comparison:
+    """``compare`` for code already on an event loop off the kernel's thread (the parameter panel's
+    Compare button, on its ``Background``): the grid is drawn through ``publish`` from this loop,
+    at compare's rate, and cancelling the task stops every cell like Ctrl-C, keeping what arrived.
+    """
+    comparison, streams = _prepare(prompt, samples, concurrency, labels, configs, retry, params)
+    view = GridView(comparison, publish=publish) if publish is not None else None
+    if view is not None:
+        view.start()
+    work = asyncio.ensure_future(streams.run())
+    try:
+        while not work.done():
+            await asyncio.wait([work], timeout=1.0 / MAX_RATE)
+            if view is not None:
+                view.refresh(streams.version)
+    except asyncio.CancelledError:
+        comparison.interrupted = True  # like Ctrl-C: stop every cell, return what arrived
+    finally:
+        if not work.done():
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+    _settle(comparison, view)
+    failure = None if work.cancelled() else work.exception()
+    if failure is not None:
+        raise failure  # a bug of ours reaches the caller
+    return comparison
+
+
+def _prepare(
+    prompt: str | None,
+    samples: int,
+    concurrency: int,
+    labels: Sequence[str] | None,
+    configs: Sequence[Mapping[str, Any]] | None,
+    retry: Retry | None,
+    params: dict[str, Any],
+) -> tuple[Comparison, _Streams]:
+    """The grid's cells, each checked as ``ask`` would; a mistake in compare's own arguments raises."""
     samples = positive("samples", samples)
     concurrency = positive("concurrency", concurrency)
     settings, fixed = expand(params, configs)
@@ -421,38 +438,41 @@ def compare(
     for cell, name in zip(cells, names, strict=True):
         cell.label = name
     comparison = Comparison(prompt, cells, samples, shared_settings(settings) if len(settings) > 1 else {})
-    return _run(comparison, prompt, fixed, concurrency, retry, show, publish, cancel)
+    return comparison, _Streams(comparison, prompt, fixed, concurrency, retry)
 
 
 def _run(
     comparison: Comparison,
-    prompt: str | None,
-    fixed: dict[str, Any],
-    concurrency: int,
-    retry: Retry,
+    streams: _Streams,
     show: bool | None,
     publish: Callable[[dict[str, str], bool], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> Comparison:
+    """Stream on a Background while this thread draws the grid; Ctrl-C or ``cancel`` stops every cell."""
     if show is None:
         from IPython import get_ipython
 
         show = get_ipython() is not None
     view = GridView(comparison, publish=publish) if show or publish is not None else None
-    runner = _Runner(comparison, prompt, fixed, concurrency, retry)
-    runner.start()
+    work = Background[None]("qwen-compare").start(streams.run)
     try:
         if view is not None:
             view.start()
-        while not runner.finished.wait(1.0 / MAX_RATE):
+        while not work.wait(1.0 / MAX_RATE):
             if cancel is not None and cancel.is_set():
                 raise KeyboardInterrupt  # the caller's Stop button: the same path as Ctrl-C
             if view is not None:
-                view.refresh(runner.version)
+                view.refresh(streams.version)
     except KeyboardInterrupt:
         comparison.interrupted = True
-        runner.stop()
-        runner.join()
+        work.stop()
+    _settle(comparison, view)
+    work.result()  # a bug of ours reaches the caller
+    return comparison
+
+
+def _settle(comparison: Comparison, view: GridView | None) -> None:
+    """The end of a run: a Response in every slot, the wall time, the final grid."""
     for cell in comparison.cells:  # requests that never started (Ctrl-C while they queued)
         for i, slot in enumerate(cell.slots):
             if slot is None:
@@ -465,6 +485,3 @@ def _run(
     comparison.elapsed = time.perf_counter() - comparison._started
     if view is not None:
         view.finish()
-    if runner.failure is not None:
-        raise runner.failure
-    return comparison

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import string
-import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..api.client import AsyncClient
 from ..api.response import Response, Usage
 from ..errors import ConfigError, ParameterError, QwenError
+from ..runner import Background
 from .ask import Plan, arun, plan
 from .records import typed, user_namespace
 from .schema import Schema, parse_schema
@@ -97,8 +97,17 @@ def apply(
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(rows), desc="qwen apply", unit="row", disable=not progress)
+    # on a Background: a kernel's own loop is already running; this thread waits, where Ctrl-C lands
+    work = Background[None]("qwen-apply")
+    interrupted = False
     try:
-        interrupted = _run_in_thread(lambda: _ask_all(plans, outcomes, concurrency, retries, bar.update))
+        work.start(lambda: _ask_all(plans, outcomes, concurrency, retries, bar.update))
+        try:
+            work.wait()
+        except KeyboardInterrupt:
+            interrupted = True
+            work.stop()
+        work.result()  # ConfigError, ParameterError (the same for every row) or a bug of ours
     finally:
         bar.close()
     return _frame(df, outcomes, sch, interrupted)
@@ -130,45 +139,6 @@ async def _ask_all(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _run_in_thread(make: Callable[[], Coroutine[Any, Any, None]]) -> bool:
-    """Run the coroutine on a fresh loop in a worker thread (a kernel's loop is already running).
-    Returns True when Ctrl-C stopped it."""
-    loop = asyncio.new_event_loop()
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        asyncio.set_event_loop(loop)
-        task = loop.create_task(make())
-        box["task"] = task
-        try:
-            loop.run_until_complete(task)
-        except asyncio.CancelledError:
-            pass
-        except BaseException as exc:  # re-raised in the caller's thread
-            box["error"] = exc
-        finally:
-            try:
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            finally:
-                loop.close()
-
-    worker = threading.Thread(target=target, name="qwen-apply", daemon=True)
-    worker.start()
-    interrupted = False
-    try:
-        while worker.is_alive():
-            worker.join(0.1)
-    except KeyboardInterrupt:
-        interrupted = True
-        task = box.get("task")
-        if task is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(task.cancel)
-        worker.join()
-    if "error" in box:
-        raise box["error"]
-    return interrupted
 
 
 def _frame(df: pd.DataFrame, outcomes: list[Any], schema: Schema | None, interrupted: bool) -> pd.DataFrame:

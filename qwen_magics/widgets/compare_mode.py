@@ -2,22 +2,23 @@
 
 A user sets the controls, presses "Add current settings", changes a knob, adds again, and presses
 Compare. The grid is ``comparison.compare``'s own, drawn into the tab through its ``publish`` hook;
-the comparison runs in the panel's worker thread, so the panel's Stop button ends it (``cancel``).
+the comparison (``acompare``) runs on the panel's Background, which draws it too, and the panel's
+Stop button cancels it there.
 """
 
 from __future__ import annotations
 
 import html
-import threading
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
-from ..comparison.compare import Comparison, compare
+from ..comparison.compare import Comparison, acompare
 from ..display.answer import error_bundle
 from .text import cell_prompt, summary
 
 if TYPE_CHECKING:
+    from ..runner import Background
     from .panel import Panel
 
 __all__ = ["MAX_SETTINGS", "MIN_SETTINGS", "CompareMode"]
@@ -130,7 +131,7 @@ class CompareMode:
 
     # -- running ----------------------------------------------------------------------------------
     def run(self) -> bool:
-        """What Compare does: start the comparison in the panel's worker thread, return at once."""
+        """What Compare does: start the comparison on the panel's Background, return at once."""
         if len(self.settings) < MIN_SETTINGS:
             self.note.value = _say(f"add at least {MIN_SETTINGS} settings to compare", warn=True)
             return False
@@ -144,28 +145,36 @@ class CompareMode:
         self.comparison = None
         self.note.value = ""
         configs = [dict(s) for s in self.settings]
-        self.panel._launch(
-            "qwen-panel-compare", self._work, prompt, configs, self.samples.value, self.panel._cancel
-        )
+        samples = self.samples.value
+        self.panel._start("qwen-panel-compare", lambda: self._work(prompt, configs, samples), self._finished)
         return True
 
-    def _work(
-        self, prompt: str, configs: list[dict[str, Any]], samples: int, cancel: threading.Event
-    ) -> None:
-        status = "comparison failed"
+    async def _work(self, prompt: str, configs: list[dict[str, Any]], samples: int) -> str:
+        """The comparison, on the panel's loop; returns the status line."""
         try:
-            comparison = compare(
-                prompt, configs=configs, samples=samples, show=False, publish=self._publish, cancel=cancel
-            )
-            self.comparison = comparison
-            if self.diff.value:
-                comparison.show_diff(True)
-            state = "stopped" if comparison.interrupted else "done"
-            status = f"comparison of {len(configs)} settings: {state} · {comparison.wall:.2f}s"
+            comparison = await acompare(prompt, configs=configs, samples=samples, publish=self._publish)
         except Exception as exc:  # no key, a bad prompt, or a fault of ours: shown, not lost with the thread
             self._publish(error_bundle(str(exc), title="Comparison not run"))
-        finally:
-            self.panel._end(status)
+            return "comparison failed"
+        self.comparison = comparison
+        if self.diff.value:
+            comparison.show_diff(True)
+        state = "stopped" if comparison.interrupted else "done"
+        return f"comparison of {len(configs)} settings: {state} · {comparison.wall:.2f}s"
+
+    def _finished(self, work: Background[Any]) -> None:
+        """The worker thread's last act: free the panel."""
+        if work.cancelled:  # Stop came before the comparison began
+            self._publish(error_bundle("stopped before the comparison started", title="Stopped"))
+            status = "comparison stopped before it started"
+        elif work.error is not None:  # past _work's own handler: shown, not lost with the thread
+            self._publish(
+                error_bundle(f"{type(work.error).__name__}: {work.error}", title="qwen-magics error")
+            )
+            status = "comparison failed"
+        else:
+            status = str(work.result())
+        self.panel._end(status)
 
     def _publish(self, bundle: dict[str, str], update: bool = False) -> None:
         self.output.outputs = ({"output_type": "display_data", "data": dict(bundle), "metadata": {}},)

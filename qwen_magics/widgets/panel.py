@@ -5,10 +5,10 @@ and tests drive the panel as a user would. Only what a user set is sent: a slide
 default", thinking at "model default", an empty seed or a zero budget send nothing, so the model's
 own defaults apply. Settings that cannot go together are locked, hidden or explained before Run.
 
-A run streams in a background thread with its own event loop, so the kernel stays free to handle
-Stop; Stop cancels that loop's task, which closes the connection and keeps what arrived. The
-worker thread only writes to the answer, the runs table, the status line and the two buttons; the
-controls belong to the kernel's main thread.
+A run streams on a ``runner.Background`` (its own event loop in a worker thread), so the kernel
+stays free to handle Stop; Stop cancels that loop's task, which closes the connection and keeps what
+arrived. The worker thread only writes to the answer, the runs table, the status line and the two
+buttons; the controls belong to the kernel's main thread.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import html
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import ipywidgets as W
@@ -29,6 +29,7 @@ from ..api.response import Response
 from ..display.answer import StreamView, error_bundle
 from ..errors import ParameterError, QwenError
 from ..models import MODELS, ModelInfo, get_model
+from ..runner import Background
 from .compare_mode import CompareMode
 from .presets import CUSTOM, MODEL_DEFAULT, PRESETS, match_preset
 from .text import Run, cell_code, cell_prompt, runs_table
@@ -140,10 +141,7 @@ class Panel:
         self._lock = threading.Lock()
         self._running = False
         self._stop_requested = False
-        self._cancel = threading.Event()  # set by Stop: ends a comparison
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._work: Background[Any] | None = None  # the run or comparison going on, or the last one
 
         info = get_model(model)
         names = list(MODELS) if model in MODELS else [*MODELS, model]
@@ -483,7 +481,9 @@ class Panel:
             return None
         self.runs.append(run)
         self.runs_view.value = runs_table(self.runs)
-        self._launch(f"qwen-panel-run-{run.number}", self._work, run)
+        self._start(
+            f"qwen-panel-run-{run.number}", lambda: self._stream(run), lambda work: self._finished(run, work)
+        )
         return run
 
     def stop(self) -> None:
@@ -492,12 +492,10 @@ class Panel:
             if not self._running or self._stop_requested:
                 return
             self._stop_requested = True
-            self._cancel.set()
-            loop, task = self._loop, self._task
+            work = self._work
         self.status.value = "stopping…"
-        if loop is not None and task is not None:
-            with contextlib.suppress(RuntimeError):  # the loop closed: the run just ended
-                loop.call_soon_threadsafe(task.cancel)
+        if work is not None:
+            work.cancel()
 
     def _begin(self, status: str) -> bool:
         """Claim the panel for one run or comparison; False (saying why) while another is going."""
@@ -506,21 +504,29 @@ class Panel:
                 self.status.value = "already running: press Stop first"
                 return False
             self._running, self._stop_requested = True, False
-            self._cancel = threading.Event()
         self.run_button.disabled = self.compare_mode.run_button.disabled = True
         self.stop_button.disabled = False
         self.status.value = status
         return True
 
-    def _launch(self, name: str, target: Any, *args: Any) -> None:
-        self._thread = threading.Thread(target=target, args=args, name=name, daemon=True)
-        self._thread.start()
+    def _start(
+        self,
+        name: str,
+        make: Callable[[], Coroutine[Any, Any, Any]],
+        on_exit: Callable[[Background[Any]], object],
+    ) -> None:
+        """Run ``make()`` on a Background that Stop cancels, even a Stop pressed before it started."""
+        work = Background[Any](name, on_exit=on_exit)
+        with self._lock:
+            self._work = work
+            if self._stop_requested:
+                work.cancel()
+        work.start(make)
 
     def _end(self, status: str) -> None:
         """The worker thread's last act: free the panel for the next run."""
         with self._lock:
             self._running = False
-            self._loop = self._task = None
         self.status.value = status
         self.stop_button.disabled = True
         self.run_button.disabled = bool(self.problems())
@@ -528,30 +534,8 @@ class Panel:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the current run ends; True when nothing is running any more."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-            return not thread.is_alive()
-        return True
-
-    def _work(self, run: Run) -> None:
-        """The worker thread: a private event loop running one request."""
-        loop = asyncio.new_event_loop()
-        try:
-            with self._lock:
-                task = loop.create_task(self._stream(run))
-                self._loop, self._task = loop, task
-                if self._stop_requested:
-                    task.cancel()
-            try:
-                loop.run_until_complete(task)
-            except asyncio.CancelledError:  # stopped before the request began
-                run.stopped = True
-                self._publish(error_bundle("stopped before the request was sent", title="Stopped"))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            loop.close()
-            self._finished(run)
+        work = self._work
+        return work.wait(timeout) if work is not None else True
 
     async def _stream(self, run: Run) -> None:
         view = StreamView(rich=True, publish=lambda bundle, update: self._publish(bundle))
@@ -597,7 +581,14 @@ class Panel:
     def _publish(self, bundle: dict[str, str]) -> None:
         self.output.outputs = ({"output_type": "display_data", "data": dict(bundle), "metadata": {}},)
 
-    def _finished(self, run: Run) -> None:
+    def _finished(self, run: Run, work: Background[Any]) -> None:
+        """The worker thread's last act for a run, once its loop closed."""
+        if work.cancelled:  # stopped before the request began
+            run.stopped = True
+            self._publish(error_bundle("stopped before the request was sent", title="Stopped"))
+        elif work.error is not None:  # past _stream's own handler: shown, not lost with the thread
+            run.error = f"{type(work.error).__name__}: {work.error}"
+            self._publish(error_bundle(run.error, title="qwen-magics error"))
         self.runs_view.value = runs_table(self.runs)
         r = run.response
         timing = f" · {r.elapsed:.2f}s" if r is not None and r.elapsed is not None else ""
