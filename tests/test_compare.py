@@ -10,10 +10,8 @@ import threading
 import time
 from collections import Counter
 
-import nbformat
 import pytest
 from IPython.utils.capture import capture_output
-from nbclient import NotebookClient
 
 from qwen_magics import BadRequestError, ParameterError, Retry, ServerError, StreamInterrupted
 from qwen_magics.comparison import COMPARE_RETRY, Comparison, compare, parse_grid
@@ -461,6 +459,9 @@ def test_a_parsed_grid_feeds_compare(qwen_env: Emulator) -> None:
 # -- in a real Jupyter kernel -----------------------------------------------------------------------
 @pytest.mark.kernel
 def test_a_saved_notebook_holds_the_final_grid_once(emulator: Emulator) -> None:
+    import nbformat  # here, not at the top: collecting the in-process tests stays free of its 2 s import
+    from nbclient import NotebookClient
+
     emulator.token_delay = 0.01
     nb = nbformat.v4.new_notebook()
     nb.cells = [

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import nbformat
 import pytest
 from jupyter_client.manager import KernelManager
-from nbclient import NotebookClient
 
 from qwen_magics.emulator import Emulator
 from qwen_magics.emulator.answers import SimpleGenerator
@@ -20,6 +18,9 @@ pytestmark = pytest.mark.kernel
 
 
 def test_saved_notebook_holds_the_final_render_and_no_key(emulator: Emulator) -> None:
+    import nbformat  # here, not at the top: collecting the in-process tests stays free of its 2 s import
+    from nbclient import NotebookClient
+
     emulator.token_delay = 0.002
     nb = nbformat.v4.new_notebook()
     nb.cells = [
