@@ -73,7 +73,8 @@ def test_stop_button_ends_the_stream_quickly_and_keeps_the_partial_answer(
                 break
     reply, final, took = press_stop(km, kc, msg_id)
     assert reply["status"] == "ok"  # the interrupt was taken: no traceback, the cell did not fail
-    assert final is not None and took < 0.5
+    # the rest of the answer would take seconds; this bound only catches a stop that waits for it
+    assert final is not None and took < 2.0, f"the final render came {took:.2f}s after the press"
     assert "Interrupted:" in final["text/markdown"] and "interrupted" in final["text/plain"]
 
     reply, messages = run(kc, "print(_qwen.interrupted, _qwen.incomplete, repr(_qwen.partial_text))")
