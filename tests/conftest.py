@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,9 +30,22 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def emulator(clean_env: None) -> Iterator[Emulator]:
-    """The emulator answering plain deterministic text, as fast as it can."""
-    with Emulator(generator="simple", api_key=TEST_KEY) as emu:
-        yield emu
+    """The emulator answering plain deterministic text, as fast as it can; a new one for each test."""
+    emu = Emulator(generator="simple", api_key=TEST_KEY).start()
+    yield emu
+    stop_in_background(emu)
+
+
+_stopping: list[threading.Thread] = []
+
+
+def stop_in_background(emu: Emulator) -> None:
+    """Stop an emulator without waiting for it: its server ends at its next poll, up to 0.1 s on,
+    longer than most tests take. Nothing reaches it meanwhile (its port was this test's alone);
+    the session waits for every such stop before it ends."""
+    thread = threading.Thread(target=emu.stop, name="test-emulator-stop", daemon=True)
+    thread.start()
+    _stopping.append(thread)
 
 
 @pytest.fixture
@@ -69,3 +83,8 @@ def open_connections(emulator: Emulator) -> list[Any]:
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for thread in _stopping:
+        thread.join()

@@ -24,7 +24,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from .waiting import wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -180,33 +181,39 @@ def _wait_ready(
     process: subprocess.Popen[bytes], runtime: Path, root: Path, token: str, log: Path, timeout: float
 ) -> LabServer:
     """The server's runtime file names its port; the server is ready when its API answers."""
-    deadline = time.monotonic() + timeout
     info_file = runtime / f"jpserver-{process.pid}.json"
-    while time.monotonic() < deadline:
+    ready: list[LabServer] = []
+
+    def answers() -> bool:
         if process.poll() is not None:
             pytest.fail(
                 f"JupyterLab exited with code {process.returncode}:\n"
                 f"{log.read_text(errors='replace')[-3000:]}",
                 pytrace=False,
             )
-        if info_file.exists():
-            try:
-                info = json.loads(info_file.read_text())
-            except ValueError:  # being written
-                info = None
-            if info:
-                url = f"http://127.0.0.1:{info['port']}/"
-                try:
-                    with urllib.request.urlopen(f"{url}api/status?token={token}", timeout=5) as r:
-                        if r.status == 200:
-                            return LabServer(url, token, root, process, log)
-                except OSError:
-                    pass
-        time.sleep(0.2)
-    pytest.fail(
-        f"JupyterLab did not start in {timeout:.0f}s:\n{log.read_text(errors='replace')[-3000:]}",
-        pytrace=False,
-    )
+        try:
+            info = json.loads(info_file.read_text())
+        except (OSError, ValueError):  # not written yet, or being written
+            return False
+        if not info:
+            return False
+        url = f"http://127.0.0.1:{info['port']}/"
+        try:
+            with urllib.request.urlopen(f"{url}api/status?token={token}", timeout=5) as r:
+                if r.status == 200:
+                    ready.append(LabServer(url, token, root, process, log))
+        except OSError:
+            pass
+        return bool(ready)
+
+    try:
+        wait_until(answers, timeout, what="JupyterLab to answer", every=0.2)
+    except AssertionError:
+        pytest.fail(
+            f"JupyterLab did not start in {timeout:.0f}s:\n{log.read_text(errors='replace')[-3000:]}",
+            pytrace=False,
+        )
+    return ready[0]
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

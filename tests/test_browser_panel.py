@@ -5,13 +5,13 @@ The emulator runs in this process and streams slowly, so the test sees the answe
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 from qwen_magics.emulator import Emulator
 from tests.jupyterlab import Notebook, chromium, lab_server
+from tests.waiting import wait_until
 
 KEY = "sk-browser-fake-key-0123-WXYZ"
 PROMPT = "Describe the sea in one sentence"
@@ -62,13 +62,14 @@ def test_panel_streams_into_the_page_after_moving_the_temperature_slider(tmp_pat
         panel.locator("button.qwen-run").click()
         output = panel.locator(".qwen-output")
         seen: list[str] = []
-        deadline = time.monotonic() + 30
-        while "tok/s" not in (seen[-1] if seen else "") and time.monotonic() < deadline:
+
+        def finished() -> bool:  # every look is kept: the answer must be seen growing
             seen.append(output.inner_text())
-            time.sleep(0.05)
+            return "tok/s" in seen[-1]
+
+        wait_until(finished, timeout=30, what="the footer (tok/s)", every=0.05)
         final = seen[-1]
         assert f"You asked: {PROMPT}. This is the emulator's answer at temperature {float(value)}." in final
-        assert "tok/s" in final, f"the footer never appeared: {final!r}"
         partial = [s for s in seen if "You asked" in s and "answer at temperature" not in s]
         assert partial, "the answer appeared all at once instead of streaming"
         assert emu.chat_requests[-1].params == {"model": "qwen-plus", "temperature": float(value)}

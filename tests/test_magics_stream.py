@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-from IPython.utils.capture import capture_output
+from IPython.utils.capture import CapturedIO, capture_output
 
 from qwen_magics.emulator import Emulator
 from qwen_magics.emulator.answers import SimpleGenerator
 
 from .conftest import TEST_KEY
 from .outputs import rendered_markdown
+from .waiting import CtrlC
 
 
 @pytest.fixture
@@ -80,7 +79,8 @@ def test_redraws_are_bounded_whatever_the_token_rate(ip, slow) -> None:
     assert cap.outputs[-1].data["text/plain"].startswith(ip.user_ns["_qwen"].text)
 
 
-def test_thinking_block_is_open_while_thinking_and_folds_when_the_answer_starts(ip, slow) -> None:
+def test_thinking_block_is_open_while_thinking_and_folds_when_the_answer_starts(ip, qwen_env) -> None:
+    qwen_env.token_delay = 0.01  # about 15 reasoning tokens, then the answer: 0.3 s
     cap = cell(ip, "--thinking", "why is the sky blue")
     marks = [o.data["text/markdown"] for o in cap.outputs]
     thinking_only = [m for m in marks[1:] if "<details open" in m]
@@ -133,18 +133,18 @@ def test_cut_connection_keeps_the_partial_answer_marked_incomplete(ip, qwen_env)
     assert "Incomplete:" in final and "incomplete:" in final.rsplit("<sub>", 1)[1]
 
 
+def answer_shown(cap: CapturedIO) -> bool:
+    """Some of the answer is on screen: when a user presses stop."""
+    return any("You asked" in o.data.get("text/plain", "") for o in cap.outputs)
+
+
 def test_interrupt_keeps_partial_text_and_marks_it_interrupted(ip, slow) -> None:
-    sent = {}
-
-    def press_stop() -> None:
-        time.sleep(0.4)
-        sent["at"] = time.perf_counter()
-        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
-
-    threading.Thread(target=press_stop).start()
-    cap = cell(ip, "--no-thinking", "a long story")  # the interrupt is swallowed: no exception
-    stopped_after = time.perf_counter() - sent["at"]
-    assert stopped_after < 0.5
+    with capture_output() as cap, CtrlC(lambda: answer_shown(cap), what="the answer to show") as ctrl_c:
+        ip.run_cell_magic("qwen", "--no-thinking", "a long story")  # the interrupt is swallowed
+        ended = time.perf_counter()
+    stopped_after = ended - ctrl_c.pressed_at
+    # the rest of the answer would take about 1.5 s; stopping takes milliseconds
+    assert stopped_after < 1.0, f"the cell ended {stopped_after:.2f}s after Ctrl-C"
     response = ip.user_ns["_qwen"]
     assert response.interrupted and response.incomplete
     full = "".join(SimpleGenerator(length=150).answer("a long story"))
@@ -152,6 +152,7 @@ def test_interrupt_keeps_partial_text_and_marks_it_interrupted(ip, slow) -> None
     final = cap.outputs[-1].data["text/markdown"]
     assert response.partial_text in final
     assert "Interrupted:" in final and final.rsplit("<sub>", 1)[1].count("interrupted") == 1
+    slow.token_delay = 0.0
     cell(ip, "--no-thinking", "still usable")  # the shell and the magic still work
     assert ip.user_ns["_qwen"].text == "".join(SimpleGenerator(length=150).answer("still usable"))
 
@@ -179,16 +180,12 @@ def test_server_error_names_what_to_do(ip, qwen_env) -> None:
 
 
 def test_interrupt_while_waiting_for_the_first_token_says_so(ip, qwen_env) -> None:
-    qwen_env.latency = 3.0
-
-    def press_stop() -> None:
-        time.sleep(0.3)
-        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
-
-    threading.Thread(target=press_stop).start()
-    started = time.perf_counter()
-    cap = cell(ip, "--no-thinking", "slow to start")
-    assert time.perf_counter() - started < 0.8
+    qwen_env.latency = 5.0
+    with CtrlC(lambda: qwen_env.chat_requests, what="the request") as ctrl_c:
+        cap = cell(ip, "--no-thinking", "slow to start")
+        ended = time.perf_counter()
+    stopped_after = ended - ctrl_c.pressed_at
+    assert stopped_after < 2.0, f"{stopped_after:.2f}s"  # the first token is 5 s away: it was not awaited
     assert len({o.transient["display_id"] for o in cap.outputs}) == 1  # the placeholder became the note
     assert cap.outputs[-1].data["text/plain"].startswith("Interrupted: stopped before the first token")
     assert "_qwen" not in ip.user_ns

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
 from IPython.utils.capture import capture_output
@@ -17,16 +16,9 @@ from qwen_magics.widgets.panel import Panel
 from qwen_magics.widgets.presets import PRESETS
 
 from .conftest import open_connections
+from .waiting import wait_until
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-
-
-def until(condition: Callable[[], object], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.01)
 
 
 def shown(p: Panel) -> str:
@@ -333,12 +325,13 @@ def test_stop_mid_stream_keeps_the_partial_answer(make, qwen_env: Emulator) -> N
     qwen_env.token_delay = 1.0  # the stream stalls between chunks: Stop must not wait for the next
     p = make("Write a long story about the sea", model="qwen-plus")
     p.run_button.click()
-    until(lambda: p.result is not None and p.result.partial_text, timeout=10)
+    wait_until(lambda: p.result is not None and p.result.partial_text, what="the first token")
     assert p.running and not p.stop_button.disabled and p.run_button.disabled
     started = time.monotonic()
     p.stop_button.click()
     assert p.wait(5)
-    assert time.monotonic() - started < 0.5
+    took = time.monotonic() - started
+    assert took < 0.8, f"Stop took {took:.2f}s"  # the next chunk is 1 s away: Stop did not wait for it
     r = p.result
     assert r is not None and r.interrupted and r.done
     partial = r.partial_text
@@ -354,12 +347,12 @@ def test_stop_mid_stream_keeps_the_partial_answer(make, qwen_env: Emulator) -> N
 
 
 def test_stop_before_the_first_token(make, qwen_env: Emulator) -> None:
-    qwen_env.latency = 2.0
+    qwen_env.latency = 5.0
     p = make("Hello", model="qwen-plus")
     p.run_button.click()
-    until(lambda: qwen_env.chat_requests)
+    wait_until(lambda: qwen_env.chat_requests, what="the request")
     p.stop_button.click()
-    assert p.wait(1)
+    assert p.wait(2.5)  # the first token is 5 s away: Stop did not wait for it
     assert p.runs[-1].state == "stopped" and p.result is None
     assert "stopped before the first token" in shown(p)
 
@@ -456,15 +449,20 @@ def test_stop_ends_a_comparison_and_keeps_what_arrived(make, qwen_env: Emulator)
     p = make("Write a long story", model="qwen-plus")
     add_settings(p, 0.3, 1.3)
     p.compare_mode.run_button.click()
-    until(lambda: len(qwen_env.chat_requests) == 2)
-    time.sleep(0.3)
+    # both requests went out, and both cells left "queued": their first token arrived (the next
+    # chunk is a second away)
+    wait_until(
+        lambda: len(qwen_env.chat_requests) == 2 and "queued" not in compared(p), what="both first tokens"
+    )
     started = time.monotonic()
     p.stop_button.click()
     assert p.wait(5)
-    assert time.monotonic() - started < 1.0
+    took = time.monotonic() - started
+    assert took < 0.8, f"Stop took {took:.2f}s"  # it did not wait for the next chunk
     comparison = p.compare_mode.comparison
     assert comparison is not None and comparison.interrupted
-    assert all(r.interrupted for r in comparison.responses)
+    assert len(comparison.responses) == 2
+    assert all(r.interrupted and r.partial_text for r in comparison.responses)
     assert "stopped" in compared(p) and "comparison of 2 settings: stopped" in p.status.value
     assert panel_threads() == [] and not p.compare_mode.run_button.disabled
 
@@ -475,7 +473,7 @@ def test_stop_closes_every_stream_of_a_comparison(make, qwen_env: Emulator) -> N
     p = make("Write a long story", model="qwen-plus")
     add_settings(p, 0.3, 0.8, 1.3)
     p.compare_mode.run_button.click()
-    until(lambda: len(qwen_env.chat_requests) == 3)
+    wait_until(lambda: len(qwen_env.chat_requests) == 3, timeout=10, what="three requests")
     time.sleep(0.3)
     pressed = time.time()
     p.stop_button.click()
@@ -483,7 +481,11 @@ def test_stop_closes_every_stream_of_a_comparison(make, qwen_env: Emulator) -> N
     comparison = p.compare_mode.comparison
     assert comparison is not None and comparison.interrupted
     assert all(r.interrupted and r.partial_text.startswith("You asked") for r in comparison.responses)
-    until(lambda: all(r.client_closed for r in qwen_env.chat_requests) and not open_connections(qwen_env))
+    wait_until(
+        lambda: all(r.client_closed for r in qwen_env.chat_requests) and not open_connections(qwen_env),
+        timeout=10,
+        what="every stream closed",
+    )
     assert all(r.client_closed - pressed < 0.5 for r in qwen_env.chat_requests)  # type: ignore[operator]
     assert [t.name for t in threading.enumerate() if t.name.startswith("qwen-")] == ["qwen-emulator"]
 

@@ -12,11 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
-from nbclient import NotebookClient
 
 from qwen_magics import config
 from qwen_magics.api.client import AsyncClient, Client, ask
@@ -250,6 +248,9 @@ def notebooks() -> list[Path]:
 @pytest.mark.kernel
 @pytest.mark.timeout(600)
 def test_notebooks_and_every_magic_in_a_kernel_save_no_key(clean_env: None, tmp_path: Path) -> None:
+    import nbformat  # here, not at the top: collecting the in-process tests stays free of its 2 s import
+    from nbclient import NotebookClient
+
     key = new_key()
     made = nbformat.v4.new_notebook()
     made.cells = [nbformat.v4.new_code_cell(source) for source in EVERY_MAGIC]

@@ -23,6 +23,7 @@ def soak() -> ModuleType:
     return module
 
 
+@pytest.mark.slow  # 20 s of traffic; make test runs it, make test-fast leaves it out
 @pytest.mark.timeout(180)  # a deadlock fails here with every thread's stack
 def test_soak_accounts_for_every_request_under_faults(soak: ModuleType, clean_env: None) -> None:
     result = soak.run(300, seed=11, warm_up=1)
