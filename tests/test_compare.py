@@ -320,7 +320,7 @@ def test_ctrl_c_stops_every_cell_and_keeps_partial_answers(clean_env: None) -> N
             api_key=TEST_KEY,
             base_url=emu.base_url,
             show=False,
-            publish=lambda bundle, update=False: grids.append(bundle["text/plain"]),
+            publish=lambda bundle, update=False: grids.append(bundle["text/html"]),
         )
         ended = time.perf_counter()
         time.sleep(0.1)  # not a wait: a third request sent at the last moment would be logged by now

@@ -135,7 +135,7 @@ def test_cut_connection_keeps_the_partial_answer_marked_incomplete(ip, qwen_env)
 
 def answer_shown(cap: CapturedIO) -> bool:
     """Some of the answer is on screen: when a user presses stop."""
-    return any("You asked" in o.data.get("text/plain", "") for o in cap.outputs)
+    return any("You asked" in o.data.get("text/markdown", "") for o in cap.outputs)
 
 
 def test_interrupt_keeps_partial_text_and_marks_it_interrupted(ip, slow) -> None:
