@@ -7,8 +7,8 @@ defaults, checks) and the emulator (what it accepts) read this one table.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 __all__ = ["MODELS", "ModelInfo", "estimate_cost", "get_model"]
 
@@ -45,9 +45,6 @@ class ModelInfo:
         if self.thinking == "only":
             return "always thinks"
         return "thinks by default" if self.thinking_default else "thinking off by default"
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 MODELS: dict[str, ModelInfo] = {

@@ -18,9 +18,6 @@ from ..models import get_model
 
 __all__ = ["Completion", "ProtocolError", "error_body", "new_request_id", "validate"]
 
-DOC_URL = "https://www.alibabacloud.com/help/en/model-studio/error-code"
-
-
 @dataclass
 class ProtocolError(Exception):
     status: int
