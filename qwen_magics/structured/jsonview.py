@@ -1,6 +1,6 @@
 """Showing a structured answer: the JSON as it streams with a live count of records, then the table.
 
-Like ``display.StreamView``, one display is redrawn at a bounded rate (``max_rate`` per second,
+Like ``display.answer.StreamView``, one display is redrawn at a bounded rate (``max_rate`` per second,
 whatever the token rate) and the final render replaces it: a DataFrame when the answer is tabular,
 else pretty JSON, with the footer. A terminal gets only the final text.
 """

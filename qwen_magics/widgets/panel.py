@@ -75,7 +75,8 @@ def _describe(name: str, info: ModelInfo | None) -> str:
 
 
 def _whole(name: str, text: str, empty: str) -> tuple[int | None, str | None]:
-    """A whole number from a text field: (value, None), (None, None) when empty, or a problem."""
+    """A whole number from a text field: (value, None), (None, None) when empty (or ``default``), or a
+    problem."""
     try:
         return parse_value(name, text), None
     except ParameterError:
