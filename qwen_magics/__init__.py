@@ -38,6 +38,7 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "aask",
+    "aask_json",
     "APIConnectionError",
     "APIError",
     "apply",
@@ -85,6 +86,7 @@ _LAZY = {
     "ask": ".api.client",
     "Comparison": ".comparison.compare",
     "Emulator": ".emulator",
+    "aask_json": ".structured.ask",
     "apply": ".structured.apply",
     "ask_json": ".structured.ask",
     "compare": ".comparison.compare",

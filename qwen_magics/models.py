@@ -1,14 +1,15 @@
 """The model table: what each Qwen model does with thinking, JSON and streaming, and what it costs.
 
-Figures come from ``shared/qwen-protocol.md`` §6. Where the reference is uncertain the behaviour is a
-field of the model, not a rule in code, so one line changes when the facts do. Both the client (costs,
-defaults, checks) and the emulator (what it accepts) read this one table.
+Figures are Model Studio's international list prices (USD per million tokens, base tier) and its
+documented limits. Where the documentation is uncertain the behaviour is a field of the model, not a
+rule in code, so one line changes when the facts do. Both the client (costs, defaults, checks) and
+the emulator (what it accepts) read this one table.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 __all__ = ["MODELS", "ModelInfo", "estimate_cost", "get_model"]
 
@@ -45,9 +46,6 @@ class ModelInfo:
         if self.thinking == "only":
             return "always thinks"
         return "thinks by default" if self.thinking_default else "thinking off by default"
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 MODELS: dict[str, ModelInfo] = {

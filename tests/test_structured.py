@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import httpx
 import pydantic
@@ -189,6 +190,27 @@ def test_reask_after_a_validation_error_counts_every_token(qwen_env: Emulator) -
             spent[1] += usage["completion_tokens"]
     assert (r.usage.prompt_tokens, r.usage.completion_tokens) == tuple(spent)
     assert r.usage.total_tokens == sum(spent)
+
+
+def test_aask_json_reasks_like_ask_json_on_a_shared_client(qwen_env: Emulator) -> None:
+    import asyncio
+
+    from qwen_magics import AsyncClient, aask_json
+
+    qwen_env.queue_reply('{"name": "Mars", "moons": "two"}')
+
+    async def main() -> tuple[Any, Any]:
+        async with AsyncClient() as client:  # the queued reply goes to the first request: one at a time
+            mars = await aask_json(
+                "Describe Mars", schema="name, moons int", model="qwen-plus", client=client
+            )
+        return mars, await aask_json("list three planets as JSON")  # a client of its own
+
+    mars, planets = asyncio.run(main())
+    assert mars.data == {"name": "name text", "moons": 1} and mars.json_attempts == 2
+    assert planets.data == {"answer": "list three planets as JSON"} and planets.json_attempts == 1
+    assert "thinking off for JSON mode" in planets.notes
+    assert len(qwen_env.chat_requests) == 3
 
 
 def test_retries_exhausted_raise_with_the_text_kept(qwen_env: Emulator) -> None:

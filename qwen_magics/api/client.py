@@ -1,5 +1,7 @@
 """The HTTP client: one request to the Chat Completions endpoint, with retries, as a Response.
 
+``models()`` reads the server's ``GET /models`` list through the same headers and error mapping.
+
 ``ask`` / ``aask`` and ``Client`` / ``AsyncClient`` share the protocol pieces of ``request.py``
 (body, headers, error bodies, retry delays) and the stream parsing below; only the waiting differs.
 Errors before the first token raise; a stream that breaks after tokens arrived returns its
@@ -328,7 +330,7 @@ class AsyncClient(_Base):
         await self.aclose()
 
     async def ask(self, prompt: str | None = None, **kw: Any) -> Response:
-        import asyncio  # here, not at import time: `import qwen_magics` stays light
+        import asyncio  # here, not at import time: a program that only asks synchronously never loads it
 
         prep = self._prepare(prompt, kw)
         started = time.monotonic()

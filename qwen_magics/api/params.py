@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import ParameterError
 from ..models import get_model
 
-__all__ = ["PARAMS", "WIRE_NAMES", "build_body", "check_params", "check_text"]
+__all__ = ["PARAMS", "WIRE_NAMES", "build_body", "check_params", "check_text", "parse_value"]
 
 SEED_MAX = 2**31 - 1
 
@@ -32,6 +32,16 @@ WIRE_NAMES = {
     "response_format": "response_format",
 }
 PARAMS = tuple(WIRE_NAMES)
+
+# the type of each parameter when it is typed as text
+_WHOLE = ("top_k", "max_tokens", "seed", "budget")
+_NUMBER = ("temperature", "top_p", "presence_penalty")
+_TEXT = ("model", "system", "stop")
+_NOT_GIVEN = ("", "none", "null", "default")
+_BOOLS = {
+    **dict.fromkeys(("on", "true", "yes", "1"), True),
+    **dict.fromkeys(("off", "false", "no", "0"), False),
+}
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -84,6 +94,41 @@ def check_text(name: str, text: str) -> None:
             f"{name} holds the control character {bad.group()!r} at character {bad.start()}; "
             "remove it (tabs and newlines are fine)",
         )
+
+
+def parse_value(name: str, text: str) -> Any:
+    """A value typed as text (``%qwen config``, a ``--compare`` grid, a panel field) as its parameter's
+    type: nothing, ``default`` or ``none`` is None (not sent); ``on`` / ``off`` for thinking; whole
+    numbers and numbers; text for model, system and stop. A name that is not a parameter (``raw``,
+    ``timeout``) gets the type its text looks like. Ranges are check_params' business."""
+    word = text.strip()
+    low = word.lower()
+    if low in _NOT_GIVEN:
+        return None
+    if name in _TEXT:
+        return word
+    if name == "thinking":
+        if low not in _BOOLS:
+            raise ParameterError(name, f"thinking={word!r}: write on or off (or default)")
+        return _BOOLS[low]
+    if name == "response_format":
+        if word not in ("text", "json_object"):
+            raise ParameterError(name, f"response_format={word!r}: write text or json_object")
+        return {"type": word}
+    if name in _WHOLE or name in _NUMBER:
+        try:
+            return int(word) if name in _WHOLE else float(word)
+        except ValueError:
+            kind = "a whole number" if name in _WHOLE else "a number"
+            raise ParameterError(name, f"{name}={word!r} is not {kind}") from None
+    if low in _BOOLS and not low.isdigit():
+        return _BOOLS[low]
+    for number in (int, float):
+        try:
+            return number(word)
+        except ValueError:
+            pass
+    return word
 
 
 def check_params(params: Mapping[str, Any], model: str, *, stream: bool = True) -> None:

@@ -142,7 +142,7 @@ class Response:
         self._elapsed: float | None = None
         self._incomplete = False
         self._error: QwenError | None = None
-        self.notes: list[str] = []  # things a footer should say ("thinking turned off for JSON")
+        self.notes: list[str] = []  # things a footer should say ("thinking off for JSON mode")
         self.data: Any = None  # parsed JSON, set by structured output
         self.json_path: str | None = None  # how .data was found: json, fenced, balanced, repaired
         self.json_attempts = 0  # questions asked to get .data (re-asks included)

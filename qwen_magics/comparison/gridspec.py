@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..api.params import PARAMS
+from ..api.params import PARAMS, parse_value
 from ..errors import ParameterError
 
 __all__ = [
@@ -165,43 +165,10 @@ def positive(name: str, value: Any) -> int:
 
 
 # -- the grid as text -----------------------------------------------------------------------------
-_INT_PARAMS = ("top_k", "max_tokens", "seed", "budget")
-_FLOAT_PARAMS = ("temperature", "top_p", "presence_penalty")
-_TEXT_PARAMS = ("model", "system", "stop")
-_BOOLS = {
-    "on": True,
-    "true": True,
-    "yes": True,
-    "1": True,
-    "off": False,
-    "false": False,
-    "no": False,
-    "0": False,
-}
-_DEFAULTS = ("default", "none")
-
-
 def _parse_value(name: str, raw: str) -> Any:
-    word = raw.strip()
-    if not word:
+    if not raw.strip():
         raise ParameterError(name, f"{name} has an empty value; write {name}=value1,value2")
-    if word.lower() in _DEFAULTS:
-        return None
-    if name in _TEXT_PARAMS:
-        return word
-    if name == "thinking":
-        if word.lower() not in _BOOLS:
-            raise ParameterError(name, f"thinking={word!r}: write on or off (or default)")
-        return _BOOLS[word.lower()]
-    if name == "response_format":
-        if word not in ("text", "json_object"):
-            raise ParameterError(name, f"response_format={word!r}: write text or json_object")
-        return {"type": word}
-    try:
-        return int(word) if name in _INT_PARAMS else float(word)
-    except ValueError:
-        kind = "a whole number" if name in _INT_PARAMS else "a number"
-        raise ParameterError(name, f"{name}={word!r} is not {kind}") from None
+    return parse_value(name, raw)
 
 
 _TOKEN = re.compile(r"""\s*((?:[^\s"']+|"[^"]*"|'[^']*')+)""")

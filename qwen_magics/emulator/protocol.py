@@ -1,8 +1,8 @@
 """What DashScope's compatible mode answers to a request body: its checks, wording and chunks.
 
 No sockets here. ``validate`` returns the error DashScope would send (or None); ``Completion`` builds
-the non-stream body and the SSE chunks of one answer. Wording and shapes follow
-``shared/qwen-protocol.md`` §2-§5.
+the non-stream body and the SSE chunks of one answer. Wording and shapes follow DashScope's
+documentation and answers captured from the real service.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from typing import Any
 from ..models import get_model
 
 __all__ = ["Completion", "ProtocolError", "error_body", "new_request_id", "validate"]
-
-DOC_URL = "https://www.alibabacloud.com/help/en/model-studio/error-code"
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Any
 from traitlets import HasTraits, TraitError
 
 from .. import config
+from ..api.params import parse_value
 from ..errors import APIError, ConfigError
 from ..models import MODELS, ModelInfo, get_model
 
@@ -89,9 +90,9 @@ def set_defaults(target: HasTraits, tokens: list[str], names: list[str]) -> list
     for token in tokens:
         name, _, text = token.partition("=")
         name = name.strip().replace("-", "_")
-        value = _literal(text)
         if name == "api_key":
             raise ValueError("api_key: keep the API key out of notebooks; set DASHSCOPE_API_KEY instead")
+        value = parse_value(name, text)
         if name in SETTINGS:
             before = config.configured().get(name)
             config.configure(**{name: None if value is None else str(value)})
@@ -110,23 +111,6 @@ def set_defaults(target: HasTraits, tokens: list[str], names: list[str]) -> list
             raise ValueError(f"{name}: unknown setting; known: {', '.join([*names, *SETTINGS])}")
         done.append(f"{name}={value!r}")
     return done
-
-
-def _literal(text: str) -> Any:
-    """Values as typed: none/true/false, numbers, else the text itself."""
-    low = text.strip().lower()
-    if low in ("", "none", "null", "default"):
-        return None
-    if low in ("true", "on", "yes"):
-        return True
-    if low in ("false", "off", "no"):
-        return False
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 # -- %qwen models --------------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 Options are parsed with IPython's magic_arguments, so ``%%qwen?`` shows them. Defaults come from the
 configuration layer (``%config QwenMagics.temperature = 0.3`` or ``%qwen config temperature=0.3``);
 options in a cell win. A user's mistake is a one-line UsageError and nothing is sent. The work is
-done by plain functions: ``display.show_answer``, ``parameter_panel.panel``, ``comparison.compare``,
-``structured.ask_json``.
+done by plain functions: ``display.answer.show_answer``, ``widgets.panel.panel``,
+``comparison.compare.compare``, ``structured.ask.ask_json``.
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ OPTION_NAMES = {
     "grid": "--compare",
     "samples": "--samples",
 }
-REQUEST_PARAMS = tuple(p for p in PARAMS if p not in ("stop", "response_format"))  # the magic's own options
+# the options that have a default (a trait) too; stop is given per cell only
+REQUEST_PARAMS = tuple(p for p in PARAMS if p not in ("stop", "response_format"))
 _TOKEN = re.compile(r"""(?:[^\s'"]+|'[^']*'|"(?:\\.|[^"\\])*"|['"])+""")
 
 _offline_started = False

@@ -24,7 +24,7 @@ import ipywidgets as W
 
 from .. import config
 from ..api.client import AsyncClient
-from ..api.params import SEED_MAX, check_params, check_text
+from ..api.params import SEED_MAX, check_params, check_text, parse_value
 from ..api.response import Response
 from ..display.answer import StreamView, error_bundle
 from ..errors import ParameterError, QwenError
@@ -76,14 +76,12 @@ def _describe(name: str, info: ModelInfo | None) -> str:
 
 
 def _whole(name: str, text: str, empty: str) -> tuple[int | None, str | None]:
-    """A whole number from a text field: (value, None), (None, None) when empty, or a problem."""
-    text = text.strip()
-    if not text:
-        return None, None
+    """A whole number from a text field: (value, None), (None, None) when empty (or ``default``), or a
+    problem."""
     try:
-        return int(text), None
-    except ValueError:
-        return None, f"{name} must be a whole number, or empty for {empty}; got {text!r}"
+        return parse_value(name, text), None
+    except ParameterError:
+        return None, f"{name} must be a whole number, or empty for {empty}; got {text.strip()!r}"
 
 
 class Panel:

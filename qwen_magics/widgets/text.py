@@ -11,7 +11,7 @@ import html
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..api.response import Response
@@ -125,7 +125,6 @@ class Run:
     response: Response | None = None
     error: str | None = None  # a failure before any answer arrived
     stopped: bool = False  # Stop pressed before the first token
-    notes: list[str] = field(default_factory=list)
 
     @property
     def state(self) -> str:
