@@ -18,8 +18,8 @@ from contextlib import contextmanager
 
 import httpx
 import pandas as pd
-from qwen_magics.structured.apply import apply
 
+from qwen_magics.structured.apply import apply
 from qwen_magics.structured.ask import ask_json
 
 ROWS = 500

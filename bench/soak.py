@@ -31,13 +31,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from qwen_magics.structured.apply import apply
-
 from qwen_magics.api.response import Response
 from qwen_magics.comparison.compare import compare
 from qwen_magics.emulator import Emulator, RequestRecord
 from qwen_magics.emulator.answers import PrefixCache, SimpleGenerator, make_completion, split_tokens
 from qwen_magics.errors import APIError
+from qwen_magics.structured.apply import apply
 
 KEY = "sk-soak-0123456789abcdef"
 BATCH = 50  # requests per compare() or apply() call
