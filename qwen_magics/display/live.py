@@ -59,7 +59,6 @@ class Live:
         self.quiet = quiet
         self.publish = publish
         self.draws = 0  # display messages sent
-        self.outputs = 0  # outputs opened (frozen ones included)
         self._handle: Any = None
         self._shown = False
         self._recent: deque[float] = deque()
@@ -109,7 +108,6 @@ class Live:
         if self._handle is None:
             from IPython.display import display
 
-            self.outputs += 1
             self._handle = display(bundle, raw=True, display_id=True)
         else:
             self._handle.update(bundle, raw=True)
