@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import subprocess
 import sys
 import threading
@@ -13,13 +14,16 @@ import pytest
 from IPython.utils.capture import capture_output
 
 from qwen_magics import BadRequestError, ParameterError, Retry, ServerError, StreamInterrupted
-from qwen_magics.comparison.compare import COMPARE_RETRY, Comparison, compare, parse_grid
+from qwen_magics.comparison.compare import COMPARE_RETRY, Cell, Comparison, compare, parse_grid
 from qwen_magics.comparison.diversity import diversity, similarity, word_diff_html
+from qwen_magics.comparison.grid import LIVE_CELL_CHARS, grid_rows
+from qwen_magics.comparison.gridspec import expand
 from qwen_magics.emulator import Emulator
 from qwen_magics.emulator.answers import SimpleGenerator
 
 from .conftest import TEST_KEY, open_connections
 from .kernels import kernel_env, press_stop, run, running_kernel
+from .outputs import rendered
 from .waiting import CtrlC
 
 PROMPT = "Name a colour"
@@ -405,6 +409,58 @@ def test_the_grid_streams_live_at_a_bounded_rate(shell, qwen_env: Emulator) -> N
         shell.run_cell("c", store_history=True)
     assert [o.update for o in again.outputs] == [False]
     assert again.outputs[0].data["text/html"] == c._repr_html_()
+
+
+def test_finished_rows_are_frozen_and_each_answer_is_sent_once(shell, qwen_env: Emulator) -> None:  # type: ignore[no-untyped-def]
+    qwen_env.generator = SimpleGenerator(length=100)
+    qwen_env.token_delay = 0.01  # about a second an answer; the second row waits for the first
+    with capture_output() as cap:
+        shell.run_cell(
+            "import qwen_magics\n"
+            "c = qwen_magics.compare('Name a colour', temperature=[0.1, 0.9], top_p=[0.6, 0.7, 0.8, 0.9],\n"
+            "                        concurrency=4, thinking=False)\n"
+        )
+    c = shell.user_ns["c"]
+    grids = [o for o in cap.outputs if "qwen-compare" in o.data.get("text/html", "")]
+    first, last = rendered(grids)  # row 1 frozen into an output of its own; row 2 and the summary below
+    answers = [html.escape(cell.text, quote=False) for cell in c]
+    assert all(len(a) > LIVE_CELL_CHARS for a in answers)
+    assert all(a in first["text/html"] for a in answers[:4]) and "every cell: " in first["text/html"]
+    assert all(a in last["text/html"] for a in answers[4:]) and "done" not in first["text/html"]
+    assert (
+        "8 settings × 1 sample · done" in last["text/html"]
+        and "<style>" not in first["text/html"] + last["text/html"]
+    )
+    for cell in c:
+        assert cell.text in (first if cell in list(c)[:4] else last)["text/plain"]
+        assert sum(html.escape(cell.text, quote=False) in o.data["text/html"] for o in grids) == 1  # once
+    live = [o.data["text/html"] for o in grids[:-1] if "<style>" in o.data["text/html"]]
+    assert len(live) >= 3 and any("answering" in frame for frame in live)  # live frames: tails, classes
+    assert len(grids) <= c.elapsed * 15 + 2
+
+    with capture_output() as cap:  # the toggle redraws the frozen output too
+        c.show_diff(True)
+    assert {o.transient["display_id"] for o in cap.outputs} == {o.transient["display_id"] for o in grids}
+    assert "<mark" in cap.outputs[-1].data["text/html"]  # temperature 0.9's words differ from 0.1's
+
+
+@pytest.mark.parametrize(
+    ("grid", "rows"),
+    [
+        ({"temperature": [0.1, 0.5, 0.9]}, [3]),
+        ({"temperature": [0.1, 0.3, 0.5, 0.7, 0.9, 1.1]}, [3, 3]),
+        ({"temperature": [0.1, 0.3, 0.5, 0.7, 0.9]}, [3, 2]),
+        ({"temperature": [0.1, 0.5, 0.9, 1.3], "top_p": [0.6, 0.7, 0.8, 0.9]}, [4, 4, 4, 4]),
+        ({"temperature": [0.1, 0.5, 0.9], "top_p": [0.6, 0.7, 0.8]}, [3, 3, 3]),
+        ({"temperature": [0.1, 0.9], "top_p": [0.5, 0.6, 0.7, 0.8, 0.9]}, [4, 4, 2]),
+    ],
+)
+def test_grid_rows_put_the_last_parameter_across(grid: dict[str, list[float]], rows: list[int]) -> None:
+    settings, _ = expand(grid)
+    cells = [Cell(str(s), s, "qwen-plus", 1) for s in settings]
+    assert [len(r) for r in grid_rows(cells)] == rows
+    if len(grid) == 2 and len(rows) == len(grid["temperature"]):  # a row per temperature
+        assert all(len({cells[i].settings["temperature"] for i in r}) == 1 for r in grid_rows(cells))
 
 
 def test_the_toggle_highlights_differences_in_the_live_grid(shell, qwen_env: Emulator) -> None:  # type: ignore[no-untyped-def]

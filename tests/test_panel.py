@@ -408,7 +408,7 @@ def test_compare_runs_the_collected_settings_side_by_side(make, qwen_env: Emulat
     )
     grid = compared(p)
     for t in (0.1, 0.9):
-        assert f"You asked: Name a colour. This is the emulator&#x27;s answer at temperature {t}." in grid
+        assert f"You asked: Name a colour. This is the emulator's answer at temperature {t}." in grid
     assert mode.comparison is not None and mode.comparison.done and len(mode.comparison.df) == 3
     assert "comparison of 3 settings: done" in p.status.value
     assert p.runs == []  # the runs table keeps single runs

@@ -1,13 +1,16 @@
 """The comparison grid on screen: HTML and text renders, and the live view that redraws them.
 
-Cells sit side by side in a wrapping row, each headed by its settings and closed by its own footer.
-Only inline styles, no <style> and no script, so a saved notebook shows the same grid. The live view
-redraws one display at most ``MAX_RATE`` times a second, whatever the number of cells and tokens,
-and draws the final grid exactly; a terminal gets each cell as text when it finishes.
+Cells sit in rows on shared columns (the grid's last parameter across), each headed by its settings
+and closed by its own footer; the summary line closes the grid. What stays (the final grid, and so a
+saved notebook) has only inline styles, no <style> and no script, so a notebook opened cold shows
+the same grid. The live view sends each answer about once: finished rows are frozen into outputs of
+their own, and the open rows are redrawn as each cell's tail, at most once a second and never more
+than ``MAX_RATE`` times; the final draw is exact. A terminal gets each cell as text when it finishes.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import sys
 from collections.abc import Callable
@@ -22,18 +25,42 @@ if TYPE_CHECKING:
     from ..api.response import Response
     from .compare import Cell, Comparison
 
-__all__ = ["MAX_RATE", "GridView", "cell_text", "grid_html", "grid_text", "live_bundle"]
+__all__ = ["MAX_RATE", "GridView", "cell_text", "grid_html", "grid_rows", "grid_text"]
 
-LIVE_CELL_CHARS = 200  # the tail of each streaming answer a live frame shows
-CELL_WIDTH = 300  # px; cells wrap into as many columns as fit
-SMALL = "font-size:.82em;opacity:.75"
-CELL_STYLE = (
-    f"flex:1 1 {CELL_WIDTH}px;min-width:{CELL_WIDTH}px;max-width:640px;box-sizing:border-box;"
-    "border:1px solid rgba(128,128,128,.35);border-radius:6px;padding:8px 10px"
-)
-TEXT_STYLE = "white-space:pre-wrap;overflow-wrap:anywhere;margin:6px 0"
-ERROR_STYLE = "border-left:4px solid #d9534f;background:rgba(217,83,79,.08);padding:4px 8px;margin:6px 0"
-RULE = "border-top:1px dashed rgba(128,128,128,.35);margin-top:6px;padding-top:4px"
+LIVE_CELL_CHARS = 160  # the tail of each answer a live frame shows
+MAX_COLUMNS = 4
+STYLES = {
+    "cell": "min-width:0;border:1px solid rgba(128,128,128,.35);border-radius:6px;padding:6px 8px",
+    "small": "font-size:.82em;opacity:.75",
+    "text": "white-space:pre-wrap;overflow-wrap:anywhere;margin:4px 0",
+    "error": "border-left:4px solid #d9534f;background:rgba(217,83,79,.08);padding:4px 8px;margin:4px 0",
+    "line": "border-top:1px dashed rgba(128,128,128,.35);margin-top:6px;padding-top:4px",
+}
+Look = dict[str, str]  # the attributes of each kind of element, and the <style> a live frame carries
+
+
+def row_style(columns: int) -> str:
+    """Every row of a grid on the same columns: ``columns`` of them, fewer (at least 180px each) in a
+    narrow window, so a row that wraps keeps its cells as wide as the rows above."""
+    share = f"{100 / columns:.4g}%"
+    return (
+        f"display:grid;grid-template-columns:repeat(auto-fill,minmax(max(180px,calc({share} - 8px)),1fr));"
+        "gap:8px;align-items:start;margin:6px 0"
+    )
+
+
+@functools.cache
+def style(columns: int, *, live: bool) -> Look:
+    """The grid that stays (final, saved): inline styles, which a notebook opened cold still shows.
+    A live frame: class names and one <style>, a fraction of the bytes; outputs drawn while the cell
+    runs are trusted, so the front end keeps the <style>, and the final draw replaces every frame."""
+    styles = {"row": row_style(columns), **STYLES}
+    if not live:
+        saved = {k: f"style='{v}'" for k, v in styles.items()}
+        return saved | {"cell": f"class='qwen-cell' {saved['cell']}", "css": ""}
+    classes = {k: f"class='qwen-g{k[0]}'" for k in styles}  # short: a frame repeats them per cell
+    css = "<style>" + "".join(f".qwen-g{k[0]}{{{v}}}" for k, v in styles.items()) + "</style>"
+    return classes | {"css": css}
 
 
 # -- words ----------------------------------------------------------------------------------------
@@ -103,95 +130,129 @@ def cell_footer(cell: Cell) -> str:
 
 
 # -- HTML -----------------------------------------------------------------------------------------
-def _answer_html(text: str, reference: str | None) -> str:
-    body = word_diff_html(text, reference) if reference else html.escape(text)
-    return f"<div style='{TEXT_STYLE}'>{body}</div>"
+def grid_rows(cells: list[Cell]) -> list[range]:
+    """The grid's rows: the last parameter of a cross product across, else up to 4 cells a row.
+
+    The rows are fixed, not left to the browser's wrapping: a finished row is drawn once, into an
+    output of its own, and only the rows still streaming are redrawn (a narrow window wraps a row).
+    """
+    n = len(cells)
+    if n <= MAX_COLUMNS:
+        return [range(n)]
+    first = cells[0].settings
+    varying = [k for k in first if len({repr(c.settings.get(k)) for c in cells}) > 1]
+    across = 0
+    if len(varying) >= 2:  # the cross product's last parameter changes fastest
+        outer = varying[:-1]
+        across = next(
+            (i for i, c in enumerate(cells) if any(c.settings.get(k) != first[k] for k in outer)), n
+        )
+    if not 2 <= across <= MAX_COLUMNS or n % across:
+        across = -(-n // -(-n // MAX_COLUMNS))  # as few rows as 4 across allows, evenly filled
+    return [range(i, min(i + across, n)) for i in range(0, n, across)]
 
 
-def _error_html(r: Response) -> str:
+def _answer_html(text: str, reference: str | None, look: Look) -> str:
+    body = word_diff_html(text, reference) if reference else html.escape(text, quote=False)
+    return f"<div {look['text']}>{body}</div>"
+
+
+def _error_html(r: Response, look: Look) -> str:
     what = "stopped" if r.interrupted else "failed"
-    return f"<div style='{ERROR_STYLE}'><b>{what}</b>: {html.escape(str(r.error))}</div>"
+    return f"<div {look['error']}><b>{what}</b>: {html.escape(str(r.error), quote=False)}</div>"
 
 
-def _tail(text: str) -> str:
-    """What a live frame shows of a streaming answer: its last ``LIVE_CELL_CHARS``."""
-    return text if len(text) <= LIVE_CELL_CHARS else "…" + text[-LIVE_CELL_CHARS:]
+def _tail(text: str, look: Look) -> str:
+    """All of an answer, or what a live frame shows of it: its last ``LIVE_CELL_CHARS``."""
+    if not look["css"] or len(text) <= LIVE_CELL_CHARS:
+        return text
+    tail = text[-LIVE_CELL_CHARS:]
+    space = tail.find(" ", 0, 24)  # start at a word
+    return "…" + tail[space + 1 :]
 
 
-def _one_sample_html(r: Response | None, reference: str | None) -> str:
+def _note(words: str, look: Look) -> str:
+    return f"<div {look['small']}><i>{words}</i></div>"
+
+
+def _one_sample_html(r: Response | None, reference: str | None, look: Look) -> str:
     if r is None:
-        return f"<div style='{TEXT_STYLE};{SMALL}'><i>queued…</i></div>"
-    text = r.partial_text if r.done else _tail(r.partial_text)
-    reasoning = r.partial_reasoning if r.done else _tail(r.partial_reasoning)
+        return ""  # the footer says queued
+    text = _tail(r.partial_text, look)
+    reasoning = _tail(r.partial_reasoning, look)
     out = []
     if reasoning:
         out.append(thinking_html(reasoning, open_=not text and not r.done))
     if text:
-        out.append(_answer_html(text, reference))
-    elif not r.done and not reasoning:
-        out.append(f"<div style='{TEXT_STYLE};{SMALL}'><i>waiting for the first token…</i></div>")
+        out.append(_answer_html(text, reference, look))
     if r.done and r.error is not None:
-        out.append(_error_html(r))
+        out.append(_error_html(r, look))
     return "".join(out)
 
 
-def _samples_html(cell: Cell, reference: str | None) -> str:
+def _samples_html(cell: Cell, reference: str | None, look: Look) -> str:
     """The distinct answers with their counts, then what is still streaming or went wrong."""
     out = []
     for text, count in cell.distinct():
-        out.append(
-            f"<div style='{RULE}'><span style='{SMALL}'>×{count}</span>{_answer_html(text, reference)}</div>"
-        )
+        body = _answer_html(_tail(text, look), reference, look)
+        out.append(f"<div {look['line']}><span {look['small']}>×{count}</span>{body}</div>")
     failures: dict[str, int] = {}
     for i, r in enumerate(cell.slots):
         if r is None or (r.done and r.error is None):
             continue
         if r.done and not r.partial_text:  # the same failure of several samples is shown once
-            key = _error_html(r)
+            key = _error_html(r, look)
             failures[key] = failures.get(key, 0) + 1
             continue
         state = "streaming" if not r.done else ("stopped" if r.interrupted else "failed")
-        error = _error_html(r) if r.done else ""
+        error = _error_html(r, look) if r.done else ""
         out.append(
-            f"<div style='{RULE}'><span style='{SMALL}'>sample {i + 1} · {state}</span>"
-            f"{_answer_html(r.partial_text if r.done else _tail(r.partial_text), reference)}{error}</div>"
+            f"<div {look['line']}><span {look['small']}>sample {i + 1} · {state}</span>"
+            f"{_answer_html(_tail(r.partial_text, look), reference, look)}{error}</div>"
         )
     for box, count in failures.items():
-        out.append(f"<div style='{RULE}'><span style='{SMALL}'>×{count}</span>{box}</div>")
+        out.append(f"<div {look['line']}><span {look['small']}>×{count}</span>{box}</div>")
     queued = sum(r is None for r in cell.slots)
     if queued:
-        out.append(f"<div style='{RULE};{SMALL}'><i>{_plural(queued, 'sample')} queued…</i></div>")
+        out.append(f"<div {look['line']}>{_note(f'{queued} queued…', look)}</div>")
     return "".join(out)
 
 
-def cell_html(cell: Cell, comparison: Comparison, reference: str | None) -> str:
-    head = f"<div style='font-weight:600'>{html.escape(cell.label)}</div>"
+def cell_html(cell: Cell, comparison: Comparison, reference: str | None, look: Look) -> str:
+    """One cell: its settings, its answers (in a live frame only their tails) and its footer."""
+    head = f"<b>{html.escape(cell.label, quote=False)}</b>"
     detail = cell.describe(comparison.shared)
     if detail and detail != cell.label:
-        head += f"<div style='{SMALL}'>{html.escape(detail)}</div>"
+        head += f"<div {look['small']}>{html.escape(detail, quote=False)}</div>"
     if comparison.samples == 1:
-        body = _one_sample_html(cell.slots[0], reference)
+        body = _one_sample_html(cell.slots[0], reference, look)
     else:
-        body = _samples_html(cell, reference)
-    foot = f"<div style='{SMALL};margin-top:4px'>{html.escape(cell_footer(cell))}</div>"
-    return f"<div class='qwen-cell' style='{CELL_STYLE}'>{head}{body}{foot}</div>"
+        body = _samples_html(cell, reference, look)
+    foot = f"<div {look['small']}>{html.escape(cell_footer(cell), quote=False)}</div>"
+    return f"<div {look['cell']}>{head}{body}{foot}</div>"
+
+
+def grid_part_html(c: Comparison, rows: list[range], *, first: bool, last: bool, live: bool) -> str:
+    """Some rows of the grid (all of them by default): the first part opens with the settings every
+    cell shares, the last closes with the summary; ``live`` draws a frame."""
+    reference = c.reference() if c.diff and len(c.cells) > 1 else None
+    look = style(max(len(grid_rows(c.cells)[0]), 1), live=live)  # every part on the grid's columns
+    out = [f"<div class='qwen-compare'>{look['css']}"]
+    if first and c.shared:
+        shared = ", ".join(describe_setting(k, v) for k, v in c.shared.items())
+        out.append(f"<div {look['small']}>every cell: {html.escape(shared, quote=False)}</div>")
+    for row in rows:
+        cells = (cell_html(c.cells[i], c, reference if i else None, look) for i in row)
+        out.append(f"<div {look['row']}>{''.join(cells)}</div>")
+    if last:
+        out.append(f"<div {look['small']}>{html.escape(summary_text(c), quote=False)}</div>")
+    out.append("</div>")
+    return "".join(out)
 
 
 def grid_html(c: Comparison) -> str:
-    """The whole grid: a summary line, the settings every cell shares, then the cells."""
-    reference = c.reference() if c.diff and len(c.cells) > 1 else None
-    cells = "".join(cell_html(cell, c, reference if i else None) for i, cell in enumerate(c.cells))
-    lines = [html.escape(summary_text(c))]
-    if c.shared:
-        lines.append(
-            "every cell: " + html.escape(", ".join(describe_setting(k, v) for k, v in c.shared.items()))
-        )
-    head = "".join(f"<div style='{SMALL}'>{line}</div>" for line in lines)
-    return (
-        f"<div class='qwen-compare'>{head}"
-        f"<div style='display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start;margin-top:6px'>"
-        f"{cells}</div></div>"
-    )
+    """The whole grid: the settings every cell shares, the rows of cells, then the summary line."""
+    return grid_part_html(c, grid_rows(c.cells), first=True, last=True, live=False)
 
 
 # -- text -----------------------------------------------------------------------------------------
@@ -212,8 +273,18 @@ def cell_text(cell: Cell) -> str:
     return "\n".join(lines)
 
 
+def grid_part_text(c: Comparison, rows: list[range], *, first: bool, last: bool) -> str:
+    parts = []
+    if first and c.shared:
+        parts.append("every cell: " + ", ".join(describe_setting(k, v) for k, v in c.shared.items()))
+    parts.extend(cell_text(c.cells[i]) for row in rows for i in row)
+    if last:
+        parts.append(summary_text(c))
+    return "\n\n".join(parts)
+
+
 def grid_text(c: Comparison) -> str:
-    return "\n\n".join([summary_text(c), *(cell_text(cell) for cell in c.cells)])
+    return grid_part_text(c, grid_rows(c.cells), first=True, last=True)
 
 
 # -- the live view --------------------------------------------------------------------------------
@@ -237,17 +308,14 @@ def diff_toggle(comparison: Comparison) -> Any:
     return toggle
 
 
-def live_bundle(c: Comparison) -> dict[str, str]:
-    """A frame while the grid streams: each cell's tail, and the summary as the plain fallback."""
-    return {"text/html": grid_html(c), "text/plain": summary_text(c)}
-
-
 class GridView:
     """Draws a Comparison while it runs; ``live`` while the cell that ran ``compare`` is current.
 
-    Live frames go through one ``Live`` output, which redraws the whole grid only when its text grew
-    by as much again or a second went by (each frame re-sends every cell's tail); the final draw
-    is exact and immediate.
+    In a notebook each finished leading row is frozen: drawn once, whole, into an output of its own,
+    and the live output below redraws only the rows still open, each cell as the tail of its answer.
+    A frame is due when the first text arrives, then once a second (a frame re-sends each open cell's
+    tail, so its cost is bounded by time, not by the answers' length); the final draw is exact and
+    immediate. A widget target (the panel) is one output: every row is redrawn there.
     """
 
     def __init__(
@@ -261,8 +329,12 @@ class GridView:
         self.comparison = comparison
         self.rich = (is_rich_frontend() if rich is None else rich) or publish is not None
         # publish(bundle, update) draws elsewhere (the parameter panel)
-        self.output = Live(max_rate=max_rate, publish=publish, growth=1.0, quiet=1.0)
+        self.output = Live(max_rate=max_rate, publish=publish, quiet=1.0)
         self.live = False
+        self.rows = grid_rows(comparison.cells)
+        self._frozen: list[tuple[int, int]] = []  # the rows of each frozen output, [start, stop)
+        self._open = 0  # the first row of the live output
+        self._finished = False
         self._drawn = -1
         self._printed: set[int] = set()
         comparison.view = self
@@ -273,6 +345,14 @@ class GridView:
 
     def _size(self) -> int:
         return sum(len(r.partial_text) + len(r.partial_reasoning) for r in self.comparison.responses)
+
+    def _bundle(self, start: int, stop: int, *, final: bool) -> dict[str, str]:
+        """Rows [start, stop): whole when ``final``, else a live frame (tails; the summary as text)."""
+        c, rows = self.comparison, self.rows[start:stop]
+        first, last = start == 0, stop == len(self.rows)
+        html_ = grid_part_html(c, rows, first=first, last=last, live=not final)
+        plain = grid_part_text(c, rows, first=first, last=last) if final else summary_text(c)
+        return {"text/html": html_, "text/plain": plain}
 
     def start(self) -> None:
         c = self.comparison
@@ -287,7 +367,7 @@ class GridView:
                 c.diff_toggle = diff_toggle(c)
                 if c.diff_toggle is not None:
                     display(c.diff_toggle)
-        self.output.draw(live_bundle(c), size=self._size())
+        self.output.draw(self._bundle(0, len(self.rows), final=False), size=self._size())
         if self.output.publish is None:
             self._until_next_cell()
 
@@ -307,27 +387,39 @@ class GridView:
         shell.events.register("pre_run_cell", next_cell)
 
     def refresh(self, version: int) -> None:
-        """Redraw if something changed, within the rate and only when the grid grew enough."""
+        """Freeze the rows that finished, or redraw the open ones within the rate when they grew."""
         if version == self._drawn:
             return
         if not self.rich:
             self._print_finished()
             self._drawn = version
             return
-        size = self._size()
-        if not self.output.due(size):
+        live, end, size = self.output, len(self.rows), self._size()
+        if not live.due(size):
             return
         self._drawn = version
-        self.output.draw(live_bundle(self.comparison), size=size)
+        done = self._open
+        while done < end - 1 and all(self.comparison.cells[i].done for i in self.rows[done]):
+            done += 1  # the last row stays open: the final draw closes the grid with its summary
+        if done > self._open and live.can_freeze:  # on a frame's beat, so rows that finish together
+            live.freeze(self._bundle(self._open, done, final=True))  # freeze together
+            self._frozen.append((self._open, done))
+            self._open = done
+        live.draw(self._bundle(self._open, end, final=False), size=size)
 
-    def redraw(self) -> None:
-        """The exact grid, now (the end of a run, or the diff toggled)."""
-        if self.output.shown:
-            self.output.draw(self.comparison.bundle())
+    def redraw(self, *, frozen: bool = True) -> None:
+        """Draw the open output now (final once the run ended) and, with ``frozen``, the frozen
+        ones again too (the diff toggled)."""
+        if not self.output.shown:
+            return
+        if frozen:
+            self.output.redraw_frozen([self._bundle(a, b, final=True) for a, b in self._frozen])
+        self.output.draw(self._bundle(self._open, len(self.rows), final=self._finished))
 
     def finish(self) -> None:
+        self._finished = True
         if self.rich:
-            self.redraw()
+            self.redraw(frozen=False)
             return
         self._print_finished()
         sys.stdout.write(summary_text(self.comparison) + "\n")

@@ -4,12 +4,13 @@ In the spirit of rich's ``Live``: a ``Live`` owns its target (a display id in th
 ``publish(bundle, update)`` callback that draws into a widget), the rate limit (at most ``max_rate``
 display messages in any rolling second, one of them kept for the final render) and the final exact
 draw, which is never held back; ``stop`` and ``drain`` settle a stream after a Ctrl-C or Stop.
-``freeze`` leaves the current output as it is for good and sends later draws to a new output below
-it, so a view can send each finished piece once and redraw only the open tail. ``growth``, ``step``
-and ``quiet`` let a view skip redraws that would re-send a large frame for a small change: a redraw
-is then due when the frame grew by that fraction plus that many characters, or ``quiet`` seconds
-went by without one; after a freeze, the new output waits ``quiet`` seconds for its first draw, so
-a piece that finishes sooner is sent once, frozen.
+``freeze`` leaves the current output (only ``redraw_frozen`` draws it again) and sends later draws
+to a new output below it, so a view can send each finished piece once and redraw only the open
+tail. ``growth``, ``step`` and ``quiet`` let a view skip redraws that would re-send a large frame
+for a small change: a redraw is then due when the first text arrives, when the frame grew by
+``growth`` (a fraction) plus ``step`` characters, or when ``quiet`` seconds went by without one
+(``quiet`` alone: one frame each ``quiet`` seconds); after a freeze, the new output waits ``quiet``
+seconds for its first due redraw, so a piece that finishes sooner is sent once, frozen.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Live:
         self.publish = publish
         self.draws = 0  # display messages sent
         self._handle: Any = None
+        self._frozen: list[Any] = []  # the display handles of the outputs left by ``freeze``
         self._shown = False
         self._recent: deque[float] = deque()
         self._size = 0  # the size the last redraw was made at (for ``growth``)
@@ -76,7 +78,8 @@ class Live:
 
     def due(self, size: int | None = None, *, now: float | None = None) -> bool:
         """A redraw may go out: ``interval`` since the last one, room left in the last second, and
-        (with ``growth``) the frame grew enough since the last redraw or ``quiet`` seconds passed."""
+        (given ``size``) the first text, or the frame grew enough since the last redraw, or ``quiet``
+        seconds passed."""
         now = time.perf_counter() if now is None else now
         recent = self._recent
         if recent and now - recent[-1] < self.interval:
@@ -85,11 +88,13 @@ class Live:
             recent.popleft()
         if len(recent) >= self.max_rate - 1:
             return False
-        if size is None or not (self.growth or self.step):
+        if size is None or not (self.growth or self.step or self.quiet):
             return True
         if now - self._opened < self.quiet:
             return False  # a piece that finishes this soon goes straight to its frozen output
-        if not self._size or size >= self._size * (1.0 + self.growth) + self.step:
+        if size and not self._size:
+            return True  # the first text
+        if (self.growth or self.step) and size >= self._size * (1.0 + self.growth) + self.step:
             return True
         last = recent[-1] if recent else float("-inf")
         return now - last >= self.quiet
@@ -118,10 +123,21 @@ class Live:
         if bundle is not None:
             self.draw(bundle)
         if self.can_freeze:
+            if self._handle is not None:
+                self._frozen.append(self._handle)
             self._handle = None
             self._shown = False
             self._size = 0
             self._opened = time.perf_counter()
+
+    def redraw_frozen(self, bundles: list[dict[str, str]]) -> None:
+        """Draw the frozen outputs again, oldest first (a view changed after they were left)."""
+        if len(bundles) != len(self._frozen):
+            raise ValueError(f"{len(bundles)} bundles for {len(self._frozen)} frozen outputs")
+        for handle, bundle in zip(self._frozen, bundles, strict=True):
+            self.draws += 1
+            self._recent.append(time.perf_counter())
+            handle.update(bundle, raw=True)
 
 
 def stop(response: Response) -> None:
