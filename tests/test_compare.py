@@ -200,7 +200,27 @@ def test_diversity_figures() -> None:
 def test_word_diff_marks_only_the_words_not_in_the_reference() -> None:
     out = word_diff_html("The sky is <grey> today.", "The sky is blue.")
     assert out.count("<mark") == 2 and "&lt;grey&gt;</mark>" in out and "today.</mark>" in out
-    assert out.startswith("The sky is ")
+    assert out.startswith("<p>The sky is ")
+
+
+def test_the_grid_renders_answers_as_markdown_and_the_diff_marks_their_prose(qwen_env: Emulator) -> None:
+    qwen_env.queue_reply(
+        "Sharks:\n\n- The shark is a fish.\n- It has **no** bones.\n\n```\nx = 1\n```\n<b>raw</b>"
+    )
+    qwen_env.queue_reply(
+        "Sharks:\n\n- The shark is a fish.\n- It has **soft** bones.\n\n```\nx = 2\n```\n<b>raw</b>"
+    )
+    c = compare(PROMPT, temperature=[0.1, 0.9], concurrency=1, thinking=False, show=False)
+    grid = c._repr_html_()
+    assert (
+        "<li>The shark is a fish.</li>" in grid and "<strong>no</strong>" in grid
+    )  # as a %%qwen cell shows it
+    assert (
+        "<pre><code>x = 1\n</code></pre>" in grid and "&lt;b&gt;raw&lt;/b&gt;" in grid
+    )  # raw HTML stays text
+    assert "- The shark" not in grid
+    marked = c.show_diff()._repr_html_()
+    assert marked.count("<mark") == 1 and "soft</mark></strong>" in marked  # code is not compared
 
 
 def test_highlighting_marks_what_differs_from_the_first_column(qwen_env: Emulator) -> None:
@@ -407,8 +427,8 @@ def test_the_grid_streams_live_at_a_bounded_rate(shell, qwen_env: Emulator) -> N
 
     with capture_output() as again:  # in a later cell, `c` shows the grid again
         shell.run_cell("c", store_history=True)
-    assert [o.update for o in again.outputs] == [False]
-    assert again.outputs[0].data["text/html"] == c._repr_html_()
+    shown = [o for o in again.outputs if "text/html" in o.data]  # and the toggle above is retired
+    assert [o.update for o in shown] == [False] and shown[0].data["text/html"] == c._repr_html_()
 
 
 def test_finished_rows_are_frozen_and_each_answer_is_sent_once(shell, qwen_env: Emulator) -> None:  # type: ignore[no-untyped-def]
@@ -480,6 +500,20 @@ def test_the_toggle_highlights_differences_in_the_live_grid(shell, qwen_env: Emu
     with capture_output() as cap:
         c.show_diff(False)
     assert c.diff_toggle.value is False and "<mark" not in cap.outputs[-1].data["text/html"]
+
+
+def test_the_toggle_leaves_the_page_when_the_next_cell_runs(shell, qwen_env: Emulator) -> None:  # type: ignore[no-untyped-def]
+    with capture_output() as cap:
+        shell.run_cell("import qwen_magics\nc = qwen_magics.compare('Sky?', temperature=[0.1, 0.9])\n")
+    c = shell.user_ns["c"]
+    toggle = c.diff_toggle
+    (shown,) = [o for o in cap.outputs if "application/vnd.jupyter.widget-view+json" in o.data]
+    with capture_output() as cap:
+        shell.run_cell("c.show_diff()")
+    # a saved notebook keeps no widget whose model is gone once the kernel is: the output is emptied
+    retired = [o for o in cap.outputs if o.transient.get("display_id") == shown.transient["display_id"]]
+    assert [o.data for o in retired] == [{"text/plain": ""}] and toggle.comm is None
+    assert c.diff_toggle is None and c.diff and "<mark" in cap.outputs[-1].data["text/html"]
 
 
 def test_a_terminal_gets_each_cell_as_text(qwen_env: Emulator) -> None:
@@ -572,7 +606,8 @@ def test_a_saved_notebook_holds_the_final_grid_once(emulator: Emulator) -> None:
     html = grids[0].data["text/html"]
     assert "2 settings × 1 sample · done" in html and "waiting" not in html
     assert "at temperature 0.1." in html and "at temperature 0.9." in html
-    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    # the toggle went when the next cell ran: no widget is left to show "model not found" on reopening
+    assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
     assert nb.cells[1].outputs[0].text.strip() == "(2, 15) [True, True]"
     assert TEST_KEY not in nbformat.writes(nb)
 

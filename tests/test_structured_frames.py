@@ -172,7 +172,18 @@ def test_apply_rides_out_rate_limits_and_shows_progress(
     assert out["_error"].isna().all()
     assert out["answer"].tolist() == [f"{n} as JSON" for n in NAMES[:6]]
     assert sum(r.status == 429 for r in qwen_env.chat_requests) == 3
-    assert "qwen apply: 100%" in capsys.readouterr().err
+    shown = capsys.readouterr()
+    assert "qwen apply:" in shown.err and "row/s" in shown.err  # the bar, while it works
+    assert shown.out.startswith("qwen apply: 6 rows in ") and "failed" not in shown.out  # what stays
+
+
+def test_the_line_apply_leaves_counts_the_failed_rows(
+    qwen_env: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    qwen_env.add_fault("status", status=400, times=1)
+    out = apply(pd.DataFrame({"name": NAMES[:3]}), "{name} as JSON", concurrency=1)
+    assert out["_error"].notna().sum() == 1
+    assert capsys.readouterr().out.strip().endswith("· 1 failed (see the _error column)")
 
 
 def test_ctrl_c_keeps_the_rows_already_answered(qwen_env: Emulator) -> None:

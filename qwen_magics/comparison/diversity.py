@@ -2,22 +2,22 @@
 
 Similarity is difflib's ``SequenceMatcher.ratio()`` on the answers' *words* (2·matches / total
 words): 1.0 for the same words in the same order, near 0 for unrelated text. Word level keeps it
-about what was said rather than about spacing and punctuation. No I/O here.
+about what was said rather than about spacing and punctuation; the word diff marks the rendered
+Markdown. No I/O here.
 """
 
 from __future__ import annotations
 
-import html
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from itertools import combinations
 
+from ..display.markdown import markdown_html, words
+
 __all__ = ["Diversity", "distinct_answers", "diversity", "similarity", "word_diff_html"]
 
-_PIECES = re.compile(r"\s+|[^\s]+")
 MARK_STYLE = "background:rgba(255,196,0,.45);color:inherit;border-radius:2px;padding:0 1px"
 
 
@@ -78,24 +78,12 @@ def diversity(texts: Sequence[str]) -> Diversity | None:
 
 
 def word_diff_html(text: str, reference: str) -> str:
-    """``text`` as escaped HTML with the words that are not in ``reference`` marked."""
-    pieces = _PIECES.findall(text)
-    words = [p for p in pieces if not p.isspace()]
-    matcher = SequenceMatcher(None, reference.split(), words, autojunk=False)
-    changed = [False] * len(words)
+    """``text`` rendered from Markdown, with the words of its prose that are not in ``reference``'s
+    marked (code is compared by neither)."""
+    mine, theirs = words(text), words(reference)
+    matcher = SequenceMatcher(None, theirs, mine, autojunk=False)
+    changed = [False] * len(mine)
     for tag, _i1, _i2, j1, j2 in matcher.get_opcodes():
         if tag in ("replace", "insert"):
-            for j in range(j1, j2):
-                changed[j] = True
-    out: list[str] = []
-    w = 0
-    for piece in pieces:
-        if piece.isspace():
-            out.append(piece)
-            continue
-        escaped = html.escape(piece)
-        out.append(
-            f"<mark class='qwen-diff' style='{MARK_STYLE}'>{escaped}</mark>" if changed[w] else escaped
-        )
-        w += 1
-    return "".join(out)
+            changed[j1:j2] = [True] * (j2 - j1)
+    return markdown_html(text, mark=changed, mark_open=f"<mark class='qwen-diff' style='{MARK_STYLE}'>")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..api.render import footer_text, format_cost, thinking_html
 from ..display.live import MAX_RATE, Live, is_rich_frontend
+from ..display.markdown import markdown_html
 from .diversity import word_diff_html
 from .gridspec import describe_setting
 
@@ -27,12 +28,13 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_RATE", "GridView", "cell_text", "grid_html", "grid_rows", "grid_text"]
 
-LIVE_CELL_CHARS = 160  # the tail of each answer a live frame shows
+LIVE_CELL_CHARS = 120  # the tail of each answer a live frame shows
 MAX_COLUMNS = 4
 STYLES = {
     "cell": "min-width:0;border:1px solid rgba(128,128,128,.35);border-radius:6px;padding:6px 8px",
     "small": "font-size:.82em;opacity:.75",
     "text": "white-space:pre-wrap;overflow-wrap:anywhere;margin:4px 0",
+    "answer": "overflow-wrap:anywhere;margin:4px 0",
     "error": "border-left:4px solid #d9534f;background:rgba(217,83,79,.08);padding:4px 8px;margin:4px 0",
     "line": "border-top:1px dashed rgba(128,128,128,.35);margin-top:6px;padding-top:4px",
 }
@@ -59,8 +61,13 @@ def style(columns: int, *, live: bool) -> Look:
         saved = {k: f"style='{v}'" for k, v in styles.items()}
         return saved | {"cell": f"class='qwen-cell' {saved['cell']}", "css": ""}
     classes = {k: f"class='qwen-g{k[0]}'" for k in styles}  # short: a frame repeats them per cell
-    css = "<style>" + "".join(f".qwen-g{k[0]}{{{v}}}" for k, v in styles.items()) + "</style>"
-    return classes | {"css": css}
+    return classes | {"css": "\n".join(f".qwen-g{k[0]}{{{v}}}" for k, v in styles.items())}
+
+
+def _stylesheet(look: Look, body: str) -> str:
+    """A live frame's <style>: the rules of the classes its body uses."""
+    rules = [rule for rule in look["css"].split("\n") if f"'{rule[1:8]}'" in body]
+    return f"<style>{''.join(rules)}</style>"
 
 
 # -- words ----------------------------------------------------------------------------------------
@@ -153,8 +160,12 @@ def grid_rows(cells: list[Cell]) -> list[range]:
 
 
 def _answer_html(text: str, reference: str | None, look: Look) -> str:
-    body = word_diff_html(text, reference) if reference else html.escape(text, quote=False)
-    return f"<div {look['text']}>{body}</div>"
+    """The answer rendered from Markdown (its words marked against ``reference``); a live frame's
+    tail as plain text, since a tail cut from a code block or a list would not render alike."""
+    if look["css"]:
+        return f"<div {look['text']}>{html.escape(text, quote=False)}</div>"
+    body = word_diff_html(text, reference) if reference else markdown_html(text)
+    return f"<div {look['answer']}>{body}</div>"
 
 
 def _error_html(r: Response, look: Look) -> str:
@@ -237,7 +248,7 @@ def grid_part_html(c: Comparison, rows: list[range], *, first: bool, last: bool,
     cell shares, the last closes with the summary; ``live`` draws a frame."""
     reference = c.reference() if c.diff and len(c.cells) > 1 else None
     look = style(max(len(grid_rows(c.cells)[0]), 1), live=live)  # every part on the grid's columns
-    out = [f"<div class='qwen-compare'>{look['css']}"]
+    out = []
     if first and c.shared:
         shared = ", ".join(describe_setting(k, v) for k, v in c.shared.items())
         out.append(f"<div {look['small']}>every cell: {html.escape(shared, quote=False)}</div>")
@@ -246,8 +257,8 @@ def grid_part_html(c: Comparison, rows: list[range], *, first: bool, last: bool,
         out.append(f"<div {look['row']}>{''.join(cells)}</div>")
     if last:
         out.append(f"<div {look['small']}>{html.escape(summary_text(c), quote=False)}</div>")
-    out.append("</div>")
-    return "".join(out)
+    body = "".join(out)
+    return f"<div class='qwen-compare'>{_stylesheet(look, body) if live else ''}{body}</div>"
 
 
 def grid_html(c: Comparison) -> str:
@@ -335,6 +346,7 @@ class GridView:
         self._frozen: list[tuple[int, int]] = []  # the rows of each frozen output, [start, stop)
         self._open = 0  # the first row of the live output
         self._finished = False
+        self._toggle: Any = None  # the display handle of the diff toggle
         self._drawn = -1
         self._printed: set[int] = set()
         comparison.view = self
@@ -366,7 +378,7 @@ class GridView:
             if len(c.cells) > 1:
                 c.diff_toggle = diff_toggle(c)
                 if c.diff_toggle is not None:
-                    display(c.diff_toggle)
+                    self._toggle = display(c.diff_toggle, display_id=True)
         self.output.draw(self._bundle(0, len(self.rows), final=False), size=self._size())
         if self.output.publish is None:
             self._until_next_cell()
@@ -383,8 +395,19 @@ class GridView:
         def next_cell(*_: Any) -> None:
             self.live = False
             shell.events.unregister("pre_run_cell", next_cell)
+            self._retire_toggle()
 
         shell.events.register("pre_run_cell", next_cell)
+
+    def _retire_toggle(self) -> None:
+        """The grid's cell is no longer the current one: its toggle leaves the page and the notebook
+        (a saved widget shows "model not found" once the kernel is gone); ``show_diff`` still works,
+        and the summary line says when words are marked."""
+        toggle, self.comparison.diff_toggle = self.comparison.diff_toggle, None
+        if toggle is None or self._toggle is None:
+            return
+        self._toggle.update({"text/plain": ""}, raw=True)
+        toggle.close()
 
     def refresh(self, version: int) -> None:
         """Freeze the rows that finished, or redraw the open ones within the rate when they grew."""

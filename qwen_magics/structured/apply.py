@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import string
+import sys
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,8 @@ from ..runner import Background
 from .ask import Plan, arun, plan
 from .records import typed, user_namespace
 from .schema import Schema, parse_schema
+
+NOT_DONE = "interrupted before this row was answered"
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -96,7 +100,10 @@ def apply(
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(rows), desc="qwen apply", unit="row", disable=not progress)
+    # leave=False: the bar (a widget in a notebook) goes when the work ends, and one line of text
+    # stays, which a saved notebook shows anywhere (no "model not found" for a bar long gone)
+    bar = tqdm(total=len(rows), desc="qwen apply", unit="row", disable=not progress, leave=False)
+    started = time.perf_counter()
     # on a Background: a kernel's own loop is already running; this thread waits, where Ctrl-C lands
     work = Background[None]("qwen-apply")
     interrupted = False
@@ -110,7 +117,24 @@ def apply(
         work.result()  # ConfigError, ParameterError (the same for every row) or a bug of ours
     finally:
         bar.close()
-    return _frame(df, outcomes, sch, interrupted)
+    out = _frame(df, outcomes, sch, interrupted)
+    if progress:
+        sys.stdout.write(_summary(out, time.perf_counter() - started, interrupted) + "\n")
+        sys.stdout.flush()
+    return out
+
+
+def _summary(out: pd.DataFrame, elapsed: float, interrupted: bool) -> str:
+    """What the progress bar leaves behind: rows, time, failures."""
+    errors = out["_error"]
+    skipped = int((errors == NOT_DONE).sum()) if interrupted else 0
+    failed = int(errors.notna().sum()) - skipped
+    parts = [f"qwen apply: {len(out)} row{'s' * (len(out) != 1)} in {elapsed:.1f}s"]
+    if failed:
+        parts.append(f"{failed} failed (see the _error column)")
+    if interrupted:
+        parts.append(f"interrupted: {skipped} not answered")
+    return " · ".join(parts)
 
 
 async def _ask_all(
@@ -156,7 +180,7 @@ def _frame(df: pd.DataFrame, outcomes: list[Any], schema: Schema | None, interru
         else:
             records.append({})
             if outcome is None:
-                errors.append("interrupted before this row was answered" if interrupted else "not asked")
+                errors.append(NOT_DONE if interrupted else "not asked")
             else:
                 errors.append(str(outcome) or type(outcome).__name__)
     frame = pd.json_normalize(records, sep=".") if records else pd.DataFrame()
