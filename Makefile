@@ -4,6 +4,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
+LAB_OVERRIDES := {"@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": true}}
 
 .PHONY: lab test test-fast setup chromium bench notebooks
 
@@ -11,6 +12,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	@# this JupyterLab saves widget state in the notebook: reopened, a panel shows as it was left,
+	@# not "Error displaying widget: model not found" (Settings > Save Widget State Automatically)
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	echo '$(LAB_OVERRIDES)' > $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $@
 
 setup: $(VENV)/.installed

@@ -54,6 +54,8 @@ _QUIET_LAB = {
         "fetchNews": "false",
         "checkForUpdates": False,
     },
+    # as `make lab` sets it (the Makefile's LAB_OVERRIDES): saved notebooks keep their widgets' state
+    "@jupyter-widgets/jupyterlab-manager/plugin.jupyterlab-settings": {"saveState": True},
 }
 
 

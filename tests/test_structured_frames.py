@@ -6,6 +6,7 @@ import asyncio
 
 import pandas as pd
 import pytest
+from IPython.utils.capture import capture_output
 
 from qwen_magics import apply, to_dataframe
 from qwen_magics.emulator import Emulator
@@ -175,6 +176,20 @@ def test_apply_rides_out_rate_limits_and_shows_progress(
     shown = capsys.readouterr()
     assert "qwen apply:" in shown.err and "row/s" in shown.err  # the bar, while it works
     assert shown.out.startswith("qwen apply: 6 rows in ") and "failed" not in shown.out  # what stays
+
+
+def test_in_a_notebook_the_progress_bar_ends_as_a_line_of_text(shell, qwen_env: Emulator) -> None:  # type: ignore[no-untyped-def]
+    qwen_env.latency = 0.05
+    shell.user_ns["df"] = pd.DataFrame({"name": NAMES[:8]})
+    with capture_output() as cap:
+        shell.run_cell("import qwen_magics\nout = qwen_magics.apply(df, '{name} as JSON', concurrency=2)")
+    frames = [o for o in cap.outputs if o.transient.get("display_id")]
+    assert {o.transient["display_id"] for o in frames} == {frames[0].transient["display_id"]}  # one output
+    assert "<progress value='0' max='8'" in frames[0].data["text/html"] and len(frames) >= 3
+    assert not any("application/vnd.jupyter.widget-view+json" in o.data for o in cap.outputs)  # no widget
+    assert list(frames[-1].data) == ["text/plain"] and frames[-1].data["text/plain"].startswith(
+        "qwen apply: 8 rows in"
+    )
 
 
 def test_the_line_apply_leaves_counts_the_failed_rows(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..api.render import footer_text, format_cost, thinking_html
 from ..display.live import MAX_RATE, Live, is_rich_frontend
 from ..display.markdown import markdown_html
+from ..display.widget import show_widget
 from .diversity import word_diff_html
 from .gridspec import describe_setting
 
@@ -372,13 +373,10 @@ class GridView:
             sys.stdout.write(summary_text(c) + "\n")
             sys.stdout.flush()
             return
-        if self.output.publish is None:
-            from IPython.display import display
-
-            if len(c.cells) > 1:
-                c.diff_toggle = diff_toggle(c)
-                if c.diff_toggle is not None:
-                    self._toggle = display(c.diff_toggle, display_id=True)
+        if self.output.publish is None and len(c.cells) > 1:
+            c.diff_toggle = diff_toggle(c)
+            if c.diff_toggle is not None:  # where it cannot be drawn, nothing: the grid says it all
+                self._toggle = show_widget(c.diff_toggle, text="")
         self.output.draw(self._bundle(0, len(self.rows), final=False), size=self._size())
         if self.output.publish is None:
             self._until_next_cell()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..api.client import AsyncClient
 from ..api.response import Response, Usage
+from ..display.live import MAX_RATE, Live, is_rich_frontend
 from ..errors import ConfigError, ParameterError, QwenError
 from ..runner import Background
 from .ask import Plan, arun, plan
@@ -98,30 +99,73 @@ def apply(
         plan(p, schema=sch, multi=multi, **params) if p is not None else None for p in prompts
     ]
 
-    from tqdm.auto import tqdm
-
-    # leave=False: the bar (a widget in a notebook) goes when the work ends, and one line of text
-    # stays, which a saved notebook shows anywhere (no "model not found" for a bar long gone)
-    bar = tqdm(total=len(rows), desc="qwen apply", unit="row", disable=not progress, leave=False)
-    started = time.perf_counter()
-    # on a Background: a kernel's own loop is already running; this thread waits, where Ctrl-C lands
+    bar = Progress(len(rows), enabled=progress)
+    # on a Background: a kernel's own loop is already running; this thread waits (where Ctrl-C
+    # lands) and draws the progress
     work = Background[None]("qwen-apply")
     interrupted = False
     try:
-        work.start(lambda: _ask_all(plans, outcomes, concurrency, retries, bar.update))
+        work.start(lambda: _ask_all(plans, outcomes, concurrency, retries, bar.tick))
         try:
-            work.wait()
+            while not work.wait(1.0 / MAX_RATE):
+                bar.refresh()
         except KeyboardInterrupt:
             interrupted = True
             work.stop()
         work.result()  # ConfigError, ParameterError (the same for every row) or a bug of ours
-    finally:
-        bar.close()
+    except BaseException:
+        bar.close(None)
+        raise
     out = _frame(df, outcomes, sch, interrupted)
-    if progress:
-        sys.stdout.write(_summary(out, time.perf_counter() - started, interrupted) + "\n")
-        sys.stdout.flush()
+    bar.close(_summary(out, bar.elapsed, interrupted))
     return out
+
+
+class Progress:
+    """apply's progress: in a notebook a live ``<progress>`` bar (no widget, so nothing is left to
+    show "model not found" in a saved notebook) that ends as one line of text; in a terminal or a
+    script, tqdm's text bar on stderr, then the same line on stdout."""
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        self.total, self.done, self.enabled = total, 0, enabled
+        self.started = time.perf_counter()
+        self.rich = enabled and is_rich_frontend()
+        self.live = Live(quiet=0.25)
+        self._drawn = -1
+        self._bar: Any = None
+        if enabled and not self.rich:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc="qwen apply", unit="row", leave=False, file=sys.stderr)
+        self.refresh()
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def tick(self, n: int) -> None:
+        """A row finished (called from the worker thread; the caller's thread draws)."""
+        self.done += n
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def refresh(self) -> None:
+        if not self.rich or self.done == self._drawn or not self.live.due(self.done + 1):
+            return
+        self._drawn = self.done
+        state = f"qwen apply: {self.done}/{self.total} rows · {self.elapsed:.1f}s"
+        bar = f"<progress value='{self.done}' max='{max(self.total, 1)}' style='width:240px'></progress>"
+        self.live.draw({"text/html": f"{bar} <span>{state}</span>", "text/plain": state}, size=self.done + 1)
+
+    def close(self, summary: str | None) -> None:
+        """Take the bar away and leave ``summary`` (None: a failure says what happened instead)."""
+        if self._bar is not None:
+            self._bar.close()
+        if self.rich and self.live.shown:
+            self.live.draw({"text/plain": summary or f"qwen apply: stopped at {self.done}/{self.total} rows"})
+        elif self.enabled and summary:
+            sys.stdout.write(summary + "\n")
+            sys.stdout.flush()
 
 
 def _summary(out: pd.DataFrame, elapsed: float, interrupted: bool) -> str:

@@ -27,6 +27,7 @@ from ..api.client import AsyncClient
 from ..api.params import SEED_MAX, check_params, check_text, parse_value
 from ..api.response import Response
 from ..display.answer import StreamView, error_bundle
+from ..display.widget import show_widget
 from ..errors import ParameterError, QwenError
 from ..models import MODELS, ModelInfo, get_model
 from ..runner import Background
@@ -295,10 +296,16 @@ class Panel:
     def show(self) -> None:
         """Display the panel (again) in the notebook."""
         from IPython import get_ipython
-        from IPython.display import display
 
-        if get_ipython() is not None:
-            display(self.widget)
+        if get_ipython() is None:
+            return
+        # where the widget cannot be drawn (GitHub, nbconvert, an untrusted notebook): its settings
+        note = "Qwen parameter panel (interactive: run the cell to use it); its settings as a cell:"
+        stand_in = (
+            f"<div style='border:1px solid rgba(128,128,128,.35);padding:4px 8px'>{html.escape(note)}"
+            f"<pre>{html.escape(self.code)}</pre></div>"
+        )
+        show_widget(self.widget, text=f"{note}\n{self.code}", html=stand_in)
 
     def __repr__(self) -> str:
         last = f", last {self.runs[-1].state}" if self.runs else ""
