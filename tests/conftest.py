@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from IPython.utils.capture import capture_output
 
 from qwen_magics import config
 from qwen_magics.emulator import Emulator
@@ -64,6 +65,8 @@ def shell(qwen_env: Emulator):  # type: ignore[no-untyped-def]
     ip = InteractiveShell.instance()
     ip.user_ns.pop("_qwen", None)
     yield ip
+    with capture_output():  # a next cell: what waits for one (a grid's toggle) is done with here
+        ip.run_cell("pass")
     if "qwen_magics" in ip.extension_manager.loaded:
         ip.run_line_magic("unload_ext", "qwen_magics")
 
