@@ -30,6 +30,8 @@ from ..models import MODELS, get_model
 from ..templating import TemplateError, fields, fill, looks_templated
 from .commands import config_bundle, fetch_model_ids, help_bundle, models_bundle, set_defaults
 from .conversation import Conversation
+from .helpend import install as install_help_end
+from .helpend import uninstall as uninstall_help_end
 
 __all__ = ["QwenMagics", "load", "unload"]
 
@@ -451,6 +453,7 @@ def load(ip: Any) -> None:
     """Register the magics. Offline mode starts here when no key and no base URL are set."""
     global _offline_started, _notice_shown
     ip.register_magics(QwenMagics(shell=ip))
+    install_help_end(ip)  # `%qwen Is it?` is a question, not a help request
     if offline.needed() and not offline.is_active():
         offline.start()
         _offline_started = True
@@ -460,8 +463,10 @@ def load(ip: Any) -> None:
 
 
 def unload(ip: Any) -> None:
-    """Remove the magics (``%unload_ext`` / ``%reload_ext``) and the offline simulator we started."""
+    """Remove the magics and their input transformer (``%unload_ext`` / ``%reload_ext``), and the offline
+    simulator we started."""
     global _offline_started
+    uninstall_help_end(ip)
     manager = ip.magics_manager
     for kind in ("line", "cell"):
         manager.magics[kind].pop("qwen", None)
