@@ -127,10 +127,12 @@ def test_config_takes_a_quoted_value_with_spaces(ip, qwen_env: Emulator) -> None
 
 
 def test_config_values_are_read_as_their_settings_type(ip, qwen_env: Emulator) -> None:
-    line(ip, "config system=yes model=123 thinking=on seed=7 top_p=1 max_tokens=default raw=off")
+    line(ip, "config system=yes model=qwen-plus thinking=on seed=7 top_p=1 max_tokens=default raw=off")
     magics = ip.magics_manager.registry["QwenMagics"]
-    assert (magics.system, magics.model, magics.thinking, magics.seed) == ("yes", "123", True, 7)
+    assert (magics.system, magics.model, magics.thinking, magics.seed) == ("yes", "qwen-plus", True, 7)
     assert isinstance(magics.top_p, float) and magics.max_tokens is None and magics.raw is False
+    line(ip, "config system=123")
+    assert magics.system == "123"
 
 
 def test_traitlets_config_sets_defaults(ip, qwen_env: Emulator) -> None:

@@ -4,6 +4,7 @@ or a one-line usage error that says how to send the line as a prompt."""
 from __future__ import annotations
 
 import pytest
+from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
 from qwen_magics.emulator import Emulator
@@ -66,3 +67,88 @@ def test_unloading_removes_the_question_hook(ip, qwen_env: Emulator) -> None:
     ip.run_line_magic("unload_ext", "qwen_magics")
     assert keep_questions not in ip.input_transformers_cleanup
     assert "pinfo" in ip.transform_cell("%qwen What is the capital of France?")
+
+
+# -- commands --------------------------------------------------------------------------------
+def line(ip, text: str):  # type: ignore[no-untyped-def]
+    with capture_output() as cap:
+        ip.run_line_magic("qwen", text)
+    return cap
+
+
+@pytest.mark.parametrize(
+    "setting", ["temperature=0.3", "temperature = 0.3", "temperature =0.3", "temperature= 0.3"]
+)
+def test_config_sets_with_or_without_spaces_around_the_equals(ip, qwen_env: Emulator, setting: str) -> None:
+    cap = run(ip, f"%qwen config {setting} system = 'Be brief, sailor.'")
+    assert "temperature=0.3" in cap.stdout and cap.stderr == ""
+    run(ip, "%qwen --no-thinking ahoy")
+    request = qwen_env.chat_requests[-1]
+    assert request.params["temperature"] == 0.3
+    assert request.body["messages"][0] == {"role": "system", "content": "Be brief, sailor."}
+
+
+@pytest.mark.parametrize(
+    "text", ["models foo", "reset now", "history please", "help me write a poem", "config model", "config ="]
+)
+def test_a_command_with_arguments_it_does_not_take_is_a_usage_error(
+    ip, qwen_env: Emulator, text: str
+) -> None:
+    with capture_output() as cap, pytest.raises(UsageError) as err:
+        ip.run_line_magic("qwen", text)
+    message = str(err.value)
+    assert message.startswith(f"%qwen {text.split()[0]} ") and "\n" not in message
+    assert message.endswith(f"to send it as a prompt: %qwen -- {text}")
+    assert qwen_env.requests == [] and cap.outputs == []
+
+
+def test_a_command_usage_error_shows_no_traceback(ip, qwen_env: Emulator) -> None:
+    cap = run(ip, "%qwen reset the counter")
+    assert "UsageError: %qwen reset takes no arguments" in cap.stderr
+    assert "Traceback" not in cap.stdout + cap.stderr
+    assert qwen_env.requests == []
+
+
+@pytest.mark.parametrize(
+    ("text", "prompt"),
+    [
+        ("-- reset the counter", "reset the counter"),
+        ("-t 0.2 -- models", "models"),
+        ("-- config model", "config model"),
+    ],
+)
+def test_double_dash_sends_the_rest_as_a_prompt(ip, qwen_env: Emulator, text: str, prompt: str) -> None:
+    run(ip, f"%qwen {text}")
+    assert sent(qwen_env) == prompt
+
+
+def test_a_command_word_alone_is_the_command_in_any_case(ip, qwen_env: Emulator) -> None:
+    assert "No conversation yet" in line(ip, "History").outputs[0].data["text/plain"]
+    assert "conversation cleared" in line(ip, "RESET").stdout
+    assert "qwen3.6-plus" in line(ip, "Config").outputs[0].data["text/plain"]
+    assert qwen_env.chat_requests == []
+
+
+def test_a_capitalised_word_that_starts_a_longer_line_is_a_prompt(ip, qwen_env: Emulator) -> None:
+    run(ip, "%qwen --no-thinking History of Rome in three lines")
+    assert sent(qwen_env) == "History of Rome in three lines"
+
+
+def test_config_model_is_checked_as_a_cell_checks_it(ip, qwen_env: Emulator) -> None:
+    with pytest.raises(UsageError) as err:
+        line(ip, "config model=qwen-plu")
+    message = str(err.value)
+    assert message.startswith("%qwen config model: unknown model 'qwen-plu': http://127.0.0.1:")
+    assert "the default is unchanged" in message and "Did you mean 'qwen-plus'" in message
+    magics = ip.magics_manager.registry["QwenMagics"]
+    assert magics.model is None and qwen_env.chat_requests == []
+    line(ip, "config model = qwen-plus")
+    assert magics.model == "qwen-plus"
+
+
+def test_qwen_alone_shows_the_short_usage(ip, qwen_env: Emulator) -> None:
+    shown = run(ip, "%qwen").outputs[0].data
+    for text in ("%qwen config", "%qwen models", "%qwen reset", "%qwen -- prompt", "%qwen help"):
+        assert text in shown["text/plain"] and text in shown["text/markdown"]
+    assert "--top-k" not in shown["text/plain"]  # the options are one command away
+    assert qwen_env.requests == []

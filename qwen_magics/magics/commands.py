@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from traitlets import HasTraits, TraitError
@@ -19,7 +19,14 @@ from ..api.params import parse_value
 from ..errors import APIError, ConfigError
 from ..models import MODELS, ModelInfo, get_model
 
-__all__ = ["config_bundle", "fetch_model_ids", "help_bundle", "models_bundle", "set_defaults"]
+__all__ = [
+    "config_bundle",
+    "fetch_model_ids",
+    "help_bundle",
+    "models_bundle",
+    "set_defaults",
+    "usage_bundle",
+]
 
 MODELS_TIMEOUT = 5.0
 
@@ -82,10 +89,16 @@ def config_bundle(defaults: Mapping[str, Any], model_source: str) -> dict[str, s
 SETTINGS = ("region", "base_url", "timeout")  # %qwen config names that go to config.configure
 
 
-def set_defaults(target: HasTraits, tokens: list[str], names: list[str]) -> list[str]:
+def set_defaults(
+    target: HasTraits,
+    tokens: list[str],
+    names: list[str],
+    check: Callable[[str, Any], None] | None = None,
+) -> list[str]:
     """``%qwen config name=value ...``: traits of ``target`` (the magics' defaults) or connection
-    settings. Raises ValueError saying which name and why; the API key is refused (notebooks get
-    shared: keys belong in the environment)."""
+    settings, in order. Raises ValueError saying which name and why; the API key is refused (notebooks
+    get shared: keys belong in the environment). ``check(name, value)`` runs before a trait is set,
+    after the settings left of it (a model is looked up on the server the line chose)."""
     done = []
     for token in tokens:
         name, _, text = token.partition("=")
@@ -102,6 +115,8 @@ def set_defaults(target: HasTraits, tokens: list[str], names: list[str]) -> list
                 config.configure(**{name: before})
                 raise ValueError(f"{name}: {exc}") from None
         elif name in names:
+            if check is not None:
+                check(name, value)
             try:
                 setattr(target, name, value)
             except TraitError as exc:
@@ -196,7 +211,7 @@ COMMANDS = [
     ("%qwen config", "show the effective settings (the key masked)"),
     (
         "%qwen config name=value ...",
-        "set defaults: model, system, temperature, top_p, top_k, "
+        "set defaults (name = value works too): model, system, temperature, top_p, top_k, "
         "presence_penalty, thinking, budget, max_tokens, seed, raw, stream, region, base_url",
     ),
     ("%qwen models", "list the models with context, max output, thinking and prices"),
@@ -204,6 +219,7 @@ COMMANDS = [
     ("%qwen reset", "forget the current conversation"),
     ("%qwen panel [options] [prompt]", "sliders for every parameter, with a Run button"),
     ("%qwen help", "this text; %%qwen? shows every option"),
+    ("%qwen -- prompt", "a prompt that starts with a command word: %qwen -- reset the counter"),
 ]
 
 NOTES = [
@@ -225,3 +241,13 @@ def help_bundle(options: list[tuple[str, str]]) -> dict[str, str]:
     )
     plain = "\n\n".join(["qwen-magics", plain_c, "Options", plain_o, "\n".join(f"- {n}" for n in NOTES)])
     return {"text/markdown": md, "text/plain": plain}
+
+
+def usage_bundle() -> dict[str, str]:
+    """``%qwen`` alone: the commands, and where every option is."""
+    md, plain = _table(["command", "what it does"], [list(c) for c in COMMANDS])
+    more = "Every option and the rules worth knowing: `%qwen help` (or `%%qwen?`)."
+    return {
+        "text/markdown": f"**qwen-magics**\n\n{md}\n\n{more}",
+        "text/plain": f"qwen-magics\n\n{plain}\n\n{more}",
+    }

@@ -28,7 +28,15 @@ from ..display.answer import MAX_RATE, error_title, show_answer, show_error
 from ..errors import ConfigError, ParameterError, QwenError
 from ..models import MODELS, get_model
 from ..templating import TemplateError, fields, fill, looks_templated
-from .commands import config_bundle, fetch_model_ids, help_bundle, models_bundle, set_defaults
+from .commandline import as_prompt, read_command, read_settings
+from .commands import (
+    config_bundle,
+    fetch_model_ids,
+    help_bundle,
+    models_bundle,
+    set_defaults,
+    usage_bundle,
+)
 from .conversation import Conversation
 from .helpend import install as install_help_end
 from .helpend import uninstall as uninstall_help_end
@@ -160,17 +168,24 @@ class QwenMagics(Magics):
         Prompt variables: {name} and {expression}; {{ and }} for literal braces.
         """
         if cell is None:
-            words = line.split()
-            command = words[0] if words else "help"
-            if command in ("help", "models", "history", "reset") and len(words) == 1:
-                return getattr(self, f"_cmd_{command}")()
-            if command == "config" and _is_assignments(line.strip()[len("config") :]):
-                return self._cmd_config(line.strip()[len("config") :])
-            panel = command == "panel"
-            options, prompt = self._split_line(line.strip()[len("panel") :] if panel else line)
-            args = self._parse(options)
-            if panel:
+            if not line.strip():
+                return self._show(usage_bundle())
+            command = read_command(line)
+            if command is None:
+                options, prompt = self._split_line(line)
+                args = self._parse(options)
+            elif command[0] == "panel":
+                options, prompt = self._split_line(command[1])
+                args = self._parse(options)
                 args.panel = True
+            elif command[0] == "config":
+                return self._cmd_config(command[1], line)
+            elif command[1]:
+                raise UsageError(
+                    f"%qwen {command[0]} takes no arguments (got {command[1]!r}); {as_prompt(line)}"
+                )
+            else:
+                return getattr(self, f"_cmd_{command[0]}")()
         else:
             args = self._parse(line)
             prompt = re.sub(r"\A\s*\n", "", cell).rstrip()
@@ -399,22 +414,32 @@ class QwenMagics(Magics):
         self.conversation.reset()
         print("qwen: conversation cleared; the next %%qwen cell starts a new one.")
 
-    def _cmd_config(self, rest: str) -> None:
+    def _cmd_config(self, rest: str, line: str) -> None:
         try:
-            tokens = arg_split(rest, posix=True)
+            tokens = read_settings(rest)
         except ValueError as exc:
             raise UsageError(f"%qwen config: could not read {rest.strip()!r} ({exc})") from None
+        if tokens is None:
+            raise UsageError(
+                f"%qwen config takes NAME=VALUE settings (got {rest!r}), e.g. %qwen config temperature=0.3; "
+                f"%qwen config alone shows them; {as_prompt(line)}"
+            )
         if not tokens:
             self._show(config_bundle(self.defaults(), self._model_source()))
             return
+
+        def check(name: str, value: Any) -> None:
+            if name == "model" and isinstance(value, str) and value.strip():
+                self._check_model(value, "%qwen config model", outcome="the default is unchanged")
+
         try:
             names = [*self.defaults(), "raw", "stream", "max_rate", "max_prompt_chars"]
-            done = set_defaults(self, tokens, names)
+            done = set_defaults(self, tokens, names, check=check)
         except ValueError as exc:
             raise UsageError(f"%qwen config {exc}") from None
         print("qwen defaults: " + ", ".join(done))
 
-    def _check_model(self, model: str, source: str) -> None:
+    def _check_model(self, model: str, source: str, *, outcome: str = "nothing was sent") -> None:
         """A model the table does not know must be on the server's /models list (fetched once per
         server) before anything is sent. A server without that list gets the request as it is, and
         its own answer says what is wrong."""
@@ -436,7 +461,7 @@ class QwenMagics(Magics):
             hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
             raise UsageError(
                 f"{source}: unknown model {model!r}: {settings.where} does not list it and the model "
-                f"table does not know it; nothing was sent.{hint} `%qwen models` lists the models."
+                f"table does not know it; {outcome}.{hint} `%qwen models` lists the models."
             )
 
     def _model_source(self) -> str:
@@ -476,12 +501,3 @@ def unload(ip: Any) -> None:
     if _offline_started:
         offline.stop()
         _offline_started = False
-
-
-def _is_assignments(rest: str) -> bool:
-    """``temperature=0.3 system="a b"``: settings (shell quoting), not a prompt that starts with config."""
-    try:
-        words = arg_split(rest, posix=True)
-    except ValueError:
-        return "=" in rest  # unbalanced quotes in settings: _cmd_config says so
-    return all("=" in w for w in words)
