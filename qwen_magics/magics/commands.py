@@ -6,7 +6,6 @@ key is only ever shown masked.
 
 from __future__ import annotations
 
-import html
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -16,6 +15,7 @@ from traitlets import HasTraits, TraitError
 
 from .. import config
 from ..api.params import parse_value
+from ..api.render import escape_text
 from ..errors import APIError, ConfigError
 from ..models import MODELS, ModelInfo, get_model
 
@@ -33,8 +33,10 @@ MODELS_TIMEOUT = 5.0
 
 def _table(header: list[str], rows: list[list[str]]) -> tuple[str, str]:
     """The same table as Markdown and as aligned plain text."""
-    md = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    md += ["| " + " | ".join(html.escape(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    md = [
+        "| " + " | ".join(escape_text(c).replace("|", "\\|") for c in row) + " |"
+        for row in [header, ["---"] * len(header), *rows]
+    ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     plain = [
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]
@@ -191,10 +193,10 @@ def models_bundle(settings: config.Settings) -> dict[str, str]:
         "Prices in USD per million tokens, base tier, from the package's table: an estimate. "
         "Choose one with `%%qwen -m MODEL` or `%qwen config model=MODEL`."
     )
-    md_parts = [f"**Models** from {html.escape(source)}", md]
+    md_parts = [f"**Models** from {escape_text(source)}", md]
     plain_parts = [f"Models from {source}", plain]
     if others:
-        md_parts.append(f"Also on the server (not in the table): {html.escape(', '.join(others))}")
+        md_parts.append(f"Also on the server (not in the table): {escape_text(', '.join(others))}")
         plain_parts.append(f"Also on the server (not in the table): {', '.join(others)}")
     md_parts.append(note)
     plain_parts.append(note)
@@ -237,7 +239,7 @@ def help_bundle(options: list[tuple[str, str]]) -> dict[str, str]:
     md_c, plain_c = _table(["command", "what it does"], [list(c) for c in COMMANDS])
     md_o, plain_o = _table(["option", "meaning"], [list(o) for o in options])
     md = "\n\n".join(
-        ["**qwen-magics**", md_c, "**Options**", md_o, "\n".join(f"- {html.escape(n)}" for n in NOTES)]
+        ["**qwen-magics**", md_c, "**Options**", md_o, "\n".join(f"- {escape_text(n)}" for n in NOTES)]
     )
     plain = "\n\n".join(["qwen-magics", plain_c, "Options", plain_o, "\n".join(f"- {n}" for n in NOTES)])
     return {"text/markdown": md, "text/plain": plain}
