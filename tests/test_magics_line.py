@@ -3,12 +3,18 @@ or a one-line usage error that says how to send the line as a prompt."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
 from qwen_magics.emulator import Emulator
 from qwen_magics.magics.helpend import keep_questions
+
+from .kernels import kernel_env
 
 
 @pytest.fixture
@@ -152,3 +158,56 @@ def test_qwen_alone_shows_the_short_usage(ip, qwen_env: Emulator) -> None:
         assert text in shown["text/plain"] and text in shown["text/markdown"]
     assert "--top-k" not in shown["text/plain"]  # the options are one command away
     assert qwen_env.requests == []
+
+
+# -- -o and the panel ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("setup", "name", "what"),
+    [
+        ("", "print", "a built-in"),
+        ("def helper(): pass", "helper", "a function"),
+        ("class Point: pass", "Point", "a class"),
+        ("import math", "math", "a module"),
+        ("", "Out", "one of IPython's own names"),
+    ],
+)
+def test_out_refuses_to_replace_a_builtin_function_class_or_module(
+    ip, qwen_env: Emulator, setup: str, name: str, what: str
+) -> None:
+    run(ip, setup)
+    before = ip.user_ns.get(name)
+    with pytest.raises(UsageError) as err:
+        line(ip, f"-o {name} hello")
+    message = str(err.value)
+    assert message.startswith(f"-o/--out: {name!r} is {what}") and "--force" in message
+    assert "\n" not in message and qwen_env.requests == []
+    assert ip.user_ns.get(name) is before
+    assert "hello" in run(ip, "print('hello')").stdout
+
+
+def test_out_with_force_replaces_the_name_and_a_value_is_replaced_freely(ip, qwen_env: Emulator) -> None:
+    run(ip, "def helper(): pass\nanswer = 'old'")
+    run(ip, "%qwen --no-thinking -o answer first")
+    run(ip, "%qwen --no-thinking -o answer second")
+    assert ip.user_ns["answer"] is ip.user_ns["_qwen"] and "second" in ip.user_ns["answer"].text
+    run(ip, "%qwen --no-thinking --force -o helper third")
+    assert ip.user_ns["helper"] is ip.user_ns["_qwen"]
+
+
+def test_terminal_ipython_sends_questions_and_says_the_panel_needs_a_notebook(
+    qwen_env: Emulator, tmp_path: Path
+) -> None:
+    code = "%qwen --no-thinking What is the capital of France?\n%qwen panel\n"
+    out = subprocess.run(
+        [sys.executable, "-m", "IPython", "--no-banner", "--colors=nocolor", "--ext=qwen_magics", "-c", code],
+        capture_output=True,
+        text=True,
+        env=kernel_env(qwen_env, IPYTHONDIR=str(tmp_path / "ipython")),
+    )
+    shown = out.stdout + out.stderr
+    assert sent(qwen_env) == "What is the capital of France?"
+    assert "not found" not in shown
+    (refusal,) = [line for line in shown.splitlines() if "panel" in line]
+    assert "UsageError: the panel needs a notebook front end (JupyterLab, Notebook or VS Code)" in refusal
+    assert "%config QwenMagics.temperature" in refusal
+    assert "VBox" not in shown and "Traceback" not in shown

@@ -9,6 +9,7 @@ done by plain functions: ``display.answer.show_answer``, ``widgets.panel.panel``
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import inspect
 import keyword
@@ -25,6 +26,7 @@ from traitlets import Bool, Float, Int, TraitError, Unicode, validate
 from .. import config, offline
 from ..api.params import PARAMS, build_messages, check_params
 from ..display.answer import MAX_RATE, error_title, show_answer, show_error
+from ..display.live import is_rich_frontend
 from ..errors import ConfigError, ParameterError, QwenError
 from ..models import MODELS, get_model
 from ..templating import TemplateError, fields, fill, looks_templated
@@ -145,6 +147,7 @@ class QwenMagics(Magics):
     @argument("--seed", type=int, metavar="N", help="seed for reproducible sampling, [0, 2^31-1]")
     @argument("--stop", action="append", metavar="S", help="stop at this text (repeatable)")
     @argument("-o", "--out", metavar="VAR", help="also keep the result in this variable")
+    @argument("--force", action="store_true", help="with -o: replace a built-in, function, class or module")
     @argument("-c", "--continue", dest="cont", action="store_true", help="continue the current conversation")
     @argument("--raw", action="store_true", default=None, help="plain text instead of Markdown")
     @argument(
@@ -225,6 +228,13 @@ class QwenMagics(Magics):
         out = args.out
         if out is not None and (not out.isidentifier() or keyword.iskeyword(out)):
             raise UsageError(f"-o/--out: {out!r} is not a valid variable name")
+        hidden = getattr(self.shell, "user_ns_hidden", {})
+        taken = _taken(out, ns, hidden) if out is not None and not args.force else None
+        if taken:
+            raise UsageError(
+                f"-o/--out: {out!r} is {taken}; keeping the answer there would replace it. "
+                "Choose another name, or add --force to replace it"
+            )
         chosen = {"panel": args.panel, "compare": args.compare is not None, "json": args.json}
         modes = [m for m, on in chosen.items() if on]
         if args.schema is not None or args.multi:  # --schema '' is a mistake, not "no schema"
@@ -233,6 +243,12 @@ class QwenMagics(Magics):
         if len(modes) > 1:
             raise UsageError(f"choose one of --panel, --compare, --json/--schema (got {', '.join(modes)})")
         mode = modes[0] if modes else "answer"
+        if mode == "panel" and not is_rich_frontend():
+            raise UsageError(
+                "the panel needs a notebook front end (JupyterLab, Notebook or VS Code); in a terminal "
+                "set parameters with the options (%qwen -t 0.3 ...) or defaults with %qwen config "
+                "temperature=0.3 (or %config QwenMagics.temperature = 0.3)"
+            )
         if args.cont and mode != "answer":
             raise UsageError("-c/--continue works with plain answers, not with --panel/--compare/--json")
         if mode == "answer" and args.samples != 1:
@@ -501,3 +517,22 @@ def unload(ip: Any) -> None:
     if _offline_started:
         offline.stop()
         _offline_started = False
+
+
+def _taken(name: str, ns: dict[str, Any], hidden: Any) -> str | None:
+    """What ``-o name`` would replace that is not a value: a built-in, a function, a class, a module,
+    IPython's own ``In``/``Out``."""
+    if name in hidden:
+        return "one of IPython's own names"
+    if name in ns:
+        value = ns[name]
+        if inspect.ismodule(value):
+            return "a module"
+        if inspect.isclass(value):
+            return "a class"
+        if inspect.isroutine(value):
+            return "a function"
+        return None
+    if hasattr(builtins, name):
+        return "a built-in"
+    return None
