@@ -34,9 +34,9 @@ MODELS_TIMEOUT = 5.0
 def _table(header: list[str], rows: list[list[str]]) -> tuple[str, str]:
     """The same table as Markdown and as aligned plain text."""
     md = [
-        "| " + " | ".join(escape_text(c).replace("|", "\\|") for c in row) + " |"
-        for row in [header, ["---"] * len(header), *rows]
+        "| " + " | ".join(escape_text(c).replace("|", "\\|") for c in row) + " |" for row in [header, *rows]
     ]
+    md.insert(1, "|" + "|".join("---" for _ in header) + "|")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     plain = [
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]
