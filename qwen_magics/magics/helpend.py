@@ -3,10 +3,12 @@
 IPython reads a line that ends in ``word?`` or ``word??`` as a help request (``HelpEnd`` in
 ``IPython.core.inputtransformer2``) before any magic runs: the question is never sent and the user
 reads "Object `France` not found.". ``keep_questions`` is a cleanup transformer (the public
-``shell.input_transformers_cleanup`` list, run before IPython's own): it turns such a ``%qwen`` line
-into the very call IPython makes for a line magic, with the question mark inside the argument.
-Every other line is left to IPython, ``%qwen?`` and ``%%qwen?`` included, so they still show the
-help; so are lines inside a string and the body of a ``%%`` cell.
+``shell.input_transformers_cleanup`` list, which runs before IPython's token transformers, HelpEnd
+among them): it turns such a ``%qwen`` line into the very call IPython makes for a line magic, with
+the question mark inside the argument. Every other line is left to IPython, ``%qwen?`` and
+``%%qwen?`` included, so they still show the help; so are lines inside a string and the body of a
+``%%`` cell. A cell is transformed before it runs, so the hook serves the cells after the one with
+``%load_ext``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from IPython.core.inputtransformer2 import make_tokens_by_line
 
 __all__ = ["install", "keep_questions", "uninstall"]
 
-_QUESTION = re.compile(r"(?P<indent>[ \t]*)%qwen[ \t]+(?P<args>.*?\S)\s*\Z", re.DOTALL)
+_QUESTION = re.compile(r"(?P<indent>[ \t]*)%qwen[ \t]+(?P<args>.*?\S)\s*\Z")
 
 
 def keep_questions(lines: list[str]) -> list[str]:
