@@ -86,3 +86,17 @@ def test_stop_button_ends_the_stream_quickly_and_keeps_the_partial_answer(
     full = "".join(SimpleGenerator(length=400).answer("Tell a long story."))
     assert kept.startswith("You asked") and full.startswith(kept) and len(kept) < len(full)
     assert kept in final["text/markdown"]
+
+
+def test_a_question_in_a_kernel_is_sent_with_its_question_mark(
+    emulator: Emulator, kernel: tuple[KernelManager, Any]
+) -> None:
+    _, kc = kernel
+    run(kc, "%load_ext qwen_magics")
+    reply, messages = run(kc, "%qwen --no-thinking What is the capital of France?")
+    assert reply["status"] == "ok" and not reply.get("payload")  # no help pager
+    assert emulator.chat_requests[-1].body["messages"][-1]["content"] == "What is the capital of France?"
+    shown = [m["content"] for m in messages if m["msg_type"] in ("display_data", "update_display_data")]
+    assert any("This is the emulator's answer" in c["data"].get("text/markdown", "") for c in shown)
+    reply, _ = run(kc, "%qwen?")
+    assert "--temperature" in str(reply["payload"])  # the help, in the pager

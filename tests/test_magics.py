@@ -156,6 +156,7 @@ def test_help_is_shown_by_the_question_mark(ip) -> None:
 
 # -- loading ---------------------------------------------------------------------------------
 def test_loading_registers_both_magics_and_changes_no_shell_state(shell) -> None:
+    cleanup = list(shell.input_transformers_cleanup)  # gains the %qwen question hook, for %qwen lines
     before = (
         sys.excepthook,
         shell.CustomTB,
@@ -178,6 +179,7 @@ def test_loading_registers_both_magics_and_changes_no_shell_state(shell) -> None
     assert "qwen" in shell.magics_manager.magics["line"]
     shell.run_line_magic("unload_ext", "qwen_magics")
     assert "qwen" not in shell.magics_manager.magics["cell"]
+    assert shell.input_transformers_cleanup == cleanup
     assert not any(type(c).__name__ == "QwenMagics" for c in shell.configurables)
 
 

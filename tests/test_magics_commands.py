@@ -9,6 +9,7 @@ from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
 from qwen_magics import config
+from qwen_magics.api.render import DOLLAR
 from qwen_magics.emulator import Emulator
 
 from .conftest import TEST_KEY
@@ -127,10 +128,12 @@ def test_config_takes_a_quoted_value_with_spaces(ip, qwen_env: Emulator) -> None
 
 
 def test_config_values_are_read_as_their_settings_type(ip, qwen_env: Emulator) -> None:
-    line(ip, "config system=yes model=123 thinking=on seed=7 top_p=1 max_tokens=default raw=off")
+    line(ip, "config system=yes model=qwen-plus thinking=on seed=7 top_p=1 max_tokens=default raw=off")
     magics = ip.magics_manager.registry["QwenMagics"]
-    assert (magics.system, magics.model, magics.thinking, magics.seed) == ("yes", "123", True, 7)
+    assert (magics.system, magics.model, magics.thinking, magics.seed) == ("yes", "qwen-plus", True, 7)
     assert isinstance(magics.top_p, float) and magics.max_tokens is None and magics.raw is False
+    line(ip, "config system=123")
+    assert magics.system == "123"
 
 
 def test_traitlets_config_sets_defaults(ip, qwen_env: Emulator) -> None:
@@ -165,9 +168,10 @@ def test_default_that_does_not_suit_the_model_names_where_it_was_set(ip, qwen_en
 def test_models_lists_the_servers_models_with_table_facts(ip, qwen_env: Emulator) -> None:
     shown = line(ip, "models").outputs[0].data
     assert f"{qwen_env.base_url}/models" in shown["text/plain"]
-    md = shown["text/markdown"]
+    md = shown["text/markdown"].replace(DOLLAR, "$")  # a dollar sign, as the page shows it
     assert "| qwq-plus | 131,072 | 8,192 | always thinks | $0.80 | $2.40 | $2.40 |" in md
     assert "| qwen-plus | 1,000,000 | 32,768 | thinking off by default | $0.40 | $1.20 | $4.00 |" in md
+    assert "$0.80" in shown["text/plain"]  # the plain text is plain
 
 
 def test_models_falls_back_to_the_built_in_table(ip, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,12 +3,48 @@
 from __future__ import annotations
 
 import html
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .response import Response
 
-__all__ = ["closing_markdown", "footer_text", "format_cost", "response_markdown", "thinking_html"]
+__all__ = [
+    "closing_markdown",
+    "escape_text",
+    "footer_text",
+    "format_cost",
+    "response_markdown",
+    "thinking_html",
+]
+
+# A `$` that no front end reads as TeX. JupyterLab pairs `$...$` twice: in the Markdown source (which
+# `\$` escapes) and then, with MathJax, in the rendered page's text (where that backslash is gone):
+# an entity defeats the first, an element of its own the second (MathJax math never spans tags).
+DOLLAR = "<span>&#36;</span>"
+# code spans and fenced or indented code: Markdown shows them as written, `$` included
+_CODE = re.compile(
+    r"^[ \t>]*(?P<fence>`{3,}|~{3,}).*?(?:^[ \t>]*(?P=fence)[ \t]*$|\Z)"
+    r"|(?P<ticks>`+)(?!`).*?(?<!`)(?P=ticks)(?!`)"
+    r"|^(?:>[ \t]?)*(?: {4}|\t).*?$",
+    re.MULTILINE | re.DOTALL,
+)
+
+
+def escape_text(text: str, *, markdown: bool = False) -> str:
+    """``text`` for our own Markdown or HTML, shown as written: every ``$`` is one that never starts
+    math, and ``<``/``&`` are escaped. ``markdown=True`` keeps the text's own Markdown (a user's
+    prompt in the history) and leaves its code alone. Model answers do not come through here: they
+    are Markdown as the model wrote it, and ``$...$`` there is usually math."""
+    if not markdown:
+        return html.escape(text).replace("$", DOLLAR)
+    out, start = [], 0
+    for m in _CODE.finditer(text):
+        out.append(text[start : m.start()].replace("$", DOLLAR))
+        out.append(m.group())
+        start = m.end()
+    out.append(text[start:].replace("$", DOLLAR))
+    return "".join(out)
 
 
 def format_cost(cost: float | None) -> str:
@@ -58,7 +94,7 @@ def footer_text(r: Response) -> str:
 def thinking_html(reasoning: str, *, open_: bool) -> str:
     """A collapsible Thinking block, open while the model thinks, folded once the answer starts."""
     attr = " open" if open_ else ""
-    body = html.escape(reasoning)
+    body = escape_text(reasoning)
     return (
         f"<details{attr} class='qwen-thinking'><summary>Thinking</summary>"
         f"<div style='white-space:pre-wrap;opacity:.75;font-size:.9em'>{body}</div></details>"
@@ -71,8 +107,8 @@ def closing_markdown(r: Response) -> str:
     if r.done and r.interrupted:
         out.append("**⏹ Interrupted:** the answer above is partial.")
     elif r.done and r.incomplete:
-        out.append(f"**⚠ Incomplete:** {html.escape(str(r.error or 'the stream ended early'))}")
-    out.append(f"<sub>{html.escape(footer_text(r))}</sub>")
+        out.append(f"**⚠ Incomplete:** {escape_text(str(r.error or 'the stream ended early'))}")
+    out.append(f"<sub>{escape_text(footer_text(r))}</sub>")
     return "\n\n".join(out)
 
 

@@ -13,12 +13,11 @@ The view knows nothing of HTTP: ``show_answer`` is the one place that asks and t
 
 from __future__ import annotations
 
-import html
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..api.render import closing_markdown, footer_text, response_markdown, thinking_html
+from ..api.render import closing_markdown, escape_text, footer_text, response_markdown, thinking_html
 from ..api.response import Response
 from ..errors import APIConnectionError, APIError, ConfigError, QwenError
 from .blocks import settled
@@ -35,7 +34,7 @@ def error_bundle(message: str, *, title: str = "Qwen error") -> dict[str, str]:
     """One clear box that says what went wrong and what to do; no traceback."""
     box = (
         "<div style='border-left:4px solid #d9534f;background:#fdf3f3;padding:6px 10px;"
-        f"color:#5a1e1e'><b>{html.escape(title)}</b><br>{html.escape(message)}</div>"
+        f"color:#5a1e1e'><b>{escape_text(title)}</b><br>{escape_text(message)}</div>"
     )
     return {"text/html": box, "text/plain": f"{title}: {message}"}
 
@@ -110,13 +109,13 @@ class StreamView:
             parts.append(text)
         elif not reasoning:
             parts.append(f"*{WAITING}*")
-        parts.append(f"<sub>{html.escape(status)}</sub>")
+        parts.append(f"<sub>{escape_text(status)}</sub>")
         return _md("\n\n".join(parts), text or reasoning)
 
     def _tail(self, response: Response) -> tuple[dict[str, str], int]:
         """The open output while streaming (frozen outputs above it): its bundle and its size."""
         text = response.partial_text[self._frozen :]
-        status = f"<sub>{html.escape(self._live_status(response))}</sub>"
+        status = f"<sub>{escape_text(self._live_status(response))}</sub>"
         if self._opened or response.partial_text:
             # Markdown alone: this frame is replaced, and the frozen and final ones carry the plain text
             return {"text/markdown": f"{text}\n\n{status}"}, len(text)
@@ -143,7 +142,7 @@ class StreamView:
         if self.raw:
             return {"text/plain": f"[{status}]"}
         parts = [self.header] if self.header else []
-        parts.append(f"<sub>{html.escape(status)}</sub>")
+        parts.append(f"<sub>{escape_text(status)}</sub>")
         return _md("\n\n".join(parts), f"[{status}]")
 
     @staticmethod

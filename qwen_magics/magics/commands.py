@@ -6,28 +6,37 @@ key is only ever shown masked.
 
 from __future__ import annotations
 
-import html
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from traitlets import HasTraits, TraitError
 
 from .. import config
 from ..api.params import parse_value
+from ..api.render import escape_text
 from ..errors import APIError, ConfigError
 from ..models import MODELS, ModelInfo, get_model
 
-__all__ = ["config_bundle", "fetch_model_ids", "help_bundle", "models_bundle", "set_defaults"]
+__all__ = [
+    "config_bundle",
+    "fetch_model_ids",
+    "help_bundle",
+    "models_bundle",
+    "set_defaults",
+    "usage_bundle",
+]
 
 MODELS_TIMEOUT = 5.0
 
 
 def _table(header: list[str], rows: list[list[str]]) -> tuple[str, str]:
     """The same table as Markdown and as aligned plain text."""
-    md = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    md += ["| " + " | ".join(html.escape(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    md = [
+        "| " + " | ".join(escape_text(c).replace("|", "\\|") for c in row) + " |" for row in [header, *rows]
+    ]
+    md.insert(1, "|" + "|".join("---" for _ in header) + "|")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     plain = [
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]
@@ -82,10 +91,16 @@ def config_bundle(defaults: Mapping[str, Any], model_source: str) -> dict[str, s
 SETTINGS = ("region", "base_url", "timeout")  # %qwen config names that go to config.configure
 
 
-def set_defaults(target: HasTraits, tokens: list[str], names: list[str]) -> list[str]:
+def set_defaults(
+    target: HasTraits,
+    tokens: list[str],
+    names: list[str],
+    check: Callable[[str, Any], None] | None = None,
+) -> list[str]:
     """``%qwen config name=value ...``: traits of ``target`` (the magics' defaults) or connection
-    settings. Raises ValueError saying which name and why; the API key is refused (notebooks get
-    shared: keys belong in the environment)."""
+    settings, in order. Raises ValueError saying which name and why; the API key is refused (notebooks
+    get shared: keys belong in the environment). ``check(name, value)`` runs before a trait is set,
+    after the settings left of it (a model is looked up on the server the line chose)."""
     done = []
     for token in tokens:
         name, _, text = token.partition("=")
@@ -102,6 +117,8 @@ def set_defaults(target: HasTraits, tokens: list[str], names: list[str]) -> list
                 config.configure(**{name: before})
                 raise ValueError(f"{name}: {exc}") from None
         elif name in names:
+            if check is not None:
+                check(name, value)
             try:
                 setattr(target, name, value)
             except TraitError as exc:
@@ -176,10 +193,10 @@ def models_bundle(settings: config.Settings) -> dict[str, str]:
         "Prices in USD per million tokens, base tier, from the package's table: an estimate. "
         "Choose one with `%%qwen -m MODEL` or `%qwen config model=MODEL`."
     )
-    md_parts = [f"**Models** from {html.escape(source)}", md]
+    md_parts = [f"**Models** from {escape_text(source)}", md]
     plain_parts = [f"Models from {source}", plain]
     if others:
-        md_parts.append(f"Also on the server (not in the table): {html.escape(', '.join(others))}")
+        md_parts.append(f"Also on the server (not in the table): {escape_text(', '.join(others))}")
         plain_parts.append(f"Also on the server (not in the table): {', '.join(others)}")
     md_parts.append(note)
     plain_parts.append(note)
@@ -196,7 +213,7 @@ COMMANDS = [
     ("%qwen config", "show the effective settings (the key masked)"),
     (
         "%qwen config name=value ...",
-        "set defaults: model, system, temperature, top_p, top_k, "
+        "set defaults (name = value works too): model, system, temperature, top_p, top_k, "
         "presence_penalty, thinking, budget, max_tokens, seed, raw, stream, region, base_url",
     ),
     ("%qwen models", "list the models with context, max output, thinking and prices"),
@@ -204,6 +221,7 @@ COMMANDS = [
     ("%qwen reset", "forget the current conversation"),
     ("%qwen panel [options] [prompt]", "sliders for every parameter, with a Run button"),
     ("%qwen help", "this text; %%qwen? shows every option"),
+    ("%qwen -- prompt", "a prompt that starts with a command word: %qwen -- reset the counter"),
 ]
 
 NOTES = [
@@ -221,7 +239,17 @@ def help_bundle(options: list[tuple[str, str]]) -> dict[str, str]:
     md_c, plain_c = _table(["command", "what it does"], [list(c) for c in COMMANDS])
     md_o, plain_o = _table(["option", "meaning"], [list(o) for o in options])
     md = "\n\n".join(
-        ["**qwen-magics**", md_c, "**Options**", md_o, "\n".join(f"- {html.escape(n)}" for n in NOTES)]
+        ["**qwen-magics**", md_c, "**Options**", md_o, "\n".join(f"- {escape_text(n)}" for n in NOTES)]
     )
     plain = "\n\n".join(["qwen-magics", plain_c, "Options", plain_o, "\n".join(f"- {n}" for n in NOTES)])
     return {"text/markdown": md, "text/plain": plain}
+
+
+def usage_bundle() -> dict[str, str]:
+    """``%qwen`` alone: the commands, and where every option is."""
+    md, plain = _table(["command", "what it does"], [list(c) for c in COMMANDS])
+    more = "Every option and the rules worth knowing: `%qwen help` (or `%%qwen?`)."
+    return {
+        "text/markdown": f"**qwen-magics**\n\n{md}\n\n{more}",
+        "text/plain": f"qwen-magics\n\n{plain}\n\n{more}",
+    }

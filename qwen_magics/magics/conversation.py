@@ -6,9 +6,10 @@ answers' text is sent back; reasoning never is (DashScope does not want it, and 
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..api.render import escape_text
 
 __all__ = ["Conversation"]
 
@@ -67,16 +68,18 @@ class Conversation:
 
     def markdown(self) -> str:
         if not self.turns:
-            return "*" + html.escape(self.plain()) + "*"
+            return "*" + escape_text(self.plain()) + "*"
         head = f"**Conversation** · {len(self.turns) // 2} turn(s)"
         if self.model:
-            head += f" · {html.escape(self.model)}"
+            head += f" · {escape_text(self.model)}"
         out = [head]
         if self.system:
-            out.append(f"> **system:** {_quote(self.system)}")
+            out.append(f"> **system:** {_quote(escape_text(self.system, markdown=True))}")
         for turn in self.turns:
-            who = "you" if turn["role"] == "user" else "qwen"
-            out.append(f"> **{who}:** {_quote(turn['content'])}")
+            if turn["role"] == "user":  # what was typed; an answer is Markdown as the model wrote it
+                out.append(f"> **you:** {_quote(escape_text(turn['content'], markdown=True))}")
+            else:
+                out.append(f"> **qwen:** {_quote(turn['content'])}")
         return "\n\n".join(out)
 
     def bundle(self) -> dict[str, str]:

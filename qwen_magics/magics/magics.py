@@ -9,6 +9,7 @@ done by plain functions: ``display.answer.show_answer``, ``widgets.panel.panel``
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import inspect
 import keyword
@@ -25,11 +26,22 @@ from traitlets import Bool, Float, Int, TraitError, Unicode, validate
 from .. import config, offline
 from ..api.params import PARAMS, build_messages, check_params
 from ..display.answer import MAX_RATE, error_title, show_answer, show_error
+from ..display.live import is_rich_frontend
 from ..errors import ConfigError, ParameterError, QwenError
 from ..models import MODELS, get_model
 from ..templating import TemplateError, fields, fill, looks_templated
-from .commands import config_bundle, fetch_model_ids, help_bundle, models_bundle, set_defaults
+from .commandline import as_prompt, read_command, read_settings
+from .commands import (
+    config_bundle,
+    fetch_model_ids,
+    help_bundle,
+    models_bundle,
+    set_defaults,
+    usage_bundle,
+)
 from .conversation import Conversation
+from .helpend import install as install_help_end
+from .helpend import uninstall as uninstall_help_end
 
 __all__ = ["QwenMagics", "load", "unload"]
 
@@ -135,6 +147,7 @@ class QwenMagics(Magics):
     @argument("--seed", type=int, metavar="N", help="seed for reproducible sampling, [0, 2^31-1]")
     @argument("--stop", action="append", metavar="S", help="stop at this text (repeatable)")
     @argument("-o", "--out", metavar="VAR", help="also keep the result in this variable")
+    @argument("--force", action="store_true", help="with -o: replace a built-in, function, class or module")
     @argument("-c", "--continue", dest="cont", action="store_true", help="continue the current conversation")
     @argument("--raw", action="store_true", default=None, help="plain text instead of Markdown")
     @argument(
@@ -154,21 +167,29 @@ class QwenMagics(Magics):
     @line_cell_magic
     def qwen(self, line: str, cell: str | None = None) -> None:
         """Ask Qwen. ``%%qwen [options]`` takes the cell as the prompt; ``%qwen [options] prompt``
-        takes one line. ``%qwen config|models|history|reset|help`` and ``%qwen panel`` are commands.
+        takes one line. ``%qwen config|models|history|reset|help`` and ``%qwen panel`` are commands;
+        ``%qwen -- reset the counter`` sends a line that starts with one as a prompt.
         Prompt variables: {name} and {expression}; {{ and }} for literal braces.
         """
         if cell is None:
-            words = line.split()
-            command = words[0] if words else "help"
-            if command in ("help", "models", "history", "reset") and len(words) == 1:
-                return getattr(self, f"_cmd_{command}")()
-            if command == "config" and _is_assignments(line.strip()[len("config") :]):
-                return self._cmd_config(line.strip()[len("config") :])
-            panel = command == "panel"
-            options, prompt = self._split_line(line.strip()[len("panel") :] if panel else line)
-            args = self._parse(options)
-            if panel:
+            if not line.strip():
+                return self._show(usage_bundle())
+            command = read_command(line)
+            if command is None:
+                options, prompt = self._split_line(line)
+                args = self._parse(options)
+            elif command[0] == "panel":
+                options, prompt = self._split_line(command[1])
+                args = self._parse(options)
                 args.panel = True
+            elif command[0] == "config":
+                return self._cmd_config(command[1], line)
+            elif command[1]:
+                raise UsageError(
+                    f"%qwen {command[0]} takes no arguments (got {command[1]!r}); {as_prompt(line)}"
+                )
+            else:
+                return getattr(self, f"_cmd_{command[0]}")()
         else:
             args = self._parse(line)
             prompt = re.sub(r"\A\s*\n", "", cell).rstrip()
@@ -208,6 +229,13 @@ class QwenMagics(Magics):
         out = args.out
         if out is not None and (not out.isidentifier() or keyword.iskeyword(out)):
             raise UsageError(f"-o/--out: {out!r} is not a valid variable name")
+        hidden = getattr(self.shell, "user_ns_hidden", {})
+        taken = _taken(out, ns, hidden) if out is not None and not args.force else None
+        if taken:
+            raise UsageError(
+                f"-o/--out: {out!r} is {taken}; keeping the answer there would replace it. "
+                "Choose another name, or add --force to replace it"
+            )
         chosen = {"panel": args.panel, "compare": args.compare is not None, "json": args.json}
         modes = [m for m, on in chosen.items() if on]
         if args.schema is not None or args.multi:  # --schema '' is a mistake, not "no schema"
@@ -216,6 +244,12 @@ class QwenMagics(Magics):
         if len(modes) > 1:
             raise UsageError(f"choose one of --panel, --compare, --json/--schema (got {', '.join(modes)})")
         mode = modes[0] if modes else "answer"
+        if mode == "panel" and not is_rich_frontend():
+            raise UsageError(
+                "the panel needs a notebook front end (JupyterLab, Notebook or VS Code); in a terminal "
+                "set parameters with the options (%qwen -t 0.3 ...) or defaults with %qwen config "
+                "temperature=0.3 (or %config QwenMagics.temperature = 0.3)"
+            )
         if args.cont and mode != "answer":
             raise UsageError("-c/--continue works with plain answers, not with --panel/--compare/--json")
         if mode == "answer" and args.samples != 1:
@@ -397,22 +431,32 @@ class QwenMagics(Magics):
         self.conversation.reset()
         print("qwen: conversation cleared; the next %%qwen cell starts a new one.")
 
-    def _cmd_config(self, rest: str) -> None:
+    def _cmd_config(self, rest: str, line: str) -> None:
         try:
-            tokens = arg_split(rest, posix=True)
+            tokens = read_settings(rest)
         except ValueError as exc:
             raise UsageError(f"%qwen config: could not read {rest.strip()!r} ({exc})") from None
+        if tokens is None:
+            raise UsageError(
+                f"%qwen config takes NAME=VALUE settings (got {rest!r}), e.g. %qwen config temperature=0.3; "
+                f"%qwen config alone shows them; {as_prompt(line)}"
+            )
         if not tokens:
             self._show(config_bundle(self.defaults(), self._model_source()))
             return
+
+        def check(name: str, value: Any) -> None:
+            if name == "model" and isinstance(value, str) and value.strip():
+                self._check_model(value, "%qwen config model", outcome="the default is unchanged")
+
         try:
             names = [*self.defaults(), "raw", "stream", "max_rate", "max_prompt_chars"]
-            done = set_defaults(self, tokens, names)
+            done = set_defaults(self, tokens, names, check=check)
         except ValueError as exc:
             raise UsageError(f"%qwen config {exc}") from None
         print("qwen defaults: " + ", ".join(done))
 
-    def _check_model(self, model: str, source: str) -> None:
+    def _check_model(self, model: str, source: str, *, outcome: str = "nothing was sent") -> None:
         """A model the table does not know must be on the server's /models list (fetched once per
         server) before anything is sent. A server without that list gets the request as it is, and
         its own answer says what is wrong."""
@@ -434,7 +478,7 @@ class QwenMagics(Magics):
             hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
             raise UsageError(
                 f"{source}: unknown model {model!r}: {settings.where} does not list it and the model "
-                f"table does not know it; nothing was sent.{hint} `%qwen models` lists the models."
+                f"table does not know it; {outcome}.{hint} `%qwen models` lists the models."
             )
 
     def _model_source(self) -> str:
@@ -451,6 +495,7 @@ def load(ip: Any) -> None:
     """Register the magics. Offline mode starts here when no key and no base URL are set."""
     global _offline_started, _notice_shown
     ip.register_magics(QwenMagics(shell=ip))
+    install_help_end(ip)  # `%qwen Is it?` is a question, not a help request
     if offline.needed() and not offline.is_active():
         offline.start()
         _offline_started = True
@@ -460,8 +505,10 @@ def load(ip: Any) -> None:
 
 
 def unload(ip: Any) -> None:
-    """Remove the magics (``%unload_ext`` / ``%reload_ext``) and the offline simulator we started."""
+    """Remove the magics and their input transformer (``%unload_ext`` / ``%reload_ext``), and the offline
+    simulator we started."""
     global _offline_started
+    uninstall_help_end(ip)
     manager = ip.magics_manager
     for kind in ("line", "cell"):
         manager.magics[kind].pop("qwen", None)
@@ -473,10 +520,20 @@ def unload(ip: Any) -> None:
         _offline_started = False
 
 
-def _is_assignments(rest: str) -> bool:
-    """``temperature=0.3 system="a b"``: settings (shell quoting), not a prompt that starts with config."""
-    try:
-        words = arg_split(rest, posix=True)
-    except ValueError:
-        return "=" in rest  # unbalanced quotes in settings: _cmd_config says so
-    return all("=" in w for w in words)
+def _taken(name: str, ns: dict[str, Any], hidden: Any) -> str | None:
+    """What ``-o name`` would replace that is not a value: a built-in, a function, a class, a module,
+    IPython's own ``In``/``Out``."""
+    if name in hidden:
+        return "one of IPython's own names"
+    if name in ns:
+        value = ns[name]
+        if inspect.ismodule(value):
+            return "a module"
+        if inspect.isclass(value):
+            return "a class"
+        if inspect.isroutine(value):
+            return "a function"
+        return None
+    if hasattr(builtins, name):
+        return "a built-in"
+    return None

@@ -14,7 +14,7 @@ import json
 import sys
 from collections.abc import Callable
 
-from ..api.render import footer_text, thinking_html
+from ..api.render import escape_text, footer_text, thinking_html
 from ..api.response import Response
 from ..display.live import MAX_RATE, Live, drain, is_rich_frontend, stop
 from .jsonextract import count_records
@@ -63,13 +63,13 @@ class JSONView:
         shown = text if len(text) <= LIVE_CHARS else "…" + text[-LIVE_CHARS:]
         parts = []
         if failures:
-            parts.append(f"<div style='opacity:.7'>asked again: {html.escape(failures[-1][:200])}</div>")
+            parts.append(f"<div style='opacity:.7'>asked again: {escape_text(failures[-1][:200])}</div>")
         if reasoning:
             tail = reasoning if len(reasoning) <= LIVE_CHARS else "…" + reasoning[-LIVE_CHARS:]
             parts.append(thinking_html(tail, open_=not text))
         if text:
             parts.append(f"<pre style='white-space:pre-wrap'>{html.escape(shown)}</pre>")
-        parts.append(f"<sub>{html.escape(line)}</sub>")
+        parts.append(f"<sub>{escape_text(line)}</sub>")
         return {"text/html": "\n".join(parts), "text/plain": f"[{line}]"}
 
     def run(self, response: Response, *, attempt: int = 1, failures: list[str] | None = None) -> Response:
@@ -101,12 +101,12 @@ class JSONView:
             frame = to_dataframe(response)
             table = getattr(frame, "_repr_html_", lambda: None)() or frame.to_html()
             return {
-                "text/html": f"{head}{table}\n<sub>{html.escape(footer)}</sub>",
+                "text/html": f"{head}{table}\n<sub>{escape_text(footer)}</sub>",
                 "text/plain": f"{frame!r}\n\n[{footer}]",
             }
         pretty = json.dumps(data, indent=2, ensure_ascii=False) if data is not None else response.partial_text
         return {
-            "text/html": f"{head}<pre>{html.escape(pretty)}</pre>\n<sub>{html.escape(footer)}</sub>",
+            "text/html": f"{head}<pre>{html.escape(pretty)}</pre>\n<sub>{escape_text(footer)}</sub>",
             "text/plain": f"{pretty}\n\n[{footer}]",
         }
 
@@ -121,7 +121,7 @@ class JSONView:
             {
                 "text/html": (
                     f"<pre style='white-space:pre-wrap'>{html.escape(text)}</pre>\n"
-                    f"<sub>{html.escape(footer)} · not usable JSON</sub>"
+                    f"<sub>{escape_text(footer)} · not usable JSON</sub>"
                 ),
                 "text/plain": f"{text}\n\n[{footer} · not usable JSON: {message}]",
             }
