@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..api.render import footer_text, format_cost, thinking_html
+from ..api.render import escape_text, footer_text, format_cost, thinking_html
 from ..display.live import MAX_RATE, Live, is_rich_frontend
 from ..display.markdown import markdown_html
 from ..display.widget import show_widget
@@ -240,7 +240,7 @@ def cell_html(cell: Cell, comparison: Comparison, reference: str | None, look: L
         body = _one_sample_html(cell.slots[0], reference, look)
     else:
         body = _samples_html(cell, reference, look)
-    foot = f"<div {look['small']}>{html.escape(cell_footer(cell), quote=False)}</div>"
+    foot = f"<div {look['small']}>{escape_text(cell_footer(cell))}</div>"
     return f"<div {look['cell']}>{head}{body}{foot}</div>"
 
 
@@ -257,7 +257,7 @@ def grid_part_html(c: Comparison, rows: list[range], *, first: bool, last: bool,
         cells = (cell_html(c.cells[i], c, reference if i else None, look) for i in row)
         out.append(f"<div {look['row']}>{''.join(cells)}</div>")
     if last:
-        out.append(f"<div {look['small']}>{html.escape(summary_text(c), quote=False)}</div>")
+        out.append(f"<div {look['small']}>{escape_text(summary_text(c))}</div>")
     body = "".join(out)
     return f"<div class='qwen-compare'>{_stylesheet(look, body) if live else ''}{body}</div>"
 
