@@ -30,7 +30,7 @@ def footer_text(r: Response) -> str:
     tokens = f"{u.prompt_tokens:,} in / {u.completion_tokens:,} out"
     if detail:
         tokens += f" ({', '.join(detail)})"
-    reported = bool(u.total_tokens or u.prompt_tokens or u.completion_tokens)
+    reported = u.reported
     if not reported:  # a stream stopped before its usage chunk: say so rather than "0 in / 0 out"
         tokens = "tokens not reported"
     parts = [r.model or "?", tokens]
