@@ -361,6 +361,35 @@ def test_ctrl_c_stops_every_cell_and_keeps_partial_answers(clean_env: None) -> N
     assert "interrupted" in repr(c) and c.df["text"].str.len().gt(0).sum() == 2
 
 
+def test_interrupted_comparison_df_says_token_counts_are_unknown_not_zero(clean_env: None) -> None:
+    grids: list[str] = []
+    with (
+        Emulator(generator=SimpleGenerator(length=80), token_delay=0.02, api_key=TEST_KEY) as emu,
+        CtrlC(lambda: bool(grids) and "· answering ·" in grids[-1], what="a cell to stream"),
+    ):
+        c = compare(
+            PROMPT,
+            temperature=[0.1, 0.9],
+            samples=1,
+            thinking=False,
+            api_key=TEST_KEY,
+            base_url=emu.base_url,
+            show=False,
+            publish=lambda bundle, update=False: grids.append(bundle["text/html"]),
+        )
+    df = c.df
+    assert c.interrupted and df["text"].str.len().gt(0).any()  # text arrived, usage never did
+    stopped = df[df["error"].notna()]
+    assert len(stopped) and stopped["completion_tokens"].isna().all() and stopped["cost"].isna().all()
+    assert str(df["completion_tokens"].dtype) == "Int64"  # whole numbers around the gaps
+    assert df["completion_tokens"].sum() == df["completion_tokens"].dropna().sum()  # sum skips unknowns
+    # a finished comparison has every count, as integers
+    with Emulator(generator="simple", api_key=TEST_KEY) as emu:
+        whole = compare(PROMPT, temperature=[0.1, 0.9], api_key=TEST_KEY, base_url=emu.base_url, show=False)
+    assert whole.df["completion_tokens"].notna().all() and whole.df["completion_tokens"].gt(0).all()
+    assert whole.df["completion_tokens"].tolist() == [r.usage.completion_tokens for r in whole.responses]
+
+
 def test_cancel_closes_every_open_stream_and_leaves_no_connection(qwen_env: Emulator) -> None:
     qwen_env.generator = SimpleGenerator(length=300)
     qwen_env.token_delay = 0.02  # about 6 s for a whole answer

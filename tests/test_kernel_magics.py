@@ -100,3 +100,83 @@ def test_a_question_in_a_kernel_is_sent_with_its_question_mark(
     assert any("This is the emulator's answer" in c["data"].get("text/markdown", "") for c in shown)
     reply, _ = run(kc, "%qwen?")
     assert "--temperature" in str(reply["payload"])  # the help, in the pager
+
+
+def shown_until(kc: Any, msg_id: str, text: str) -> None:
+    """Wait until the cell's live display shows ``text``: when a user presses stop."""
+    while True:
+        msg = kc.get_iopub_msg(timeout=30)
+        if (
+            msg["parent_header"].get("msg_id") == msg_id
+            and msg["msg_type"] == "update_display_data"
+            and text in msg["content"]["data"].get("text/markdown", "")
+        ):
+            return
+
+
+def stop_and_show(km: Any, kc: Any, msg_id: str) -> tuple[dict[str, Any], str]:
+    """Press stop; the cell's reply and its Markdown as finally shown (every output, updates applied)."""
+    km.interrupt_kernel()
+    shown: dict[str, str] = {}
+    while True:
+        msg = kc.get_iopub_msg(timeout=10)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] in ("display_data", "update_display_data"):
+            key = (msg["content"].get("transient") or {}).get("display_id") or str(len(shown))
+            shown[key] = msg["content"]["data"].get("text/markdown", "")
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    return kc.get_shell_msg(timeout=10)["content"], "\n\n".join(shown.values())
+
+
+def last_display(messages: list[dict[str, Any]]) -> dict[str, str]:
+    shown = [m for m in messages if m["msg_type"] in ("display_data", "update_display_data")]
+    return dict(shown[-1]["content"]["data"])
+
+
+def test_stop_while_thinking_says_so_and_continue_says_what_it_continues(
+    emulator: Emulator, kernel: tuple[KernelManager, Any]
+) -> None:
+    km, kc = kernel
+    reply, _ = run(kc, "%load_ext qwen_magics")
+    assert reply["status"] == "ok"
+    reply, _ = run(kc, "%%qwen --no-thinking\nName a planet.")
+    assert reply["status"] == "ok"
+
+    # stopped while the model thinks: no answer yet, the reasoning kept
+    emulator.token_delay = 0.02  # 300 reasoning words: about 6 s of thinking
+    emulator.queue_reply("The answer, at last.", reasoning=" ".join(f"step{i}" for i in range(300)))
+    msg_id = kc.execute("%%qwen --thinking\nThink it over.")
+    shown_until(kc, msg_id, "step5")
+    reply, markdown = stop_and_show(km, kc, msg_id)
+    assert reply["status"] == "ok"
+    assert "**Interrupted:** stopped while the model was still thinking: no answer yet" in markdown
+    assert "answer above is partial" not in markdown and "step5" in markdown
+
+    # -c continues the conversation from before the stopped cell, and says so
+    emulator.token_delay = 0.0
+    reply, messages = run(kc, "%%qwen -c --no-thinking\nAnd a moon?")
+    assert reply["status"] == "ok"
+    sent = emulator.chat_requests[-1].body["messages"]
+    assert [m["content"] for m in sent if m["role"] == "user"] == ["Name a planet.", "And a moon?"]
+    plain = last_display(messages)["text/plain"]
+    assert "-c continues from before 'Think it over.': that cell kept no answer to send back" in plain
+
+    # stopped mid-answer: -c sends the partial answer, and the history marks it partial
+    emulator.generator = SimpleGenerator(length=400)
+    emulator.token_delay = 0.02
+    msg_id = kc.execute("%%qwen --no-thinking\nTell a long story.")
+    shown_until(kc, msg_id, "You asked")
+    reply, markdown = stop_and_show(km, kc, msg_id)
+    assert reply["status"] == "ok" and "**Interrupted:** the answer above is partial." in markdown
+    emulator.token_delay = 0.0
+    reply, messages = run(kc, "%%qwen -c --no-thinking\nGo on.")
+    assert reply["status"] == "ok"
+    sent = emulator.chat_requests[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    partial = sent[1]["content"]
+    assert partial.startswith("You asked") and "word399" not in partial
+    assert "-c " not in last_display(messages)["text/plain"]  # it continued: nothing to explain
+    reply, messages = run(kc, "%qwen history")
+    assert f"qwen (partial: stopped before the end): {partial}" in last_display(messages)["text/plain"]

@@ -82,8 +82,35 @@ def test_interrupted_answer_joins_the_conversation_as_far_as_it_got(ip, qwen_env
     qwen_env.add_fault("cut", after=3)
     cell(ip, "--no-thinking", "cut short")
     partial = ip.user_ns["_qwen"].partial_text
-    cell(ip, "-c --no-thinking", "go on")
+    cap = cell(ip, "-c --no-thinking", "go on")
     assert qwen_env.chat_requests[-1].body["messages"][1] == {"role": "assistant", "content": partial}
+    assert "-c " not in cap.outputs[-1].data["text/markdown"]  # it continued: nothing to explain
+    shown = line(ip, "history").outputs[0].data
+    assert f"qwen (partial: stopped before the end): {partial}" in shown["text/plain"]
+    assert "**qwen (partial: stopped before the end):**" in shown["text/markdown"]
+
+
+def footer(cap) -> str:  # type: ignore[no-untyped-def]
+    """The footer of the answer, as the plain-text form ends: [model · tokens · … · notes]."""
+    return cap.outputs[-1].data["text/plain"].rsplit("\n\n[", 1)[1]
+
+
+def test_continue_after_a_cell_that_kept_no_answer_says_what_it_continues(ip, qwen_env: Emulator) -> None:
+    cell(ip, "--no-thinking", "Name a planet")
+    qwen_env.add_fault("status", status=400)  # this cell gets no answer at all
+    failed = cell(ip, "--no-thinking", "Name a moon")
+    assert failed.outputs[-1].data["text/plain"].startswith("Qwen API error: 400")
+    cap = cell(ip, "-c --no-thinking", "And another one")
+    user_turns = [m["content"] for m in qwen_env.chat_requests[-1].body["messages"] if m["role"] == "user"]
+    assert user_turns == ["Name a planet", "And another one"]
+    assert "-c continues from before 'Name a moon': that cell kept no answer to send back" in footer(cap)
+
+
+def test_continue_with_nothing_to_continue_says_it_starts_a_new_conversation(ip, qwen_env: Emulator) -> None:
+    cap = cell(ip, "-c --no-thinking", "Hello again")
+    assert qwen_env.chat_requests[-1].body["messages"] == [{"role": "user", "content": "Hello again"}]
+    assert "-c has nothing to continue yet: this starts a new conversation" in footer(cap)
+    assert ip.user_ns["_qwen"].notes == ["-c has nothing to continue yet: this starts a new conversation"]
 
 
 # -- config ----------------------------------------------------------------------------------

@@ -157,6 +157,40 @@ def test_interrupt_keeps_partial_text_and_marks_it_interrupted(ip, slow) -> None
     assert ip.user_ns["_qwen"].text == "".join(SimpleGenerator(length=150).answer("still usable"))
 
 
+def long_reasoning(words: int = 300) -> str:
+    return " ".join(f"step{i}" for i in range(words))
+
+
+def test_stop_while_thinking_says_no_answer_yet_and_keeps_the_reasoning(ip, qwen_env) -> None:
+    qwen_env.token_delay = 0.01  # 300 reasoning words: about 6 s of thinking before the answer
+    qwen_env.queue_reply("The answer, at last.", reasoning=long_reasoning())
+    with (
+        capture_output() as cap,
+        CtrlC(lambda: any("step5" in o.data.get("text/markdown", "") for o in cap.outputs), what="thinking"),
+    ):
+        ip.run_cell_magic("qwen", "--thinking", "think it over")
+    response = ip.user_ns["_qwen"]
+    assert response.interrupted and response.partial_text == ""
+    assert response.partial_reasoning.startswith("step0 step1")
+    final = rendered_markdown(cap.outputs)
+    assert response.partial_reasoning in final  # in the folded Thinking block
+    assert (
+        "**Interrupted:** stopped while the model was still thinking: no answer yet; "
+        "the reasoning so far is kept in Thinking, above." in final
+    )
+    assert "answer above is partial" not in final
+
+
+def test_cut_while_thinking_says_no_answer_arrived(ip, qwen_env) -> None:
+    qwen_env.queue_reply("The answer.", reasoning=long_reasoning(40))
+    qwen_env.add_fault("cut", after=10)
+    cap = cell(ip, "--thinking", "think, then break")
+    response = ip.user_ns["_qwen"]
+    assert response.incomplete and not response.interrupted and response.partial_reasoning
+    final = rendered_markdown(cap.outputs)
+    assert "**Incomplete:** " in final and "No answer yet; the reasoning so far is kept" in final
+
+
 def test_api_error_is_one_message_box_without_traceback(ip, qwen_env, monkeypatch) -> None:
     monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-wrong-fake-key-00000000")
     with capture_output() as cap:

@@ -321,6 +321,29 @@ def test_runs_table_lists_runs_newest_first(make, qwen_env: Emulator) -> None:
     assert "latency" in table and "first token" in table and "done" in table
 
 
+def test_runs_table_shows_the_answer_of_a_thinking_run_not_its_reasoning(make, qwen_env: Emulator) -> None:
+    p = make("Why is the sea salty?", model="qwen-plus", thinking=True)
+    run_to_end(p)
+    r = p.result
+    assert r is not None and r.reasoning.startswith("The question is about") and r.text
+    table = p.runs_view.value
+    assert "You asked: Why is the sea salty?" in table and "The question is about" not in table
+
+
+def test_runs_table_says_a_run_stopped_while_thinking(make, qwen_env: Emulator) -> None:
+    qwen_env.token_delay = 0.01
+    qwen_env.queue_reply("The answer, at last.", reasoning=" ".join(f"step{i}" for i in range(300)))
+    p = make("Think it over", model="qwen-plus", thinking=True)
+    p.run_button.click()
+    wait_until(lambda: p.result is not None and "step5" in p.result.partial_reasoning, what="thinking")
+    p.stop_button.click()
+    assert p.wait(5)
+    assert p.runs[-1].state == "interrupted" and p.result is not None and not p.result.partial_text
+    table = p.runs_view.value
+    assert "stopped while thinking: no answer yet" in table and "step0" not in table
+    assert "stopped while the model was still thinking" in shown(p)  # the answer area says it too
+
+
 def test_stop_mid_stream_keeps_the_partial_answer(make, qwen_env: Emulator) -> None:
     qwen_env.token_delay = 1.0  # the stream stalls between chunks: Stop must not wait for the next
     p = make("Write a long story about the sea", model="qwen-plus")

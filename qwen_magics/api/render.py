@@ -66,7 +66,7 @@ def footer_text(r: Response) -> str:
     tokens = f"{u.prompt_tokens:,} in / {u.completion_tokens:,} out"
     if detail:
         tokens += f" ({', '.join(detail)})"
-    reported = bool(u.total_tokens or u.prompt_tokens or u.completion_tokens)
+    reported = u.reported
     if not reported:  # a stream stopped before its usage chunk: say so rather than "0 in / 0 out"
         tokens = "tokens not reported"
     parts = [r.model or "?", tokens]
@@ -102,12 +102,26 @@ def thinking_html(reasoning: str, *, open_: bool) -> str:
 
 
 def closing_markdown(r: Response) -> str:
-    """What ends a render: the Interrupted or Incomplete mark when there is one, then the footer."""
+    """What ends a render: the Interrupted or Incomplete mark when there is one, then the footer.
+
+    The mark says what is on screen: a partial answer, or only the reasoning of a model stopped while
+    it was still thinking. Words, no symbol: U+23F9 (stop) is in none of the fonts a plain Linux
+    desktop ships, and a browser there draws a box for it."""
     out = []
-    if r.done and r.interrupted:
-        out.append("**⏹ Interrupted:** the answer above is partial.")
-    elif r.done and r.incomplete:
-        out.append(f"**⚠ Incomplete:** {escape_text(str(r.error or 'the stream ended early'))}")
+    if r.done and (r.interrupted or r.incomplete):
+        if r.partial_text:
+            kept = "the answer above is partial."
+        elif r.partial_reasoning:
+            kept = "no answer yet; the reasoning so far is kept in Thinking, above."
+        else:
+            kept = "nothing arrived."
+        if r.interrupted:
+            if not r.partial_text and r.partial_reasoning:
+                kept = "stopped while the model was still thinking: " + kept
+            out.append(f"**Interrupted:** {kept}")
+        else:
+            why = escape_text(str(r.error or "the stream ended early")).rstrip(".")
+            out.append(f"**Incomplete:** {why}. {kept[0].upper()}{kept[1:]}")
     out.append(f"<sub>{escape_text(footer_text(r))}</sub>")
     return "\n\n".join(out)
 

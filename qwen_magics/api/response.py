@@ -53,6 +53,12 @@ class Usage:
             total_tokens=int(u.get("total_tokens") or p + c),
         )
 
+    @property
+    def reported(self) -> bool:
+        """False when the server's usage never arrived (a stream stopped or cut before its last
+        chunk): the counts are then unknown, not zero."""
+        return bool(self.total_tokens or self.prompt_tokens or self.completion_tokens)
+
     def __add__(self, other: Usage) -> Usage:
         return Usage(*(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True)))
 
@@ -244,10 +250,13 @@ class Response:
 
     @property
     def cost(self) -> float | None:
-        """Estimated USD from the package's price table (None for an unknown model or offline)."""
+        """Estimated USD from the package's price table (None for an unknown model, offline, or
+        when the server never reported the usage)."""
         if self.offline:
             return None
         u = self.usage
+        if not u.reported:
+            return None
         return estimate_cost(
             self.model, u.prompt_tokens, u.completion_tokens, u.reasoning_tokens, u.cached_tokens
         )

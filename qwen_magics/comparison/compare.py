@@ -156,7 +156,12 @@ class Comparison:
 
     @property
     def df(self) -> pd.DataFrame:
-        """One row per setting and sample: label, every parameter, the answer and its metrics."""
+        """One row per setting and sample: label, every parameter, the answer and its metrics.
+
+        The token counts are the server's and ``cost`` is computed from them. A stream stopped or
+        cut before its usage chunk has no counts: they are missing (``<NA>``, ``cost`` NaN), not 0,
+        so ``sum()`` and ``mean()`` skip them and ``isna()`` finds them; the ``Int64`` dtype keeps the
+        counts whole numbers around the gaps."""
         import pandas as pd
 
         names = [n for n in GRID_NAMES if n == "model" or any(n in c.settings for c in self.cells)]
@@ -174,9 +179,9 @@ class Comparison:
                 row.update(
                     text=r.partial_text,
                     reasoning=r.partial_reasoning,
-                    prompt_tokens=u.prompt_tokens,
-                    completion_tokens=u.completion_tokens,
-                    reasoning_tokens=u.reasoning_tokens,
+                    prompt_tokens=u.prompt_tokens if u.reported else None,
+                    completion_tokens=u.completion_tokens if u.reported else None,
+                    reasoning_tokens=u.reasoning_tokens if u.reported else None,
                     ttft=r.ttft,
                     elapsed=r.elapsed,
                     tokens_per_second=r.tokens_per_second,
@@ -199,7 +204,11 @@ class Comparison:
             "cost",
             "error",
         ]
-        return pd.DataFrame(rows, columns=columns)
+        df = pd.DataFrame(rows, columns=columns)
+        tokens = ["prompt_tokens", "completion_tokens", "reasoning_tokens"]
+        df[tokens] = df[tokens].astype("Int64")
+        df["cost"] = df["cost"].astype("float64")
+        return df
 
     # -- display ----------------------------------------------------------------------------------
     def show_diff(self, on: bool = True) -> Comparison:

@@ -277,6 +277,9 @@ class QwenMagics(Magics):
         if args.cont:
             system = system_given if system_given is not None else conv.system
             messages = conv.messages
+            note = conv.continue_note()
+            if note:
+                notes.append(note)
         else:
             system = system_given if system_given is not None else self.system
             messages = []
@@ -324,7 +327,8 @@ class QwenMagics(Magics):
                 notes=notes,
                 **given,
             )
-            if response is None:
+            if response is None:  # an error, or stopped before the first token: no answer kept
+                conv.unanswered = prompt_text
                 return None
             ns["_qwen"] = response
             if out:
@@ -335,6 +339,7 @@ class QwenMagics(Magics):
                 system=system,
                 continued=args.cont,
                 model=response.model or model,
+                partial=response.incomplete,
             )
             return None
         result = self._hand_off(mode, args, prompt_text, model, system, given, where)

@@ -139,9 +139,20 @@ class Run:
 
     @property
     def first_line(self) -> str:
-        if self.response is None:
+        """The answer's first line. A thinking run without an answer says so: its reasoning is not
+        what the model answered."""
+        r = self.response
+        if r is None:
             return self.error or ("stopped before the first token" if self.stopped else "")
-        text = self.response.partial_text.strip() or self.response.partial_reasoning.strip()
+        text = r.partial_text.strip()
+        if not text:
+            if not r.partial_reasoning.strip():
+                return ""
+            if not r.done:
+                return "thinking…"
+            if r.interrupted:
+                return "stopped while thinking: no answer yet"
+            return "ended while thinking: no answer" if r.incomplete else "no answer, only reasoning"
         line = text.split("\n", 1)[0].strip()
         return line if len(line) <= 80 else line[:79] + "…"
 
