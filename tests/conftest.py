@@ -91,3 +91,11 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     for thread in _stopping:
         thread.join()
+
+
+@pytest.fixture
+def ip(shell):  # type: ignore[no-untyped-def]
+    """The shell with the extension loaded; settings made with ``%qwen config`` go with the test."""
+    shell.run_line_magic("load_ext", "qwen_magics")
+    yield shell
+    shell.config.pop("QwenMagics", None)

@@ -26,3 +26,13 @@ def rendered_markdown(outputs: list[Any]) -> str:
 def sent_bytes(outputs: list[Any]) -> int:
     """The bytes of every display message's data, as JSON: what went to the browser to render."""
     return sum(len(json.dumps(o.data, ensure_ascii=False).encode()) for o in outputs)
+
+
+def run(ip: Any, source: str) -> Any:
+    """A cell as a user runs it (IPython's input transformers first; errors shown, not raised): what
+    it showed."""
+    from IPython.utils.capture import capture_output
+
+    with capture_output() as cap:
+        ip.run_cell(source)
+    return cap

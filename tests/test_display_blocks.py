@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-import pytest
 from IPython.utils.capture import capture_output
 
 from qwen_magics.display.blocks import settled
@@ -83,12 +82,6 @@ class Markdown(SimpleGenerator):
 
     def answer(self, prompt: str, **kw: object) -> Iterator[str]:
         yield from split_tokens(self.text)
-
-
-@pytest.fixture
-def ip(shell):  # type: ignore[no-untyped-def]
-    shell.run_line_magic("load_ext", "qwen_magics")
-    return shell
 
 
 def long_answer(paragraphs: int) -> str:

@@ -19,13 +19,6 @@ from .conftest import TEST_KEY
 from .kernels import kernel_env
 
 
-@pytest.fixture
-def ip(shell):  # type: ignore[no-untyped-def]
-    shell.run_line_magic("load_ext", "qwen_magics")
-    yield shell
-    shell.config.pop("QwenMagics", None)
-
-
 def cell(ip, line: str, body: str = "hello"):  # type: ignore[no-untyped-def]
     with capture_output() as cap:
         ip.run_cell_magic("qwen", line, body)

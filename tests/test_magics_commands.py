@@ -15,13 +15,6 @@ from qwen_magics.emulator import Emulator
 from .conftest import TEST_KEY
 
 
-@pytest.fixture
-def ip(shell):  # type: ignore[no-untyped-def]
-    shell.run_line_magic("load_ext", "qwen_magics")
-    yield shell
-    shell.config.pop("QwenMagics", None)
-
-
 def line(ip, text: str):  # type: ignore[no-untyped-def]
     with capture_output() as cap:
         ip.run_line_magic("qwen", text)

@@ -9,12 +9,6 @@ from IPython.utils.capture import capture_output
 from qwen_magics.emulator import Emulator
 
 
-@pytest.fixture
-def ip(shell):  # type: ignore[no-untyped-def]
-    shell.run_line_magic("load_ext", "qwen_magics")
-    return shell
-
-
 def cell(ip, line: str, body: str):  # type: ignore[no-untyped-def]
     with capture_output() as cap:
         ip.run_cell_magic("qwen", line, body)

@@ -15,20 +15,7 @@ from qwen_magics.emulator import Emulator
 from qwen_magics.magics.helpend import keep_questions
 
 from .kernels import kernel_env
-
-
-@pytest.fixture
-def ip(shell):  # type: ignore[no-untyped-def]
-    shell.run_line_magic("load_ext", "qwen_magics")
-    yield shell
-    shell.config.pop("QwenMagics", None)
-
-
-def run(ip, source: str):  # type: ignore[no-untyped-def]
-    """A cell as a user runs it: IPython's input transformers first, errors shown, not raised."""
-    with capture_output() as cap:
-        ip.run_cell(source)
-    return cap
+from .outputs import run
 
 
 def sent(emulator: Emulator) -> str:

@@ -10,12 +10,6 @@ from qwen_magics.emulator import Emulator
 from qwen_magics.templating import fill
 
 
-@pytest.fixture
-def ip(shell):  # type: ignore[no-untyped-def]
-    shell.run_line_magic("load_ext", "qwen_magics")
-    return shell
-
-
 def sent_prompt(ip, emulator: Emulator, body: str, line: str = "--no-thinking") -> str:  # type: ignore[no-untyped-def]
     emulator.reset()
     with capture_output():

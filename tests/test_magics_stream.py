@@ -17,12 +17,6 @@ from .waiting import CtrlC
 
 
 @pytest.fixture
-def ip(shell):  # type: ignore[no-untyped-def]
-    shell.run_line_magic("load_ext", "qwen_magics")
-    return shell
-
-
-@pytest.fixture
 def slow(qwen_env: Emulator) -> Iterator[Emulator]:
     """A long answer (about 160 tokens) streamed at 100 tokens a second."""
     qwen_env.generator = SimpleGenerator(length=150)

@@ -8,10 +8,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from IPython.utils.capture import capture_output
 
 from qwen_magics.api.render import DOLLAR, escape_text
 from qwen_magics.emulator import Emulator
+
+from .outputs import run
 
 _CODE = re.compile(r"^```.*?^```$|`+[^`\n]*`+|^(?:> ?)*(?: {4}|\t).*?$", re.MULTILINE | re.DOTALL)
 
@@ -28,19 +29,6 @@ def visible_math(markdown: str) -> list[str]:
         for m in re.findall(r"\$[^$]+\$", piece)
     ]
     return in_source + in_page
-
-
-@pytest.fixture
-def ip(shell):  # type: ignore[no-untyped-def]
-    shell.run_line_magic("load_ext", "qwen_magics")
-    yield shell
-    shell.config.pop("QwenMagics", None)
-
-
-def run(ip, source: str):  # type: ignore[no-untyped-def]
-    with capture_output() as cap:
-        ip.run_cell(source)
-    return cap
 
 
 def markdown(cap) -> str:  # type: ignore[no-untyped-def]
