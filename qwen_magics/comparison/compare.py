@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import config as _config
+from .. import simulator
 from ..api.client import AsyncClient, Retry
 from ..api.params import PARAMS, SEED_MAX, build_messages
 from ..api.request import prepare as _prepare_request
@@ -409,6 +410,7 @@ def _prepare(
     settings, fixed = expand(params, configs)
     build_messages(prompt, messages=fixed.get("messages"))  # compare's own prompt: a mistake raises now
     retry = retry or COMPARE_RETRY
+    simulator.ensure(explicit=bool(fixed.get("api_key") or fixed.get("base_url")))  # QWEN_OFFLINE=1
     cells = []
     for setting in settings:
         resolved = _config.settings(

@@ -22,7 +22,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.process import arg_split
 from traitlets import Bool, Float, Int, TraitError, Unicode, validate
 
-from .. import config, offline
+from .. import config, simulator
 from ..api.params import PARAMS, build_messages, check_params
 from ..display.answer import MAX_RATE, error_title, show_answer, show_error
 from ..errors import ConfigError, ParameterError, QwenError
@@ -451,11 +451,11 @@ def load(ip: Any) -> None:
     """Register the magics. Offline mode starts here when no key and no base URL are set."""
     global _offline_started, _notice_shown
     ip.register_magics(QwenMagics(shell=ip))
-    if offline.needed() and not offline.is_active():
-        offline.start()
+    if simulator.needed() and not simulator.is_active():
+        simulator.start()
         _offline_started = True
         if not _notice_shown:
-            print(offline.NOTICE)
+            print(simulator.NOTICE_FORCED if simulator.forced() else simulator.NOTICE)
             _notice_shown = True
 
 
@@ -469,7 +469,7 @@ def unload(ip: Any) -> None:
     if instance is not None and instance in getattr(ip, "configurables", []):
         ip.configurables.remove(instance)
     if _offline_started:
-        offline.stop()
+        simulator.stop()
         _offline_started = False
 
 
