@@ -494,6 +494,16 @@ def test_a_terminal_gets_each_cell_as_text(qwen_env: Emulator) -> None:
     assert out.stdout.strip().splitlines()[-1].startswith("2 settings × 1 sample · done")
 
 
+def test_a_cell_cut_at_max_tokens_says_so_in_its_footer(qwen_env: Emulator) -> None:
+    c = compare(PROMPT, max_tokens=[3, 200], thinking=False, show=False)
+    cut, whole = c["max_tokens=3"], c["max_tokens=200"]
+    assert cut.response is not None and cut.response.truncated
+    assert whole.response is not None and not whole.response.truncated
+    text, html_ = c.bundle()["text/plain"], c._repr_html_()
+    assert text.count("stopped at max_tokens (3)") == 1 and "stopped at max_tokens (200)" not in text
+    assert html_.count("stopped at max_tokens (3)") == 1
+
+
 def test_compare_is_reachable_without_importing_heavy_modules() -> None:
     code = (
         "import sys, qwen_magics; qwen_magics.compare; qwen_magics.Comparison; "

@@ -247,7 +247,9 @@ def test_an_answer_cut_at_max_tokens_is_repaired_and_says_so(qwen_env: Emulator)
     assert r.finish_reason == "length"
     assert r.json_path == "repaired"
     assert r.data["planets"][:2] == PLANETS["planets"][:2]
-    assert "cut at max_tokens" in r.notes
+    assert r.truncated
+    limit = len(split_tokens(text)) - 8
+    assert r.footer().count(f"stopped at max_tokens ({limit})") == 1  # said once, by the footer
 
 
 def test_response_format_cannot_be_passed(qwen_env: Emulator) -> None:

@@ -220,8 +220,6 @@ class Attempts:
             )
         if self.failures:
             notes.append(f"{self.count} attempts ({self.failures[-1][:80]})")
-        if response.finish_reason == "length":
-            notes.append("cut at max_tokens")
         response.notes.extend(n for n in notes if n not in response.notes)
         if self.plan.schema is not None:
             response.schema = self.plan.schema
