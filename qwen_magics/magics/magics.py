@@ -455,7 +455,7 @@ def load(ip: Any) -> None:
         simulator.start()
         _offline_started = True
         if not _notice_shown:
-            print(simulator.NOTICE_FORCED if simulator.forced() else simulator.NOTICE)
+            print(simulator.NOTICE)
             _notice_shown = True
 
 
