@@ -17,9 +17,10 @@ from typing import Any, Literal
 
 from .. import config
 from ..api.client import AsyncClient, aask, ask
+from ..api.params import always_thinks
 from ..api.response import Response, Usage
 from ..errors import ParameterError, StructuredOutputError
-from ..models import MODELS, ModelInfo, get_model
+from ..models import get_model
 from .jsonextract import ExtractionError, extract
 from .jsonview import JSONView
 from .records import find_records, schema_of, user_namespace
@@ -69,7 +70,7 @@ def plan(
     notes: list[str] = []
     mode: Mode
     if info is not None and info.thinking == "only":
-        raise ParameterError("model", _always_thinks(info, wants_schema=sch is not None))
+        raise always_thinks(info, schema=sch is not None)  # JSON mode is refused while thinking
     if thinking is True or (thinking is None and params.get("budget") is not None):
         mode = "text"
         notes.append("thinking on: JSON read from the text")
@@ -110,19 +111,6 @@ def plan(
     elif mode == "json_object":
         kw["response_format"] = {"type": "json_object"}
     return Plan(prompt, kw, mode, sch, multi, notes)
-
-
-def _always_thinks(info: ModelInfo, *, wants_schema: bool) -> str:
-    """Why a model that always thinks cannot answer in JSON, and which models can."""
-    able = [m for m in MODELS.values() if m.thinking == "hybrid" and m.json_object]
-    if wants_schema:  # those with a JSON Schema mode first
-        able.sort(key=lambda m: not m.json_schema)
-    names = ", ".join(m.name for m in able[:3])
-    return (
-        f"{info.name} always thinks, and JSON mode is refused while thinking; use a model that can "
-        f"turn thinking off ({names}: structured output turns it off for that request), "
-        f"or ask {info.name} for plain text instead"
-    )
 
 
 def _text(content: Any) -> str:
