@@ -12,7 +12,6 @@ A request that passes its own ``api_key`` or ``base_url`` goes where it says.
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 import threading
 from typing import TYPE_CHECKING
@@ -90,6 +89,8 @@ def start(tokens_per_second: float | None = None) -> Emulator:
     global _emulator
     with _lock:
         if _emulator is None:
+            import secrets
+
             from .emulator import Emulator
 
             rate = tokens_per_second
