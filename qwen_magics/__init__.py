@@ -1,6 +1,7 @@
 """qwen-magics: Qwen in Jupyter.
 
-``%load_ext qwen_magics`` registers ``%%qwen``; ``ask`` / ``aask`` work anywhere. Heavy features
+``%load_ext qwen_magics`` registers ``%%qwen``; ``ask`` / ``aask`` work anywhere (``offline()`` or
+QWEN_OFFLINE=1 answers them from the local simulator, without a key). Heavy features
 (panel, compare, structured output, the emulator) load when first used.
 """
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
     from .api.client import AsyncClient, BackoffGate, Client, Retry, aask, ask
+    from .simulator import offline
 
 __version__ = "0.1.0"
 
@@ -59,6 +61,7 @@ __all__ = [
     "ModelInfo",
     "MODELS",
     "NotFoundError",
+    "offline",
     "panel",
     "ParameterError",
     "PermissionDeniedError",
@@ -90,6 +93,7 @@ _LAZY = {
     "apply": ".structured.apply",
     "ask_json": ".structured.ask",
     "compare": ".comparison.compare",
+    "offline": ".simulator",
     "panel": ".widgets.panel",
     "to_dataframe": ".structured.records",
 }

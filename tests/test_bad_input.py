@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
+import pydantic
 import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
@@ -29,6 +30,7 @@ VARIABLES = {
     "not_a_schema": {"properties": 5},
     "bad_type": {"type": "object", "properties": {"age": {"type": "integr"}}},
     "empty_schema": {},
+    "Planet": pydantic.create_model("Planet", name=(str, ...)),
 }
 
 # (case, options, cell, the message says); cell None: the line magic %qwen <options>
@@ -253,6 +255,48 @@ CASES: list[tuple[str, str, str | None, str]] = [
         "hi",
         "--schema: the schema → age: 'type' 'integr' is not a JSON Schema type",
     ),
+    (
+        "schema class not defined",
+        "--schema NotDefined",
+        "hi",
+        "--schema: NotDefined is not defined in the notebook; run the cell that defines it first "
+        "(for one field called 'NotDefined', write 'NotDefined str')",
+    ),
+    (
+        "misspelt schema class",
+        "--schema Plnet",
+        "hi",
+        "--schema: Plnet is not defined in the notebook; did you mean Planet?",
+    ),
+    ("dotted schema not defined", "--schema models.Person", "hi", "--schema: models is not defined"),
+    # -- structured output on a model that always thinks --------------------------------------------
+    (
+        "JSON mode on a model that always thinks",
+        "--json -m qwq-plus",
+        "hi",
+        "-m/--model: qwq-plus always thinks, and JSON mode is refused while thinking; use a model that "
+        "can turn thinking off (qwen3.6-plus, ",
+    ),
+    (
+        "schema on a model that always thinks",
+        "--schema 'name, moons int' -m qwq-plus",
+        "hi",
+        "-m/--model: qwq-plus always thinks",
+    ),
+    # -- a grid's cells get the checks of one request -----------------------------------------------
+    (
+        "grid cell out of range",
+        "--compare 'temperature=0.2,5'",
+        "hi",
+        '--compare: the cell "temperature=5": temperature must be in [0, 2) (DashScope\'s range); got 5.0; '
+        "nothing was sent",
+    ),
+    (
+        "grid cell that cannot stop thinking",
+        "--compare 'model=qwen-plus,qwq-plus' --no-thinking",
+        "hi",
+        '--compare: the cell "qwq-plus": qwq-plus always thinks; thinking cannot be turned off',
+    ),
     # -- the line magic and its settings ------------------------------------------------------------
     ("line magic out of range", "-t 5 what is 2+2?", None, "-t/--temperature: temperature must be in [0, 2)"),
     ("line magic empty", "-t 0.5", None, "the prompt is empty"),
@@ -335,12 +379,17 @@ def test_a_long_prompt_goes_once_the_limit_is_raised(ip: Any, qwen_env: Emulator
     ip.run_line_magic("qwen", "config max_prompt_chars=200000")
 
 
-def test_grid_values_out_of_range_fail_in_their_cells_and_are_not_sent(ip: Any, qwen_env: Emulator) -> None:
-    with capture_output() as cap:
+def test_a_grid_value_out_of_range_stops_the_whole_grid_before_any_cell_is_sent(
+    ip: Any, qwen_env: Emulator
+) -> None:
+    # like -t 5 on one request; the valid cell used to run while the other showed the range error
+    with capture_output() as cap, pytest.raises(UsageError, match='the cell "temperature=5": temperature'):
         ip.run_cell_magic("qwen", "--compare 'temperature=5,0.3' --no-thinking", "hi")
-    final = cap.outputs[-1].data["text/plain"]
-    assert "(failed: temperature must be in [0, 2) (DashScope's range); got 5.0)" in final
-    assert [r.params["temperature"] for r in qwen_env.chat_requests] == [0.3]
+    assert qwen_env.requests == [] and cap.outputs == []
+    with capture_output() as cap:
+        ip.run_cell_magic("qwen", "--compare 'temperature=1.5,0.3' --no-thinking", "hi")
+    assert sorted(r.params["temperature"] for r in qwen_env.chat_requests) == [0.3, 1.5]
+    assert "failed" not in cap.outputs[-1].data["text/plain"]
 
 
 # -- a server with models of its own -------------------------------------------------------------

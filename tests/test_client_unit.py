@@ -172,6 +172,9 @@ def test_model_rules_are_checked_before_sending(clean_env: None) -> None:
         c.ask("hi", model="qwen3-max", thinking=True)
     with pytest.raises(ParameterError, match="JSON mode is refused while thinking"):
         c.ask("json please", model="qwen3.6-plus", response_format={"type": "json_object"})
+    # thinking=False is no way out for a model that always thinks: name the models that can stop
+    with pytest.raises(ParameterError, match=r"qwq-plus always thinks, .* turn thinking off \(qwen3\.6-plus"):
+        c.ask("json please", model="qwq-plus", response_format={"type": "json_object"})
     with pytest.raises(ParameterError, match="only answers streaming"):
         c.ask("hi", model="qwq-plus", stream=False)
     with pytest.raises(ParameterError, match="empty"):

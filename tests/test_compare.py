@@ -129,14 +129,41 @@ def test_a_400_stays_in_its_cell_and_the_others_answer(qwen_env: Emulator) -> No
     assert c.df["error"].notna().tolist() == [True, False, False]
 
 
-def test_a_setting_out_of_range_fails_its_cell_without_being_sent(qwen_env: Emulator) -> None:
-    c = compare(PROMPT, temperature=[0.5, 2.5], thinking=[False], samples=2, show=False)
-    assert _sent(qwen_env, "temperature") == {0.5: 2}
-    bad = c["temperature=2.5"]
-    assert len(bad.failed) == 2
-    assert all(isinstance(r.error, ParameterError) and "[0, 2)" in str(r.error) for r in bad.failed)
-    assert c["temperature=0.5"].answers and not c["temperature=0.5"].failed
-    assert "[0, 2)" in c._repr_html_()
+def test_a_setting_out_of_range_is_refused_naming_its_cell_and_nothing_is_sent(qwen_env: Emulator) -> None:
+    # the same checks as one request, made for every cell before any is sent (it used to fail its cell)
+    with pytest.raises(ParameterError, match=r'^the cell "temperature=2.5": temperature must be in \[0, 2\)'):
+        compare(PROMPT, temperature=[0.5, 2.5], thinking=[False], samples=2, show=False)
+    assert qwen_env.chat_requests == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "says"),
+    [
+        (
+            {"temperature": [5, 0.2, 7]},
+            'the cell "temperature=5": temperature must be in [0, 2) (DashScope\'s range); got 5. '
+            'The cell "temperature=7": temperature must be in [0, 2) (DashScope\'s range); got 7. '
+            "Nothing was sent",
+        ),
+        (
+            {"model": ["qwen-plus", "qwq-plus"], "thinking": False},
+            'the cell "qwq-plus": qwq-plus always thinks; thinking cannot be turned off; nothing was sent',
+        ),
+        (
+            {"configs": [{"budget": 50}, {"budget": 10**6}], "thinking": True, "model": "qwen3.5-flash"},
+            'the cell "budget=1000000": budget must be in (0, 81920] for qwen3.5-flash',
+        ),
+        (
+            {"top_p": [0.5, 0.9], "temperature": 5},
+            'the cells "top_p=0.5", "top_p=0.9": temperature must be in [0, 2)',
+        ),
+    ],
+)
+def test_every_cell_is_checked_before_any_is_sent(qwen_env: Emulator, kwargs: dict, says: str) -> None:
+    with pytest.raises(ParameterError) as err:
+        compare(PROMPT, show=False, **kwargs)
+    assert str(err.value).startswith(says) and err.value.param == "grid"
+    assert qwen_env.chat_requests == []
 
 
 def test_exhausted_retries_fail_one_cell(qwen_env: Emulator) -> None:
@@ -555,6 +582,16 @@ def test_a_terminal_gets_each_cell_as_text(qwen_env: Emulator) -> None:
     assert "── temperature=0.1 ──" in out.stdout and "── temperature=0.9 ──" in out.stdout
     assert "at temperature 0.9." in out.stdout
     assert out.stdout.strip().splitlines()[-1].startswith("2 settings × 1 sample · done")
+
+
+def test_a_cell_cut_at_max_tokens_says_so_in_its_footer(qwen_env: Emulator) -> None:
+    c = compare(PROMPT, max_tokens=[3, 200], thinking=False, show=False)
+    cut, whole = c["max_tokens=3"], c["max_tokens=200"]
+    assert cut.response is not None and cut.response.truncated
+    assert whole.response is not None and not whole.response.truncated
+    text, html_ = c.bundle()["text/plain"], c._repr_html_()
+    assert text.count("stopped at max_tokens (3)") == 1 and "stopped at max_tokens (200)" not in text
+    assert html_.count("stopped at max_tokens (3)") == 1
 
 
 def test_compare_is_reachable_without_importing_heavy_modules() -> None:

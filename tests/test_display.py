@@ -92,3 +92,17 @@ def test_error_bundle_escapes_html_and_has_a_plain_twin() -> None:
     bundle = error_bundle("bad <b>thing</b>", title="Oops")
     assert "&lt;b&gt;thing&lt;/b&gt;" in bundle["text/html"]
     assert bundle["text/plain"] == "Oops: bad <b>thing</b>"
+
+
+def test_an_answer_stopped_by_the_models_own_limit_names_that_limit() -> None:
+    from qwen_magics.api.response import Event, Response
+
+    def finished(model: str, finish: str, request: dict) -> Response:
+        return Response(request={"model": model, **request}, params={}, head=[Event("finish", data=finish)])
+
+    assert "stopped at max_tokens (32,768, qwen-plus's limit)" in finished("qwen-plus", "length", {}).footer()
+    assert "stopped at max_tokens ·" in finished("my-local-model", "length", {}).footer() + " ·"
+    sent = finished("qwen-plus", "length", {"max_tokens": 60})
+    assert sent.truncated and sent.max_tokens == 60 and "stopped at max_tokens (60)" in sent.footer()
+    assert "stopped at max_tokens (60)" in repr(sent)
+    assert not finished("qwen-plus", "stop", {"max_tokens": 60}).truncated

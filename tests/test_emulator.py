@@ -237,6 +237,26 @@ def test_max_tokens_cuts_with_length(qwen_env: Emulator) -> None:
     assert r.finish_reason == "length" and r.usage.completion_tokens == 3
 
 
+@pytest.mark.parametrize("generator", ["simple", "lm"])
+@pytest.mark.parametrize("stream", [True, False])
+def test_max_tokens_cuts_the_answer_with_finish_reason_length_on_the_wire(
+    clean_env: None, generator: str, stream: bool
+) -> None:
+    with Emulator(generator=generator, api_key=TEST_KEY, token_delay=0.0) as emu:
+        body = {"model": "qwen-plus", "messages": USER, "max_tokens": 3, "stream": stream}
+        resp = post(emu, {**body, "stream_options": {"include_usage": True}} if stream else body)
+    assert resp.status_code == 200
+    if stream:
+        chunks = [json.loads(d) for d in frames(resp)[:-1]]
+        finishes = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]]
+        assert finishes[-1] == "length" and set(finishes[:-1]) == {None}
+        usage = chunks[-1]["usage"]
+    else:
+        assert resp.json()["choices"][0]["finish_reason"] == "length"
+        usage = resp.json()["usage"]
+    assert usage["completion_tokens"] == 3
+
+
 def test_errors_raise_the_right_class(qwen_env: Emulator) -> None:
     with pytest.raises(NotFoundError):
         ask("hi", model="qwen9-imaginary")

@@ -232,7 +232,7 @@ def test_terminal_ipython_streams_plain_text(qwen_env: Emulator, tmp_path: Path)
 def test_loading_without_a_key_starts_the_offline_simulator_once(clean_env, monkeypatch) -> None:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from qwen_magics import offline
+    from qwen_magics import simulator as offline
 
     monkeypatch.setenv("QWEN_OFFLINE_TOKENS_PER_SECOND", "0")  # as fast as it can
     ip = InteractiveShell.instance()

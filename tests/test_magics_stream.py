@@ -127,6 +127,20 @@ def test_cut_connection_keeps_the_partial_answer_marked_incomplete(ip, qwen_env)
     assert "Incomplete:" in final and "incomplete:" in final.rsplit("<sub>", 1)[1]
 
 
+def test_an_answer_cut_at_max_tokens_says_so_in_its_footer(ip, qwen_env) -> None:
+    cap = cell(ip, "--no-thinking --max-tokens 4", "Describe the sea.")
+    response = ip.user_ns["_qwen"]
+    assert response.truncated and response.max_tokens == 4 and response.finish_reason == "length"
+    assert response.usage.completion_tokens == 4
+    assert not response.incomplete  # the answer was cut by request, not broken
+    footer = cap.outputs[-1].data["text/markdown"].rsplit("<sub>", 1)[1]
+    assert "4 out · stopped at max_tokens (4) · " in footer
+    assert "stopped at max_tokens (4)" in cap.outputs[-1].data["text/plain"]
+    cap = cell(ip, "--no-thinking --max-tokens 200", "Describe the sea.")  # ends on its own
+    assert not ip.user_ns["_qwen"].truncated
+    assert "stopped at" not in cap.outputs[-1].data["text/markdown"]
+
+
 def answer_shown(cap: CapturedIO) -> bool:
     """Some of the answer is on screen: when a user presses stop."""
     return any("You asked" in o.data.get("text/markdown", "") for o in cap.outputs)

@@ -84,13 +84,16 @@ def test_thinking_forced_on_uses_plain_text_and_extraction(qwen_env: Emulator) -
     assert any("thinking on" in n for n in r.notes)
 
 
-def test_a_model_that_always_thinks_gets_text_mode(qwen_env: Emulator) -> None:
-    qwen_env.queue_reply('The answer is {"name": "Mars"} as asked.')
-    r = ask_json("Mars as JSON", model="qwq-plus")
-    body = qwen_env.chat_requests[-1].body
-    assert "response_format" not in body and "enable_thinking" not in body
-    assert r.data == {"name": "Mars"}
-    assert r.json_path == "balanced"
+@pytest.mark.parametrize("schema", [None, "name, moons int"])
+def test_a_model_that_always_thinks_is_refused_before_sending(qwen_env: Emulator, schema: str | None) -> None:
+    # JSON mode is refused while thinking, and qwq-plus cannot stop thinking: say what works instead
+    with pytest.raises(ParameterError, match="qwq-plus always thinks") as err:
+        ask_json("Mars as JSON", model="qwq-plus", schema=schema)
+    assert err.value.param == "model"
+    assert "use a model that can turn thinking off (qwen3" in str(err.value)
+    if schema is not None:  # those with a JSON Schema mode first
+        assert "(qwen3.5-flash, qwen-plus, " in str(err.value)
+    assert qwen_env.chat_requests == []
 
 
 def test_json_schema_mode_where_the_model_supports_it(qwen_env: Emulator) -> None:
@@ -247,7 +250,9 @@ def test_an_answer_cut_at_max_tokens_is_repaired_and_says_so(qwen_env: Emulator)
     assert r.finish_reason == "length"
     assert r.json_path == "repaired"
     assert r.data["planets"][:2] == PLANETS["planets"][:2]
-    assert "cut at max_tokens" in r.notes
+    assert r.truncated
+    limit = len(split_tokens(text)) - 8
+    assert r.footer().count(f"stopped at max_tokens ({limit})") == 1  # said once, by the footer
 
 
 def test_response_format_cannot_be_passed(qwen_env: Emulator) -> None:

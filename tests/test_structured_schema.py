@@ -314,3 +314,31 @@ def test_a_name_is_looked_up_in_the_namespace() -> None:
     assert parse_schema("report", ns).dtypes() == {"ok": "boolean"}
     # a variable that is not a schema does not shadow the short form
     assert parse_schema("name", ns).record["properties"] == {"name": {"type": "string"}}
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("Plnet", "Plnet is not defined in the notebook; did you mean Planet? (for one field called 'Plnet'"),
+        ("NotDefined", "NotDefined is not defined in the notebook; run the cell that defines it first"),
+        ("models.Persn", "Persn is not defined in models; did you mean Person?"),
+        ("modls.Person", "modls is not defined in the notebook; did you mean models?"),
+        ("Count", "Count is an int, not a schema; a schema is a Pydantic model"),
+    ],
+)
+def test_a_class_name_the_notebook_does_not_define_is_refused_with_close_names(
+    spec: str, message: str
+) -> None:
+    import types
+
+    namespace = {"Planet": Planet, "models": types.SimpleNamespace(Person=Planet), "Count": 8, "In": []}
+    with pytest.raises(ParameterError, match="^" + message.replace("(", r"\(").replace("?", r"\?")):
+        parse_schema(spec, namespace)
+    assert parse_schema("models.Person", namespace).model is Planet  # what it should have been
+
+
+def test_a_lower_case_word_stays_a_one_field_short_form() -> None:
+    namespace = {"Planet": Planet, "name": "Ada"}
+    for spec in ("name", "planet", "facts.type"):
+        assert parse_schema(spec, namespace).record["required"] == [spec.split(".")[0]]
+    assert list(parse_schema("Plnet str", namespace).record["properties"]) == ["Plnet"]  # the way out

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from .. import config as _config
+from .. import simulator
 from ..errors import QwenError, StreamInterrupted
 from .params import PARAMS
 from .request import (
@@ -143,8 +144,14 @@ class _Base:
             timeout=self._timeout,
         )
 
+    def _request_settings(self, **override: Any) -> _config.Settings:
+        """The settings of a request about to be made; QWEN_OFFLINE=1 starts the simulator first."""
+        explicit = override.get("api_key") or override.get("base_url") or self._api_key or self._base_url
+        simulator.ensure(explicit=bool(explicit))
+        return self.settings(**override)
+
     def _prepare(self, prompt: str | None, kw: dict[str, Any]) -> Prepared:
-        settings = self.settings(
+        settings = self._request_settings(
             api_key=kw.pop("api_key", None), base_url=kw.pop("base_url", None), model=kw.pop("model", None)
         )
         system = kw.pop("system", None)
@@ -167,7 +174,7 @@ class _Base:
         )
 
     def _models_request(self) -> tuple[httpx.Request, _config.Settings]:
-        settings = self.settings()
+        settings = self._request_settings()
         url = f"{settings.base_url}/models"
         request = self.http.build_request(  # type: ignore[attr-defined]
             "GET", url, headers=auth_headers(settings), timeout=self._timeout_for(settings)

@@ -12,9 +12,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import ParameterError
-from ..models import get_model
+from ..models import MODELS, ModelInfo, get_model
 
-__all__ = ["PARAMS", "WIRE_NAMES", "build_body", "check_params", "check_text", "parse_value"]
+__all__ = [
+    "PARAMS",
+    "WIRE_NAMES",
+    "always_thinks",
+    "build_body",
+    "check_params",
+    "check_text",
+    "parse_value",
+]
 
 SEED_MAX = 2**31 - 1
 
@@ -199,6 +207,8 @@ def check_params(params: Mapping[str, Any], model: str, *, stream: bool = True) 
         "json_object",
         "json_schema",
     )
+    if json_mode and info.thinking == "only":
+        raise always_thinks(info, schema=p["response_format"]["type"] == "json_schema")
     if json_mode and will_think:
         raise ParameterError(
             "response_format",
@@ -214,6 +224,20 @@ def check_params(params: Mapping[str, Any], model: str, *, stream: bool = True) 
         raise ParameterError(
             "stream", f"{info.name} thinks only in streaming calls; stream=True or thinking=False"
         )
+
+
+def always_thinks(info: ModelInfo, *, schema: bool = False) -> ParameterError:
+    """JSON mode on a model that cannot stop thinking: the refusal, naming models that can stop."""
+    able = [m for m in MODELS.values() if m.thinking == "hybrid" and m.json_object]
+    if schema:  # those with a JSON Schema mode first
+        able.sort(key=lambda m: not m.json_schema)
+    names = ", ".join(m.name for m in able[:3])
+    return ParameterError(
+        "model",
+        f"{info.name} always thinks, and JSON mode is refused while thinking; use a model that can "
+        f"turn thinking off ({names}: structured output turns it off for that request), "
+        f"or ask {info.name} for plain text instead",
+    )
 
 
 def build_body(

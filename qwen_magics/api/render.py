@@ -6,6 +6,8 @@ import html
 import re
 from typing import TYPE_CHECKING
 
+from ..models import get_model
+
 if TYPE_CHECKING:
     from .response import Response
 
@@ -56,7 +58,7 @@ def format_cost(cost: float | None) -> str:
 
 
 def footer_text(r: Response) -> str:
-    """model · tokens in / out (reasoning, cached) · ttft · total · tokens/s · cost."""
+    """model · tokens in / out (reasoning, cached) · why it stopped early · ttft · total · tokens/s · cost."""
     u = r.usage
     detail = []
     if u.reasoning_tokens:
@@ -70,6 +72,8 @@ def footer_text(r: Response) -> str:
     if not reported:  # a stream stopped before its usage chunk: say so rather than "0 in / 0 out"
         tokens = "tokens not reported"
     parts = [r.model or "?", tokens]
+    if r.truncated:  # the answer ends mid-phrase; say why next to the count that shows it
+        parts.append(_limit_words(r))
     if r.ttft is not None:
         parts.append(f"first token {r.ttft:.2f}s")
     if r.elapsed is not None:
@@ -89,6 +93,15 @@ def footer_text(r: Response) -> str:
     elif r.incomplete:
         parts.append(f"incomplete: {r.error}" if r.error else "incomplete")
     return " · ".join(parts)
+
+
+def _limit_words(r: Response) -> str:
+    if r.max_tokens is not None:
+        return f"stopped at max_tokens ({r.max_tokens:,})"
+    info = get_model(r.model or "")
+    if info is not None:
+        return f"stopped at max_tokens ({info.max_output:,}, {info.name}'s limit)"
+    return "stopped at max_tokens"
 
 
 def thinking_html(reasoning: str, *, open_: bool) -> str:

@@ -104,7 +104,8 @@ def prepare(
         raise ConfigError(
             "no API key: set DASHSCOPE_API_KEY (a key from Model Studio, region "
             f"{settings.region}), point DASHSCOPE_BASE_URL at an OpenAI-compatible server, or "
-            "use the offline simulator (`%load_ext qwen_magics` with no key, or qwen_magics.offline())"
+            "use the offline simulator: QWEN_OFFLINE=1, or qwen_magics.offline() first "
+            "(`%load_ext qwen_magics` starts it on its own when no key is set)"
         )
     body = build_body(settings.model, msgs, given, stream=stream, extra=extra)
     headers = {

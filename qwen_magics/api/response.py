@@ -220,6 +220,17 @@ class Response:
         return self._finish_reason
 
     @property
+    def truncated(self) -> bool:
+        """The answer stopped at the token limit (finish_reason "length"): it ends mid-thought."""
+        return self.finish_reason == "length"
+
+    @property
+    def max_tokens(self) -> int | None:
+        """The max_tokens this request sent; None when it sent none (the model's own limit)."""
+        value = self.request.get("max_tokens")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    @property
     def elapsed(self) -> float | None:
         self._settle()
         return self._elapsed
@@ -407,6 +418,8 @@ class Response:
     # -- display -------------------------------------------------------------------------
     def __repr__(self) -> str:
         state = "streaming" if not self.done else ("incomplete" if self._incomplete else "done")
+        if state == "done" and self._finish_reason == "length":
+            state = "stopped at max_tokens" + (f" ({self.max_tokens})" if self.max_tokens else "")
         preview = self.partial_text[:60].replace("\n", " ")
         return (
             f"<Response {self.model} {state} tokens={self._usage.prompt_tokens}/"

@@ -6,7 +6,8 @@ shared backoff, so a 429 slows the whole comparison instead of each request hamm
 The asyncio work runs on a ``runner.Background`` (its own event loop in a worker thread), so
 ``compare`` works inside Jupyter, whose kernel already runs a loop; the calling thread draws the grid
 (see ``grid.py``); ``acompare`` is the same for code already on such a loop. A cell's failure stays
-in that cell; ``compare`` raises only for a mistake in its own arguments.
+in that cell; a mistake found before sending (compare's own arguments, or a cell's setting that
+``ask`` would refuse) raises, and nothing is sent.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import config as _config
+from .. import simulator
 from ..api.client import AsyncClient, Retry
 from ..api.params import PARAMS, SEED_MAX, build_messages
 from ..api.request import prepare as _prepare_request
@@ -52,13 +54,10 @@ COMPARE_RETRY = Retry(attempts=6, backoff=0.25, max_backoff=8.0, total=60.0)
 class Cell:
     """One setting of the grid with its samples (a Response each, failures included)."""
 
-    def __init__(
-        self, label: str, settings: dict[str, Any], model: str, samples: int, error: QwenError | None = None
-    ) -> None:
+    def __init__(self, label: str, settings: dict[str, Any], model: str, samples: int) -> None:
         self.label = label
         self.settings = settings
         self.model = model
-        self.error = error  # found before sending: this setting was never sent
         self.slots: list[Response | None] = [None] * samples
 
     def __repr__(self) -> str:
@@ -292,10 +291,6 @@ class _Streams:
             self.version += 1
 
     async def _one(self, client: AsyncClient, gate: asyncio.Semaphore, cell: Cell, i: int) -> None:
-        if cell.error is not None:
-            cell.slots[i] = failed_response(cell, cell.error, time.perf_counter())
-            self.version += 1
-            return
         async with gate:
             sent = time.perf_counter()
             try:
@@ -355,7 +350,9 @@ def compare(
     ``samples`` asks each setting that many times (with a ``seed``, sample i uses seed + i, so the
     samples differ and the whole comparison repeats exactly); at most ``concurrency`` requests run at once.
     ``show`` (default: inside IPython) draws the live grid. Ctrl-C stops every cell and keeps what
-    arrived. A cell's failure is shown in that cell and never raised. ``publish(bundle, update)``
+    arrived. A cell that ``ask`` would refuse (a value out of range, settings that do not go together)
+    raises ParameterError naming it, before anything is sent; a failure after sending (an API
+    error, a broken stream) is shown in its cell and never raised. ``publish(bundle, update)``
     draws the live grid somewhere else than the cell's output (the parameter panel does), and setting
     ``cancel`` ends the comparison like Ctrl-C, for a caller running ``compare`` in a worker thread.
 
@@ -412,19 +409,20 @@ def _prepare(
     retry: Retry | None,
     params: dict[str, Any],
 ) -> tuple[Comparison, _Streams]:
-    """The grid's cells, each checked as ``ask`` would; a mistake in compare's own arguments raises."""
+    """The grid's cells, each checked as ``ask`` would check it; any mistake raises, nothing is sent."""
     samples = positive("samples", samples)
     concurrency = positive("concurrency", concurrency)
     settings, fixed = expand(params, configs)
     build_messages(prompt, messages=fixed.get("messages"))  # compare's own prompt: a mistake raises now
     retry = retry or COMPARE_RETRY
+    simulator.ensure(explicit=bool(fixed.get("api_key") or fixed.get("base_url")))  # QWEN_OFFLINE=1
     cells = []
-    for setting in settings:
+    refused: list[tuple[int, ParameterError]] = []
+    for i, setting in enumerate(settings):
         resolved = _config.settings(
             api_key=fixed.get("api_key"), base_url=fixed.get("base_url"), model=setting.get("model")
         )
-        error: QwenError | None = None
-        try:  # the same checks ask() makes; ConfigError (no key, bad URL) concerns every cell: raise
+        try:  # the same checks ask() makes, ConfigError (no key, bad URL) included
             _prepare_request(
                 prompt,
                 settings=resolved,
@@ -435,8 +433,8 @@ def _prepare(
                 extra={},
             )
         except ParameterError as exc:
-            error = exc
-        cells.append(Cell("", setting, resolved.model, samples, error))
+            refused.append((i, exc))
+        cells.append(Cell("", setting, resolved.model, samples))
     names = (
         check_labels(labels, len(cells))
         if labels is not None
@@ -444,10 +442,23 @@ def _prepare(
             settings, _config.settings(api_key=fixed.get("api_key"), base_url=fixed.get("base_url")).model
         )
     )
+    if refused:
+        raise _refusal(refused, names)
     for cell, name in zip(cells, names, strict=True):
         cell.label = name
     comparison = Comparison(prompt, cells, samples, shared_settings(settings) if len(settings) > 1 else {})
     return comparison, _Streams(comparison, prompt, fixed, concurrency, retry)
+
+
+def _refusal(refused: list[tuple[int, ParameterError]], names: list[str]) -> ParameterError:
+    """One error for the cells that cannot be sent, naming each with what is wrong in it."""
+    reasons: dict[str, list[str]] = {}
+    for i, exc in refused:
+        reasons.setdefault(str(exc), []).append(f'"{names[i]}"')
+    parts = [f"cell{'s' * (len(cells) > 1)} {', '.join(cells)}: {why}" for why, cells in reasons.items()]
+    if len(parts) == 1:
+        return ParameterError("grid", f"the {parts[0]}; nothing was sent")
+    return ParameterError("grid", "the " + ". The ".join(parts) + ". Nothing was sent")
 
 
 def _run(

@@ -23,7 +23,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.process import arg_split
 from traitlets import Bool, Float, Int, TraitError, Unicode, validate
 
-from .. import config, offline
+from .. import config, simulator
 from ..api.params import PARAMS, build_messages, check_params
 from ..display.answer import MAX_RATE, error_title, show_answer, show_error
 from ..display.live import is_rich_frontend
@@ -501,11 +501,11 @@ def load(ip: Any) -> None:
     global _offline_started, _notice_shown
     ip.register_magics(QwenMagics(shell=ip))
     install_help_end(ip)  # `%qwen Is it?` is a question, not a help request
-    if offline.needed() and not offline.is_active():
-        offline.start()
+    if simulator.needed() and not simulator.is_active():
+        simulator.start()
         _offline_started = True
         if not _notice_shown:
-            print(offline.NOTICE)
+            print(simulator.NOTICE)
             _notice_shown = True
 
 
@@ -521,7 +521,7 @@ def unload(ip: Any) -> None:
     if instance is not None and instance in getattr(ip, "configurables", []):
         ip.configurables.remove(instance)
     if _offline_started:
-        offline.stop()
+        simulator.stop()
         _offline_started = False
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from .. import config
 from ..api.client import AsyncClient, aask, ask
+from ..api.params import always_thinks
 from ..api.response import Response, Usage
 from ..errors import ParameterError, StructuredOutputError
 from ..models import get_model
@@ -68,10 +69,12 @@ def plan(
     thinking = params.get("thinking")
     notes: list[str] = []
     mode: Mode
+    if info is not None and info.thinking == "only":
+        raise always_thinks(info, schema=sch is not None)  # JSON mode is refused while thinking
     if thinking is True or (thinking is None and params.get("budget") is not None):
         mode = "text"
         notes.append("thinking on: JSON read from the text")
-    elif info is not None and (info.thinking == "only" or not info.json_object):
+    elif info is not None and not info.json_object:
         mode = "text"
         notes.append(f"{info.name} has no JSON mode: JSON read from the text")
     else:
@@ -220,8 +223,6 @@ class Attempts:
             )
         if self.failures:
             notes.append(f"{self.count} attempts ({self.failures[-1][:80]})")
-        if response.finish_reason == "length":
-            notes.append("cut at max_tokens")
         response.notes.extend(n for n in notes if n not in response.notes)
         if self.plan.schema is not None:
             response.schema = self.plan.schema

@@ -12,6 +12,7 @@ pandas dtypes of its flattened columns.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Mapping
@@ -37,6 +38,7 @@ _FIELD_FORM = "write 'name [type][: description]', as in 'age int: in years' (ty
 _DTYPES = {"integer": "Int64", "number": "Float64", "boolean": "boolean", "string": "string"}
 _JSON_TYPES = {"object", "array", "string", "integer", "number", "boolean", "null"}
 _IDENT = re.compile(r"^[^\W\d]\w*(?:\.[^\W\d]\w*)*$")
+_SHELL_NAMES = {"In", "Out", "exit", "quit", "get_ipython"}
 _USAGE = (
     "a schema is a Pydantic model, a JSON Schema dict ({'type': 'object', 'properties': "
     "{...}}), or a short form such as 'name, moons int: how many, facts.type'"
@@ -284,6 +286,8 @@ def parse_schema(spec: Any, namespace: Mapping[str, Any] | None = None, *, multi
             found = _lookup(text, namespace)
             if found is not None and _schema_like(found):
                 return parse_schema(found, None, multi=multi)
+            if _names_a_class(text):  # not a one-field short form: a typo, or a name not run yet
+                raise ParameterError("schema", _not_a_schema(text, found, namespace))
         return _short_form(spec, multi)  # unstripped: a newline anywhere means one field per line
     if isinstance(spec, Mapping):
         return _from_dict(dict(spec), multi)
@@ -307,6 +311,38 @@ def _lookup(dotted: str, namespace: Mapping[str, Any]) -> Any:
         if obj is None:
             return None
     return obj
+
+
+def _names_a_class(text: str) -> bool:
+    """``Planet`` or ``models.Planet``: a part that starts upper-case is a class, never a field."""
+    return any(part[:1].isupper() for part in text.split("."))
+
+
+def _not_a_schema(text: str, found: Any, namespace: Mapping[str, Any]) -> str:
+    """Why a class-like name is no schema here, with the names the user may have meant."""
+    field = f"(for one field called {text!r}, write '{text} str')"
+    if found is not None:
+        name = "class" if isinstance(found, type) else type(found).__name__
+        kind = f"{'an' if name[:1] in 'aeiou' else 'a'} {name}"
+        return f"{text} is {kind}, not a schema; {_USAGE} {field}"
+    head, *rest = text.split(".")
+    scope: Mapping[str, Any] = namespace
+    missing, where = head, "in the notebook"
+    obj: Any = None
+    for i, part in enumerate([head, *rest]):
+        if i == 0:
+            obj = namespace.get(head)
+        else:
+            scope = {n: getattr(obj, n, None) for n in dir(obj) if not n.startswith("_")}
+            missing, where = part, f"in {'.'.join([head, *rest][:i])}"
+            obj = scope.get(part)
+        if obj is None:
+            break
+    names = [n for n in scope if not n.startswith("_") and n not in _SHELL_NAMES]
+    likely = [n for n in names if _schema_like(scope[n])]
+    close = difflib.get_close_matches(missing, likely, n=3) or difflib.get_close_matches(missing, names, n=3)
+    hint = f"did you mean {' or '.join(close)}?" if close else "run the cell that defines it first"
+    return f"{missing} is not defined {where}; {hint} {field}"
 
 
 def _schema_like(obj: Any) -> bool:
