@@ -43,6 +43,9 @@ def test_a_saved_notebook_reloads_without_dead_widgets_or_reprs(tmp_path: Path) 
         nb.run_all()
         assert nb.errors() == []
         page.locator(".qwen-panel").wait_for(timeout=30_000)
+        for n in (1, 2):  # each run refreshes the panel's stand-in; the panel stays usable
+            page.locator(".qwen-panel button.qwen-run").click()
+            page.locator(".qwen-panel .qwen-status", has_text=f"run {n}: done").wait_for(timeout=30_000)
         page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
         page.wait_for_function(
             "() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000
@@ -72,4 +75,5 @@ def test_a_saved_notebook_reloads_without_dead_widgets_or_reprs(tmp_path: Path) 
         assert views and not any(v["text/plain"].startswith(REPRS) for v in views)
         (panel,) = [v for v in views if "text/html" in v]
         assert "Qwen parameter panel (interactive: run the cell to use it)" in panel["text/html"]
-        assert "%%qwen -m qwen-plus" in panel["text/plain"]
+        assert "%%qwen -m qwen-plus" in panel["text/plain"] and "last run: 2, done" in panel["text/plain"]
+        assert "qwen-runs-table" in panel["text/html"] and "You asked: Name a colour" in panel["text/html"]

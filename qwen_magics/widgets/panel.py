@@ -27,7 +27,7 @@ from ..api.client import AsyncClient
 from ..api.params import SEED_MAX, check_params, check_text, parse_value
 from ..api.response import Response
 from ..display.answer import StreamView, error_bundle
-from ..display.widget import show_widget
+from ..display.widget import show_widget, widget_bundle
 from ..errors import ParameterError, QwenError
 from ..models import MODELS, ModelInfo, get_model
 from ..runner import Background
@@ -131,6 +131,7 @@ class Panel:
                 raise ParameterError(name, f"the panel's {name} slider spans {low} to {high}; got {value!r}")
 
         self.runs: list[Run] = []
+        self._shown: list[Any] = []  # the display handles of this panel, for its stand-in
         self.result: Response | None = None
         self._stop = stop
         self._touched = {"temperature": temperature is not None, "top_p": top_p is not None}
@@ -299,13 +300,19 @@ class Panel:
 
         if get_ipython() is None:
             return
-        # where the widget cannot be drawn (GitHub, nbconvert, an untrusted notebook): its settings
+        self._shown.append(show_widget(self.widget, **self._stand_in()))
+
+    def _stand_in(self) -> dict[str, str]:
+        """What shows where the widget cannot be drawn (GitHub, nbconvert, an untrusted notebook):
+        its settings as a cell and the runs so far, refreshed after each run."""
         note = "Qwen parameter panel (interactive: run the cell to use it); its settings as a cell:"
+        runs = f"<div>{runs_table(self.runs)}</div>" if self.runs else ""
         stand_in = (
             f"<div style='border:1px solid rgba(128,128,128,.35);padding:4px 8px'>{html.escape(note)}"
-            f"<pre>{html.escape(self.code)}</pre></div>"
+            f"<pre>{html.escape(self.code)}</pre>{runs}</div>"
         )
-        show_widget(self.widget, text=f"{note}\n{self.code}", html=stand_in)
+        last = f"\nlast run: {self.runs[-1].number}, {self.runs[-1].state}" if self.runs else ""
+        return {"text": f"{note}\n{self.code}{last}", "html": stand_in}
 
     def __repr__(self) -> str:
         last = f", last {self.runs[-1].state}" if self.runs else ""
@@ -595,6 +602,8 @@ class Panel:
             run.error = f"{type(work.error).__name__}: {work.error}"
             self._publish(error_bundle(run.error, title="qwen-magics error"))
         self.runs_view.value = runs_table(self.runs)
+        for shown in self._shown:  # the stand-in a saved notebook shows: this run too
+            shown.update(widget_bundle(self.widget, **self._stand_in()), raw=True)
         r = run.response
         timing = f" · {r.elapsed:.2f}s" if r is not None and r.elapsed is not None else ""
         self._end(f"run {run.number}: {run.state}{timing}")
