@@ -62,7 +62,9 @@ def test_lesson_03_many_samples_section_shows_samples_and_a_failure() -> None:
     prose = " ".join(c["source"] for c in found if c["cell_type"] == "markdown")
     code = [c["source"] for c in found if c["cell_type"] == "code"]
     assert "samples=3" in prose and any("samples=3" in c for c in code)
-    assert "budget" in prose and any("budget=[" in c for c in code)
+    assert "a model the server\ndoes not have" in prose and any("qwen9-imaginary" in c for c in code)
+    saved = " ".join(str(o) for c in found if c["cell_type"] == "code" for o in c["outputs"])
+    assert "1 failed" in saved and "qwen9-imaginary" in saved  # shown in its cell, the other answered
 
 
 def make_notebooks_rate() -> float:
