@@ -151,13 +151,8 @@ _BY_STATUS: dict[int, type[APIError]] = {
 
 
 def api_error(status: int | None, body: Any, *, request_id: str | None = None) -> APIError:
-    """Build the right APIError from a decoded error body (``{"error": {...}}`` or a flat one)."""
-    err = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(err, dict):
-        err = body if isinstance(body, dict) else {"message": str(body or "")}
-    message = str(err.get("message") or "").strip() or f"HTTP {status} with no message"
-    code = err.get("code") or None
-    etype = err.get("type") or None
+    """Build the right APIError from an error body: decoded JSON in any shape servers use, or text."""
+    message, code, etype = server_words(status, body)
     if request_id is None and isinstance(body, dict):
         request_id = body.get("request_id") or _strip_chatcmpl(body.get("id"))
     if status is None:
@@ -167,6 +162,72 @@ def api_error(status: int | None, body: Any, *, request_id: str | None = None) -
     else:
         cls = _BY_STATUS.get(status, APIError)
     return cls(message, status=status, code=code, type=etype, request_id=request_id)
+
+
+def server_words(status: int | None, body: Any) -> tuple[str, str | None, str | None]:
+    """The server's own message (and code and type) from each shape servers answer errors in:
+    ``{"error": {...}}`` (DashScope, OpenAI, llama.cpp, LiteLLM), vLLM's flat ``{"object": "error",
+    "message": ...}``, FastAPI's ``detail`` (a string, or a list of ``{loc, msg}``), ``{"error":
+    "text"}``, ``{"message": ...}``, plain text, an HTML error page (its title or heading, never
+    markup); an empty one gives the status's reason phrase."""
+    message, code, etype = "", None, None
+    if isinstance(body, dict):
+        err = body.get("error")
+        where = err if isinstance(err, dict) else body
+        code, etype = where.get("code"), where.get("type")
+        if isinstance(err, dict):
+            message = str(err.get("message") or "")
+        elif isinstance(err, str):
+            message = err
+        elif isinstance(body.get("detail"), str):
+            message = body["detail"]
+        elif isinstance(body.get("detail"), list):
+            message = "; ".join(_detail_item(item) for item in body["detail"])
+        elif body.get("message"):
+            message = str(body["message"])
+    elif isinstance(body, str):
+        message = _page_words(body)
+    message = " ".join(message.split())[:500]
+    if not message:
+        message = _reason(status)
+    if isinstance(code, int) or (isinstance(code, str) and code == str(status)):
+        code = None  # vLLM repeats the status as its code
+    return message, (str(code) if code else None), (str(etype) if etype else None)
+
+
+def _detail_item(item: Any) -> str:
+    """One FastAPI/pydantic validation item: ``body.temperature: Input should be ...``."""
+    if not isinstance(item, dict):
+        return str(item)
+    loc = ".".join(str(part) for part in item.get("loc") or ())
+    msg = str(item.get("msg") or item.get("message") or "")
+    return f"{loc}: {msg}" if loc else msg
+
+
+def _page_words(text: str) -> str:
+    """Plain text as it is; an HTML page by its title or first heading, without markup."""
+    import html
+    import re
+
+    if not re.search(r"<\s*(html|head|body|title|h1|!doctype)\b", text, re.I):
+        return text
+    for tag in ("title", "h1", "h2"):
+        found = re.search(rf"<{tag}[^>]*>(.*?)</{tag}\s*>", text, re.I | re.S)
+        if found:
+            words = html.unescape(re.sub(r"<[^>]+>", " ", found.group(1))).strip()
+            if words:
+                return words
+    return html.unescape(re.sub(r"<[^>]+>", " ", re.sub(r"(?is)<(script|style).*?</\1\s*>", " ", text)))
+
+
+def _reason(status: int | None) -> str:
+    """The status's reason phrase, for an error that came with no words."""
+    from http import HTTPStatus
+
+    try:
+        return f"{HTTPStatus(status).phrase} (the server gave no message)" if status else "no message"
+    except ValueError:
+        return f"HTTP {status} with no message"
 
 
 def _strip_chatcmpl(value: Any) -> str | None:

@@ -100,13 +100,15 @@ def _answering(head: list[Event]) -> bool:
 
 
 def _stream_end(parser: ChunkParser) -> list[Event]:
-    if parser.done or parser.failed:
+    """What the end of the connection means. A stream that gave its finish_reason is whole: several
+    servers (transformers serve, some proxies) close after it without ``data: [DONE]``."""
+    if parser.done or parser.failed or parser.finished:
         return []
     return [
         Event(
             "error",
             data=StreamInterrupted(
-                "the connection closed before the stream said [DONE]; the answer may be cut short"
+                "the connection closed before the answer said it was finished; the answer may be cut short"
             ),
         )
     ]

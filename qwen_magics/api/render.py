@@ -69,8 +69,8 @@ def footer_text(r: Response) -> str:
     if detail:
         tokens += f" ({', '.join(detail)})"
     reported = u.reported
-    if not reported:  # a stream stopped before its usage chunk: say so rather than "0 in / 0 out"
-        tokens = "tokens not reported"
+    if not reported:  # stopped before its usage chunk, or a server that sends none: not "0 in / 0 out"
+        tokens = "usage not reported"
     parts = [r.model or "?", tokens]
     if r.truncated:  # the answer ends mid-phrase; say why next to the count that shows it
         parts.append(_limit_words(r))
@@ -83,7 +83,9 @@ def footer_text(r: Response) -> str:
         parts.append(f"{tps:,.0f} tok/s")
     if r.offline:
         parts.append("offline")
-    elif reported:
+    elif not reported:
+        parts.append("cost unknown")
+    else:
         cost = format_cost(r.cost)
         if cost:
             parts.append(cost)

@@ -140,9 +140,9 @@ def error_from_body(status: int, raw: bytes, headers: httpx.Headers, settings: _
     if text.startswith("data:"):
         text = text[5:].strip().split("\n", 1)[0]
     try:
-        body = json.loads(text) if text else {}
+        body = json.loads(text) if text else ""
     except ValueError:
-        body = {"error": {"message": text[:300] or f"HTTP {status}"}}
+        body = text  # plain text, or a proxy's HTML page: errors.server_words reads either
     err = api_error(status, body, request_id=headers.get("x-request-id"))
     if isinstance(err, AuthenticationError):
         err.hint = (

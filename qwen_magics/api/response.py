@@ -75,11 +75,12 @@ class Usage:
 class ChunkParser:
     """Turns decoded ``data:`` payloads (or a whole non-stream body) into Events."""
 
-    __slots__ = ("done", "failed", "started")
+    __slots__ = ("done", "failed", "finished", "started")
 
     def __init__(self) -> None:
-        self.done = False
+        self.done = False  # data: [DONE] arrived
         self.failed = False
+        self.finished = False  # a finish_reason arrived: the answer is whole, [DONE] or not
         self.started = False
 
     def feed(self, data: str) -> list[Event]:
@@ -111,6 +112,7 @@ class ChunkParser:
             if content:
                 events.append(Event("text", content))
             if choice.get("finish_reason"):
+                self.finished = True
                 events.append(Event("finish", data=choice["finish_reason"]))
         if chunk.get("usage"):
             events.append(Event("usage", data=Usage.from_wire(chunk["usage"])))

@@ -74,8 +74,12 @@ class Fault:
 
     kind: ``status`` (answer ``status`` instead), ``cut`` (close the connection after ``after``
     answer chunks), ``error_chunk`` (send ``data: {"error": ...}`` after ``after`` chunks),
-    ``latency`` (wait ``seconds`` before answering). ``times``: how many requests it hits (None:
-    all). ``probability``: the chance it hits a request. ``first_attempt``: only a body's first try.
+    ``latency`` (wait ``seconds`` before answering); and what other OpenAI-compatible servers do:
+    ``body`` (answer ``status`` with ``body`` as ``content_type``: vLLM's flat error, FastAPI's
+    ``detail``, a proxy's HTML page, an empty body), ``no_done`` (close after the last chunk without
+    ``data: [DONE]``, as transformers serve does), ``no_usage`` (never send usage). ``times``: how
+    many requests it hits (None: all). ``probability``: the chance it hits a request.
+    ``first_attempt``: only a body's first try.
     """
 
     kind: str = "status"
@@ -88,6 +92,8 @@ class Fault:
     first_attempt: bool = False
     seconds: float = 0.0
     done_after_error: bool = False
+    body: str = ""
+    content_type: str = "application/json"
 
     def error(self) -> ProtocolError:
         status = self.status if self.kind == "status" else 400
@@ -424,6 +430,9 @@ class _Handler(BaseHTTPRequestHandler):
             elif fault.kind == "status":
                 record.status, record.fault = fault.status, f"status {fault.status}"
                 return self._error(fault.error(), request_id, stream)
+            elif fault.kind == "body":
+                record.status, record.fault = fault.status, f"body {fault.status}"
+                return self._send(fault.status, fault.body.encode(), fault.content_type, request_id)
         self._sleep(emu.latency)
         err = validate(body)
         if err is not None:
@@ -434,7 +443,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not stream:
             return self._json(200, completion.body(), request_id)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        chunks = completion.chunks(include_usage=include_usage)
+        kinds = {f.kind for f in faults}
+        chunks = completion.chunks(include_usage=include_usage and "no_usage" not in kinds)
+        if "no_done" in kinds:
+            chunks = [c for c in chunks if c != b"data: [DONE]\n\n"]
         broken = next((f for f in faults if f.kind in ("cut", "error_chunk")), None)
         if broken is not None:
             record.fault = broken.kind
