@@ -8,8 +8,11 @@ import json
 import pytest
 
 from qwen_magics import APIError, ask
+from qwen_magics.api.response import ChunkParser
 from qwen_magics.emulator import Emulator
 from qwen_magics.errors import ServerError, server_words
+
+from .outputs import rendered, run
 
 VLLM = {
     "object": "error",
@@ -89,3 +92,46 @@ def test_a_server_that_sends_no_usage_says_so_and_its_cost_is_unknown(qwen_env: 
     assert r.cost is None and not r.usage.reported
     footer = r.footer()
     assert "usage not reported" in footer and "cost unknown" in footer and "$" not in footer
+
+
+# -- reasoning, as other servers send it ------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["reasoning_field", "think_inline"])
+def test_reasoning_from_other_servers_lands_in_reasoning(qwen_env: Emulator, kind: str) -> None:
+    expected = ask("Why is the sky blue?", thinking=True)
+    qwen_env.add_fault(kind)
+    r = ask("Why is the sky blue?", thinking=True)
+    assert r.reasoning == expected.reasoning and r.text == expected.text  # tags split across chunks too
+    assert "<think>" not in r.text and "</think>" not in r.reasoning and not r.incomplete
+
+
+def test_the_thinking_block_shows_inline_reasoning(ip, qwen_env: Emulator) -> None:  # type: ignore[no-untyped-def]
+    qwen_env.add_fault("think_inline")
+    cap = run(ip, "%%qwen --thinking\nWhy is the sky blue?")
+    final = "\n\n".join(b.get("text/markdown", "") for b in rendered(cap.outputs))
+    response = ip.user_ns["_qwen"]
+    assert response.reasoning and "<think>" not in final and "qwen-thinking" in final
+    assert response.text in final
+
+
+@pytest.mark.parametrize(
+    ("pieces", "reasoning", "text"),
+    [
+        (["<think>", "a b", "</think>", "\n\nan", "swer"], "a b", "answer"),
+        (["<", "think>\nx", "</th", "ink>answer"], "x", "answer"),
+        (["<thin"], "", "<thin"),  # never became a tag: kept as text at the end
+        (["  no tags, < and > stay"], "", "  no tags, < and > stay"),
+        (
+            ["The <think> tag is only special at the start"],
+            "",
+            "The <think> tag is only special at the start",
+        ),
+    ],
+)
+def test_inline_think_tags_are_read_across_chunks(pieces: list[str], reasoning: str, text: str) -> None:
+    parser = ChunkParser()
+    events = []
+    for piece in pieces:
+        events += parser.feed(json.dumps({"choices": [{"index": 0, "delta": {"content": piece}}]}))
+    events += parser.feed(json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+    assert "".join(e.text for e in events if e.type == "reasoning") == reasoning
+    assert "".join(e.text for e in events if e.type == "text") == text

@@ -105,12 +105,13 @@ def _stream_end(parser: ChunkParser) -> list[Event]:
     if parser.done or parser.failed or parser.finished:
         return []
     return [
+        *parser.flush(),
         Event(
             "error",
             data=StreamInterrupted(
                 "the connection closed before the answer said it was finished; the answer may be cut short"
             ),
-        )
+        ),
     ]
 
 

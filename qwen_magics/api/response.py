@@ -75,18 +75,22 @@ class Usage:
 class ChunkParser:
     """Turns decoded ``data:`` payloads (or a whole non-stream body) into Events."""
 
-    __slots__ = ("done", "failed", "finished", "started")
+    __slots__ = ("_held", "_inline", "_trim", "done", "failed", "finished", "started")
 
     def __init__(self) -> None:
         self.done = False  # data: [DONE] arrived
         self.failed = False
         self.finished = False  # a finish_reason arrived: the answer is whole, [DONE] or not
         self.started = False
+        # <think>...</think> inline in the content (a server without a reasoning parser)
+        self._inline: bool | None = None  # None: the content has not said yet; True: inside the tag
+        self._held = ""  # what may still be the start of a tag, split across chunks
+        self._trim = False  # the answer's first text after </think> loses its leading blank lines
 
     def feed(self, data: str) -> list[Event]:
         if data == "[DONE]":
             self.done = True
-            return []
+            return self.flush()
         try:
             chunk = json.loads(data)
         except ValueError:
@@ -105,18 +109,70 @@ class ChunkParser:
             if choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or choice.get("message") or {}
-            reasoning = delta.get("reasoning_content")
-            if reasoning:
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")  # DashScope; vLLM
+            if isinstance(reasoning, str) and reasoning:
                 events.append(Event("reasoning", reasoning))
             content = delta.get("content")
-            if content:
-                events.append(Event("text", content))
+            if isinstance(content, str) and content:
+                events.extend(self._content(content))
             if choice.get("finish_reason"):
+                events.extend(self.flush())
                 self.finished = True
                 events.append(Event("finish", data=choice["finish_reason"]))
         if chunk.get("usage"):
             events.append(Event("usage", data=Usage.from_wire(chunk["usage"])))
         return events
+
+    def flush(self) -> list[Event]:
+        """The content held back as a possible tag, at the end of the stream: nothing is lost."""
+        return self._content("", end=True)
+
+    def _content(self, piece: str, *, end: bool = False) -> list[Event]:
+        """Content as text, except a leading ``<think>...</think>``, which is reasoning (tags split
+        across chunks included); ``end`` lets go of what was held back."""
+        buf, self._held = self._held + piece, ""
+        out: list[Event] = []
+        while buf:
+            if self._inline is None:
+                lead = buf.lstrip()
+                if not end and len(lead) < len(_OPEN) and _OPEN.startswith(lead):
+                    self._held = buf  # "<thi": wait for the rest
+                    return out
+                self._inline = lead.startswith(_OPEN)
+                if self._inline:
+                    buf = lead[len(_OPEN) :].lstrip("\n")
+                    continue
+            if self._inline:
+                close = buf.find(_CLOSE)
+                if close >= 0:
+                    if close:
+                        out.append(Event("reasoning", buf[:close]))
+                    buf, self._inline, self._trim = buf[close + len(_CLOSE) :], False, True
+                    continue
+                keep = 0 if end else _partial_suffix(buf, _CLOSE)
+                if len(buf) > keep:
+                    out.append(Event("reasoning", buf[: len(buf) - keep]))
+                self._held = buf[len(buf) - keep :]
+                return out
+            if self._trim:
+                buf = buf.lstrip("\n")
+                if not buf:
+                    return out
+                self._trim = False
+            out.append(Event("text", buf))
+            return out
+        return out
+
+
+_OPEN, _CLOSE = "<think>", "</think>"
+
+
+def _partial_suffix(text: str, tag: str) -> int:
+    """How many characters at the end of ``text`` could begin ``tag``."""
+    for n in range(min(len(tag) - 1, len(text)), 0, -1):
+        if tag.startswith(text[-n:]):
+            return n
+    return 0
 
 
 class Response:

@@ -72,14 +72,15 @@ STANDARD_ERRORS: dict[int, tuple[str, str, str]] = {
 class Fault:
     """One injected failure.
 
-    kind: ``status`` (answer ``status`` instead), ``cut`` (close the connection after ``after``
+        kind: ``status`` (answer ``status`` instead), ``cut`` (close the connection after ``after``
     answer chunks), ``error_chunk`` (send ``data: {"error": ...}`` after ``after`` chunks),
     ``latency`` (wait ``seconds`` before answering); and what other OpenAI-compatible servers do:
     ``body`` (answer ``status`` with ``body`` as ``content_type``: vLLM's flat error, FastAPI's
     ``detail``, a proxy's HTML page, an empty body), ``no_done`` (close after the last chunk without
-    ``data: [DONE]``, as transformers serve does), ``no_usage`` (never send usage). ``times``: how
-    many requests it hits (None: all). ``probability``: the chance it hits a request.
-    ``first_attempt``: only a body's first try.
+    ``data: [DONE]``, as transformers serve does), ``no_usage`` (never send usage), ``think_inline``
+    (the reasoning inside the content, in ``<think>`` tags) and ``reasoning_field`` (the reasoning in
+    ``reasoning``). ``times``: how many requests it hits (None: all). ``probability``: the chance it
+    hits a request. ``first_attempt``: only a body's first try.
     """
 
     kind: str = "status"
@@ -447,6 +448,8 @@ class _Handler(BaseHTTPRequestHandler):
         chunks = completion.chunks(include_usage=include_usage and "no_usage" not in kinds)
         if "no_done" in kinds:
             chunks = [c for c in chunks if c != b"data: [DONE]\n\n"]
+        if kinds & {"think_inline", "reasoning_field"}:
+            chunks = _reshape(chunks, inline="think_inline" in kinds)
         broken = next((f for f in faults if f.kind in ("cut", "error_chunk")), None)
         if broken is not None:
             record.fault = broken.kind
@@ -533,6 +536,40 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             return self._json(404, {"error": "unknown admin path"})
         return self._json(200, {"ok": True})
+
+
+def _reshape(chunks: list[bytes], *, inline: bool) -> list[bytes]:
+    """The stream as another server sends its reasoning: ``inline``, inside the content between
+    ``<think>`` and ``</think>`` (no reasoning parser; each tag split across two chunks), else in a
+    ``reasoning`` field (newer vLLM, OpenRouter)."""
+    out: list[bytes] = []
+    thinking = False
+    for raw in chunks:
+        if not raw.startswith(b"data: {"):
+            out.append(raw)
+            continue
+        chunk = json.loads(raw[6:])
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            reasoning = delta.pop("reasoning_content", None)
+            if not inline:
+                if reasoning:
+                    delta["reasoning"] = reasoning
+                continue
+            content = delta.get("content") or ""
+            tag = {**choice, "finish_reason": None}
+            if reasoning:
+                if not thinking:
+                    thinking = True
+                    out.append(sse({**chunk, "choices": [{**tag, "delta": {"content": "<th"}}]}))
+                    reasoning = "ink>\n" + reasoning
+                delta["content"] = reasoning
+            elif thinking and (content or choice.get("finish_reason")):
+                thinking = False
+                out.append(sse({**chunk, "choices": [{**tag, "delta": {"content": "</thi"}}]}))
+                delta["content"] = "nk>\n\n" + content
+        out.append(sse(chunk))
+    return out
 
 
 def _chunked(payload: bytes) -> bytes:
