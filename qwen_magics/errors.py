@@ -22,6 +22,9 @@ service's answer and our own words, never from request headers.
 
 from __future__ import annotations
 
+import html
+import re
+from http import HTTPStatus
 from typing import Any
 
 __all__ = [
@@ -206,9 +209,6 @@ def _detail_item(item: Any) -> str:
 
 def _page_words(text: str) -> str:
     """Plain text as it is; an HTML page by its title or first heading, without markup."""
-    import html
-    import re
-
     if not re.search(r"<\s*(html|head|body|title|h1|!doctype)\b", text, re.I):
         return text
     for tag in ("title", "h1", "h2"):
@@ -222,8 +222,6 @@ def _page_words(text: str) -> str:
 
 def _reason(status: int | None) -> str:
     """The status's reason phrase, for an error that came with no words."""
-    from http import HTTPStatus
-
     try:
         return f"{HTTPStatus(status).phrase} (the server gave no message)" if status else "no message"
     except ValueError:
