@@ -244,11 +244,13 @@ def cell_html(cell: Cell, comparison: Comparison, reference: str | None, look: L
     return f"<div {look['cell']}>{head}{body}{foot}</div>"
 
 
-def grid_part_html(c: Comparison, rows: list[range], *, first: bool, last: bool, live: bool) -> str:
-    """Some rows of the grid (all of them by default): the first part opens with the settings every
+def grid_part_html(
+    c: Comparison, rows: list[range], *, columns: int, first: bool, last: bool, live: bool
+) -> str:
+    """Some rows of the grid, on the grid's ``columns``: the first part opens with the settings every
     cell shares, the last closes with the summary; ``live`` draws a frame."""
     reference = c.reference() if c.diff and len(c.cells) > 1 else None
-    look = style(max(len(grid_rows(c.cells)[0]), 1), live=live)  # every part on the grid's columns
+    look = style(max(columns, 1), live=live)  # every part of a grid on the grid's columns
     out = []
     if first and c.shared:
         shared = ", ".join(describe_setting(k, v) for k, v in c.shared.items())
@@ -264,7 +266,8 @@ def grid_part_html(c: Comparison, rows: list[range], *, first: bool, last: bool,
 
 def grid_html(c: Comparison) -> str:
     """The whole grid: the settings every cell shares, the rows of cells, then the summary line."""
-    return grid_part_html(c, grid_rows(c.cells), first=True, last=True, live=False)
+    rows = grid_rows(c.cells)
+    return grid_part_html(c, rows, columns=len(rows[0]), first=True, last=True, live=False)
 
 
 # -- text -----------------------------------------------------------------------------------------
@@ -363,7 +366,8 @@ class GridView:
         """Rows [start, stop): whole when ``final``, else a live frame (tails; the summary as text)."""
         c, rows = self.comparison, self.rows[start:stop]
         first, last = start == 0, stop == len(self.rows)
-        html_ = grid_part_html(c, rows, first=first, last=last, live=not final)
+        columns = len(self.rows[0])
+        html_ = grid_part_html(c, rows, columns=columns, first=first, last=last, live=not final)
         plain = grid_part_text(c, rows, first=first, last=last) if final else summary_text(c)
         return {"text/html": html_, "text/plain": plain}
 
