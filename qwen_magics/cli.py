@@ -27,6 +27,12 @@ def main(argv: list[str] | None = None) -> int:
         default="lm",
         help="lm: the offline language model; simple: fixed deterministic text",
     )
+    serve.add_argument(
+        "--dialect",
+        choices=["dashscope", "vllm", "openai"],
+        default="dashscope",
+        help="play DashScope (enable_thinking), vLLM (chat_template_kwargs) or a strict OpenAI-style server",
+    )
     args = parser.parse_args(argv)
 
     from .emulator import Emulator
@@ -38,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         latency=args.latency,
         token_delay=1.0 / args.tokens_per_second if args.tokens_per_second else 0.0,
         generator=args.generator,
+        dialect=args.dialect,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the warning about the address is printed below, once

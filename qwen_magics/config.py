@@ -2,7 +2,8 @@
 
 Environment: ``DASHSCOPE_API_KEY``, ``QWEN_REGION`` (singapore, virginia, beijing, hongkong),
 ``DASHSCOPE_BASE_URL`` (overrides the region: the emulator, vLLM, Ollama, llama.cpp, ...),
-``QWEN_MODEL`` (default ``qwen3.6-plus``) and ``QWEN_OFFLINE=1``.
+``QWEN_MODEL`` (default ``qwen3.6-plus``), ``QWEN_DIALECT`` (how the server takes thinking:
+dashscope, vllm or openai; see ``api/dialect.py``) and ``QWEN_OFFLINE=1``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,16 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["DEFAULT_MODEL", "REGIONS", "Settings", "configure", "configured", "mask_key", "settings"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "DIALECTS",
+    "REGIONS",
+    "Settings",
+    "configure",
+    "configured",
+    "mask_key",
+    "settings",
+]
 
 DEFAULT_MODEL = "qwen3.6-plus"
 DEFAULT_REGION = "singapore"
@@ -23,7 +33,8 @@ REGIONS = {
     "beijing": "https://dashscope.aliyuncs.com/compatible-mode/v1",
     "hongkong": "https://cn-hongkong.dashscope.aliyuncs.com/compatible-mode/v1",
 }
-_KEYS = ("api_key", "region", "base_url", "model", "timeout", "offline")
+DIALECTS = ("dashscope", "vllm", "openai")
+_KEYS = ("api_key", "region", "base_url", "model", "timeout", "offline", "dialect")
 
 # The configuration layer: set by configure(), by the magics and by offline mode.
 _configured: dict[str, Any] = {}
@@ -49,12 +60,14 @@ class Settings:
     timeout: float = 60.0
     offline: bool = False
     base_url_source: str = "region"
+    dialect: str | None = None  # None: not set and not a DashScope URL; found out when needed
+    dialect_source: str = ""
 
     def __repr__(self) -> str:
         return (
             f"Settings(api_key={mask_key(self.api_key)!r}, region={self.region!r}, "
             f"base_url={self.base_url!r}, model={self.model!r}, timeout={self.timeout!r}, "
-            f"offline={self.offline!r})"
+            f"offline={self.offline!r}, dialect={self.dialect!r})"
         )
 
     @property
@@ -90,6 +103,7 @@ def settings(
     model: str | None = None,
     region: str | None = None,
     timeout: float | None = None,
+    dialect: str | None = None,
 ) -> Settings:
     """Resolve the effective settings: explicit argument > configure() > environment > default."""
     env = os.environ
@@ -108,6 +122,7 @@ def settings(
         raise ConfigError("the base URL must start with http:// or https://; check DASHSCOPE_BASE_URL")
     key = api_key or _configured.get("api_key") or env.get("DASHSCOPE_API_KEY") or None
     offline = bool(_configured.get("offline")) and not base_url and not api_key
+    chosen, chosen_from = _dialect(dialect, url, offline=offline)
     return Settings(
         api_key=key,
         region=region_name,
@@ -116,4 +131,27 @@ def settings(
         timeout=float(timeout or _configured.get("timeout") or 60.0),
         offline=offline,
         base_url_source=source,
+        dialect=chosen,
+        dialect_source=chosen_from,
     )
+
+
+def _dialect(given: str | None, url: str, *, offline: bool) -> tuple[str | None, str]:
+    """The dialect and why: given > configure() > QWEN_DIALECT > a DashScope URL; else None."""
+    for value, source in (
+        (given, "argument"),
+        (_configured.get("dialect"), "configuration"),
+        (os.environ.get("QWEN_DIALECT"), "QWEN_DIALECT"),
+    ):
+        if value and str(value).strip():
+            name = str(value).strip().lower()
+            if name not in DIALECTS:
+                raise ConfigError(
+                    f"unknown dialect {name!r} (from {source}); use one of {', '.join(DIALECTS)}: dashscope "
+                    "sends enable_thinking, vllm sends chat_template_kwargs, openai sends no thinking field"
+                )
+            return name, f"set by {source}"
+    host = url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
+    if offline or host.endswith(".aliyuncs.com") or "/compatible-mode/" in url + "/":
+        return "dashscope", "a DashScope URL" if not offline else "the offline simulator"
+    return None, ""

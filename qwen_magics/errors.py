@@ -6,7 +6,7 @@
     ├── ConfigError            no key / unknown region / bad base URL
     ├── ParameterError         a parameter out of DashScope's range; nothing was sent
     ├── APIError               the service answered with an error body
-    │   ├── BadRequestError        400
+    │   ├── BadRequestError        400, 422
     │   ├── AuthenticationError    401 (keys are region-bound)
     │   ├── PermissionDeniedError  403
     │   ├── NotFoundError          404 (unknown model)
@@ -149,6 +149,7 @@ _BY_STATUS: dict[int, type[APIError]] = {
     401: AuthenticationError,
     403: PermissionDeniedError,
     404: NotFoundError,
+    422: BadRequestError,  # FastAPI's validation errors (transformers serve, proxies)
     429: RateLimitError,
 }
 

@@ -11,10 +11,18 @@ import pytest
 from IPython.utils.capture import capture_output
 
 from qwen_magics import config
+from qwen_magics.api import dialect
 from qwen_magics.emulator import Emulator
 
 TEST_KEY = "sk-test-fake-key-0123456789-WXYZ"
-ENV_VARS = ("DASHSCOPE_API_KEY", "DASHSCOPE_BASE_URL", "QWEN_REGION", "QWEN_MODEL", "QWEN_OFFLINE")
+ENV_VARS = (
+    "DASHSCOPE_API_KEY",
+    "DASHSCOPE_BASE_URL",
+    "QWEN_REGION",
+    "QWEN_MODEL",
+    "QWEN_OFFLINE",
+    "QWEN_DIALECT",
+)
 
 
 @pytest.fixture
@@ -24,6 +32,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.delenv(name, raising=False)
     saved = config.configured()
     config._configured.clear()
+    dialect.forget()  # a port seen before may now be a server of another kind
     yield
     config._configured.clear()
     config._configured.update(saved)

@@ -22,6 +22,8 @@ import httpx
 from .. import config as _config
 from .. import simulator
 from ..errors import QwenError, StreamInterrupted
+from . import dialect as _dialects
+from .dialect import Dialect
 from .params import PARAMS
 from .request import (
     BackoffGate,
@@ -70,6 +72,14 @@ def _response(
         sent_at=sent_at,
         attempts=attempts,
     )
+
+
+def _found_dialect(status: int, raw: bytes, headers: httpx.Headers, settings: _config.Settings) -> Dialect:
+    """What a ``GET /models`` answer says of the dialect. A refused key or a failing server raises
+    as the chat request would; a server without the endpoint (404) gets the safe dialect."""
+    if status in (401, 403) or status >= 500:
+        raise error_from_body(status, raw, headers, settings)
+    return _dialects.remember(settings, _dialects.from_models(status, raw, headers))
 
 
 def _is_token(event: Event) -> bool:
@@ -126,7 +136,9 @@ class _Base:
         timeout: float | None = None,
         retry: Retry | None = None,
         gate: BackoffGate | None = None,
+        dialect: str | None = None,
     ) -> None:
+        self._dialect = dialect
         self._api_key = api_key
         self._base_url = base_url
         self._region = region
@@ -145,6 +157,7 @@ class _Base:
             model=override.get("model") or self._model,
             region=self._region,
             timeout=self._timeout,
+            dialect=self._dialect,
         )
 
     def _request_settings(self, **override: Any) -> _config.Settings:
@@ -153,10 +166,18 @@ class _Base:
         simulator.ensure(explicit=bool(explicit))
         return self.settings(**override)
 
-    def _prepare(self, prompt: str | None, kw: dict[str, Any]) -> Prepared:
+    def _settings_for(self, kw: dict[str, Any]) -> tuple[_config.Settings, Dialect | None, bool]:
+        """A request's settings (taking its api_key, base_url and model out of ``kw``), its dialect
+        when known, and whether the server must be asked for it first."""
         settings = self._request_settings(
             api_key=kw.pop("api_key", None), base_url=kw.pop("base_url", None), model=kw.pop("model", None)
         )
+        found = _dialects.known(settings)
+        return settings, found, found is None and _dialects.needed(kw)
+
+    def _prepare(
+        self, prompt: str | None, settings: _config.Settings, found: Dialect | None, kw: dict[str, Any]
+    ) -> Prepared:
         system = kw.pop("system", None)
         messages = kw.pop("messages", None)
         stream = kw.pop("stream", True)
@@ -169,6 +190,7 @@ class _Base:
             params=params,
             stream=stream,
             extra=kw,
+            dialect=found,
         )
 
     def _build(self, prep: Prepared) -> httpx.Request:
@@ -176,8 +198,10 @@ class _Base:
             "POST", prep.url, json=prep.body, headers=prep.headers, timeout=self._timeout_for(prep.settings)
         )
 
-    def _models_request(self) -> tuple[httpx.Request, _config.Settings]:
-        settings = self._request_settings()
+    def _models_request(
+        self, settings: _config.Settings | None = None
+    ) -> tuple[httpx.Request, _config.Settings]:
+        settings = settings or self._request_settings()
         url = f"{settings.base_url}/models"
         request = self.http.build_request(  # type: ignore[attr-defined]
             "GET", url, headers=auth_headers(settings), timeout=self._timeout_for(settings)
@@ -233,7 +257,10 @@ class Client(_Base):
         self.close()
 
     def ask(self, prompt: str | None = None, **kw: Any) -> Response:
-        prep = self._prepare(prompt, kw)
+        settings, found, ask_server = self._settings_for(kw)
+        if ask_server:
+            found = self.dialect(settings)
+        prep = self._prepare(prompt, settings, found, kw)
         started = time.monotonic()
         attempt = 0
         while True:
@@ -246,6 +273,20 @@ class Client(_Base):
                 return outcome
             error, retry_after = outcome
             time.sleep(self._retry_delay(error, attempt, started, retry_after))
+
+    def dialect(self, settings: _config.Settings | None = None) -> Dialect:
+        """How this server takes the thinking switch: the ``dialect`` setting, or found out once per
+        base URL from its ``GET /models`` (see ``api/dialect.py``)."""
+        settings = settings or self._request_settings()
+        found = _dialects.known(settings)
+        if found is not None:
+            return found
+        request, settings = self._models_request(settings)
+        try:
+            resp = self.http.send(request)
+        except httpx.TransportError as exc:
+            raise map_transport(exc, settings.where) from None
+        return _found_dialect(resp.status_code, resp.content, resp.headers, settings)
 
     def models(self) -> list[str]:
         """The model ids the server's ``GET /models`` lists. Errors raise as for ``ask``, untried again."""
@@ -276,7 +317,7 @@ class Client(_Base):
                     raw = resp.read()
                 except httpx.TransportError:
                     raw = b""
-                error = error_from_body(resp.status_code, raw, resp.headers, prep.settings)
+                error = error_from_body(resp.status_code, raw, resp.headers, prep.settings, prep)
                 return error, retry_after_header(resp.headers)
             request_id = resp.headers.get("x-request-id")
             if not prep.stream:
@@ -342,7 +383,10 @@ class AsyncClient(_Base):
     async def ask(self, prompt: str | None = None, **kw: Any) -> Response:
         import asyncio  # here, not at import time: a program that only asks synchronously never loads it
 
-        prep = self._prepare(prompt, kw)
+        settings, found, ask_server = self._settings_for(kw)
+        if ask_server:
+            found = await self.dialect(settings)
+        prep = self._prepare(prompt, settings, found, kw)
         started = time.monotonic()
         attempt = 0
         while True:
@@ -356,6 +400,19 @@ class AsyncClient(_Base):
                 return outcome
             error, retry_after = outcome
             await asyncio.sleep(self._retry_delay(error, attempt, started, retry_after))
+
+    async def dialect(self, settings: _config.Settings | None = None) -> Dialect:
+        """The async twin of ``Client.dialect``."""
+        settings = settings or self._request_settings()
+        found = _dialects.known(settings)
+        if found is not None:
+            return found
+        request, settings = self._models_request(settings)
+        try:
+            resp = await self.http.send(request)
+        except httpx.TransportError as exc:
+            raise map_transport(exc, settings.where) from None
+        return _found_dialect(resp.status_code, resp.content, resp.headers, settings)
 
     async def models(self) -> list[str]:
         """The model ids the server's ``GET /models`` lists. Errors raise as for ``ask``, untried again."""
@@ -380,7 +437,7 @@ class AsyncClient(_Base):
                     raw = await resp.aread()
                 except httpx.TransportError:
                     raw = b""
-                error = error_from_body(resp.status_code, raw, resp.headers, prep.settings)
+                error = error_from_body(resp.status_code, raw, resp.headers, prep.settings, prep)
                 return error, retry_after_header(resp.headers)
             request_id = resp.headers.get("x-request-id")
             if not prep.stream:

@@ -27,6 +27,8 @@ from ..errors import (
     StreamInterrupted,
     api_error,
 )
+from .dialect import Dialect, refused_hint
+from .dialect import apply as apply_dialect
 from .params import build_body, build_messages, check_params
 
 __all__ = [
@@ -85,6 +87,7 @@ class Prepared:
     params: dict[str, Any]
     settings: _config.Settings
     stream: bool
+    dialect: Dialect | None = None
 
 
 def prepare(
@@ -96,7 +99,10 @@ def prepare(
     params: dict[str, Any],
     stream: bool,
     extra: Mapping[str, Any],
+    dialect: Dialect | None = None,
 ) -> Prepared:
+    """The request's body and headers. ``dialect`` says how thinking and budget go on the wire
+    (None: DashScope's fields); a dialect that cannot take them refuses here, before sending."""
     given = {k: v for k, v in params.items() if v is not None}
     check_params(given, settings.model, stream=stream)
     msgs = build_messages(prompt, system=system, messages=messages)
@@ -107,13 +113,15 @@ def prepare(
             "use the offline simulator: QWEN_OFFLINE=1, or qwen_magics.offline() first "
             "(`%load_ext qwen_magics` starts it on its own when no key is set)"
         )
-    body = build_body(settings.model, msgs, given, stream=stream, extra=extra)
+    plain = {k: v for k, v in given.items() if k not in ("thinking", "budget")}
+    body = build_body(settings.model, msgs, plain, stream=stream, extra=extra)
+    apply_dialect(body, given, dialect)
     headers = {
         "Content-Type": "application/json",
         "Accept": "text/event-stream" if stream else "application/json",
     }
     headers.update(auth_headers(settings))
-    return Prepared(f"{settings.base_url}/chat/completions", headers, body, given, settings, stream)
+    return Prepared(f"{settings.base_url}/chat/completions", headers, body, given, settings, stream, dialect)
 
 
 def auth_headers(settings: _config.Settings) -> dict[str, str]:
@@ -133,8 +141,11 @@ def auth_headers(settings: _config.Settings) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def error_from_body(status: int, raw: bytes, headers: httpx.Headers, settings: _config.Settings) -> APIError:
-    """An error body is JSON, or one SSE ``data:`` line when the request asked to stream."""
+def error_from_body(
+    status: int, raw: bytes, headers: httpx.Headers, settings: _config.Settings, prep: Prepared | None = None
+) -> APIError:
+    """An error body is JSON, or one SSE ``data:`` line when the request asked to stream. When the
+    server refuses a field of ``prep``'s body as unknown, the hint names the setting that changes it."""
     text = raw.decode("utf-8", errors="replace").strip()
     body: Any
     if text.startswith("data:"):
@@ -150,6 +161,11 @@ def error_from_body(status: int, raw: bytes, headers: httpx.Headers, settings: _
             f"{settings.where}. Set DASHSCOPE_API_KEY or QWEN_REGION."
         )
         err.args = (err._compose(),)
+    elif prep is not None and 400 <= status < 500:
+        hint = refused_hint(err.message, prep.body, prep.dialect)
+        if hint:
+            err.hint = hint
+            err.args = (err._compose(),)
     return err
 
 

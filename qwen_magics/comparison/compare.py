@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from .. import config as _config
 from .. import simulator
-from ..api.client import AsyncClient, Retry
+from ..api import dialect as _dialects
+from ..api.client import AsyncClient, Client, Retry
 from ..api.params import PARAMS, SEED_MAX, build_messages
 from ..api.request import prepare as _prepare_request
 from ..api.response import Event, Response
@@ -423,6 +424,7 @@ def _prepare(
             api_key=fixed.get("api_key"), base_url=fixed.get("base_url"), model=setting.get("model")
         )
         try:  # the same checks ask() makes, ConfigError (no key, bad URL) included
+            found = _dialect_of(resolved, setting)
             _prepare_request(
                 prompt,
                 settings=resolved,
@@ -431,6 +433,7 @@ def _prepare(
                 params={k: setting.get(k) for k in PARAMS},
                 stream=True,
                 extra={},
+                dialect=found,
             )
         except ParameterError as exc:
             refused.append((i, exc))
@@ -448,6 +451,19 @@ def _prepare(
         cell.label = name
     comparison = Comparison(prompt, cells, samples, shared_settings(settings) if len(settings) > 1 else {})
     return comparison, _Streams(comparison, prompt, fixed, concurrency, retry)
+
+
+def _dialect_of(settings: _config.Settings, setting: Mapping[str, Any]) -> _dialects.Dialect | None:
+    """The server's dialect when the cell's thinking or budget depend on it (asked once per server);
+    None when they do not, or when the server cannot say: the cell then finds out, and shows why."""
+    found = _dialects.known(settings)
+    if found is None and _dialects.needed(setting):
+        try:
+            with Client() as client:
+                found = client.dialect(settings)
+        except QwenError:
+            return None
+    return found
 
 
 def _refusal(refused: list[tuple[int, ParameterError]], names: list[str]) -> ParameterError:

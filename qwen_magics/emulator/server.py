@@ -26,6 +26,7 @@ from typing import Any
 from ..models import MODELS
 from .answers import Generator, PrefixCache, SimpleGenerator, make_completion
 from .protocol import ProtocolError, error_body, new_request_id, sse, validate
+from .servers import DIALECTS, OWNED_BY, as_dashscope, unknown_fields
 
 __all__ = ["Emulator", "Fault", "RequestRecord"]
 
@@ -145,7 +146,9 @@ class _Server(ThreadingHTTPServer):
 
 
 class Emulator:
-    """A local DashScope. ``with Emulator() as emu: ask(..., base_url=emu.base_url)``."""
+    """A local DashScope. ``with Emulator() as emu: ask(..., base_url=emu.base_url)``.
+
+    ``dialect="vllm"`` or ``"openai"`` plays another server instead (see ``servers.py``)."""
 
     def __init__(
         self,
@@ -158,7 +161,11 @@ class Emulator:
         generator: Generator | str = "lm",
         seed: int | None = None,
         tls: tuple[str, str] | None = None,
+        dialect: str = "dashscope",
     ) -> None:
+        if dialect not in DIALECTS:
+            raise ValueError(f"unknown dialect {dialect!r}; use one of {', '.join(DIALECTS)}")
+        self.dialect = dialect  # which server it plays: DashScope, vLLM or a strict OpenAI-style one
         self.host = host
         self.port = port
         self.api_key = api_key
@@ -239,7 +246,8 @@ class Emulator:
     @property
     def base_url(self) -> str:
         scheme = "https" if self.tls is not None else "http"
-        return f"{scheme}://{_url_host(self.host)}:{self.port}/compatible-mode/v1"
+        path = PREFIXES[0] if self.dialect == "dashscope" else "/v1"
+        return f"{scheme}://{_url_host(self.host)}:{self.port}{path}"
 
     @property
     def is_loopback(self) -> bool:
@@ -337,7 +345,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(payload)))
         if request_id:
             self.send_header("x-request-id", request_id)
-        self.send_header("x-dashscope-call-gateway", "true")
+        if self.emulator.dialect == "dashscope":
+            self.send_header("x-dashscope-call-gateway", "true")
         self.end_headers()
         self.wfile.write(payload)
 
@@ -382,8 +391,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self._auth() != "ok":
             code, etype, message = STANDARD_ERRORS[401]
             return self._json(401, error_body(ProtocolError(401, code, message, etype), request_id))
+        owner = OWNED_BY[self.emulator.dialect]
         models = [
-            {"id": name, "object": "model", "created": 1752741600, "owned_by": "system"} for name in MODELS
+            {"id": name, "object": "model", "created": 1752741600, "owned_by": owner} for name in MODELS
         ]
         if route == "/models":
             return self._json(200, {"object": "list", "data": models}, request_id)
@@ -435,6 +445,11 @@ class _Handler(BaseHTTPRequestHandler):
                 record.status, record.fault = fault.status, f"body {fault.status}"
                 return self._send(fault.status, fault.body.encode(), fault.content_type, request_id)
         self._sleep(emu.latency)
+        refused = unknown_fields(body, emu.dialect)
+        if refused is not None:
+            record.status = 422
+            return self._json(422, refused, request_id)
+        body = as_dashscope(body, emu.dialect)
         err = validate(body)
         if err is not None:
             record.status = err.status
@@ -446,7 +461,7 @@ class _Handler(BaseHTTPRequestHandler):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         kinds = {f.kind for f in faults}
         chunks = completion.chunks(include_usage=include_usage and "no_usage" not in kinds)
-        if "no_done" in kinds:
+        if "no_done" in kinds or emu.dialect == "openai":
             chunks = [c for c in chunks if c != b"data: [DONE]\n\n"]
         if kinds & {"think_inline", "reasoning_field"}:
             chunks = _reshape(chunks, inline="think_inline" in kinds)
@@ -466,7 +481,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-type", "text/event-stream;charset=UTF-8")
         self.send_header("transfer-encoding", "chunked")
         self.send_header("x-request-id", request_id)
-        self.send_header("x-dashscope-call-gateway", "true")
+        if self.emulator.dialect == "dashscope":
+            self.send_header("x-dashscope-call-gateway", "true")
         self.send_header("cache-control", "no-cache")
         self.end_headers()
         delay = self.emulator.token_delay

@@ -73,6 +73,7 @@ def config_bundle(defaults: Mapping[str, Any], model_source: str) -> dict[str, s
         ["region", s.region],
         ["base URL", f"{s.base_url} (from {url_from})"],
         ["model", f"{defaults.get('model') or s.model} (from {model_source})"],
+        ["dialect", _dialect_row(s)],
         ["offline", "yes: answers come from the local simulator" if s.offline else "no"],
         [
             "defaults",
@@ -88,7 +89,31 @@ def config_bundle(defaults: Mapping[str, Any], model_source: str) -> dict[str, s
     return {"text/markdown": f"{md}\n\n{hint}", "text/plain": f"{plain}\n\n{hint}"}
 
 
-SETTINGS = ("region", "base_url", "timeout")  # %qwen config names that go to config.configure
+_SENDS = {
+    "dashscope": "thinking as enable_thinking, budget as thinking_budget",
+    "vllm": "thinking as chat_template_kwargs.enable_thinking; no budget",
+    "openai": "no thinking field: thinking and budget are refused before sending",
+}
+
+
+def _dialect_row(s: config.Settings) -> str:
+    """The dialect, why, and what it sends; for a server of unknown kind, its ``GET /models`` is asked."""
+    from ..api.client import Client
+
+    if s.dialect:
+        name, why = s.dialect, s.dialect_source
+    else:
+        try:
+            with Client(timeout=MODELS_TIMEOUT) as client:
+                found = client.dialect()
+            name, why = found.name, found.why
+        except Exception as exc:  # no route, refused: found out at the first request that needs it
+            why = _why(exc)
+            return f"not known yet ({why}); set it: `%qwen config dialect=vllm` (or dashscope, openai)"
+    return f"{name} ({why}): {_SENDS[name]}"
+
+
+SETTINGS = ("region", "base_url", "timeout", "dialect")  # %qwen config names that go to config.configure
 
 
 def set_defaults(
@@ -214,7 +239,7 @@ COMMANDS = [
     (
         "%qwen config name=value ...",
         "set defaults (name = value works too): model, system, temperature, top_p, top_k, "
-        "presence_penalty, thinking, budget, max_tokens, seed, raw, stream, region, base_url",
+        "presence_penalty, thinking, budget, max_tokens, seed, raw, stream, region, base_url, dialect",
     ),
     ("%qwen models", "list the models with context, max output, thinking and prices"),
     ("%qwen history", "show the current conversation"),
