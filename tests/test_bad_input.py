@@ -4,6 +4,10 @@ The table below is every ``%%qwen`` option with a wrong type or range, the empty
 control characters, lone surrogates, unknown models and schemas that are not schemas. Each case
 asserts the message and that the emulator received no request. An unknown model is looked up in the
 server's ``GET /models`` list (no prompt goes with it); a server without that list gets the request.
+
+A second table is what servers do wrong (each error shape, a field the server refuses, thinking a
+server cannot take, a stream without ``[DONE]``, usage or its end, reasoning in ``<think>`` tags),
+played by the emulator, with what the cell shows.
 """
 
 from __future__ import annotations
@@ -456,3 +460,119 @@ def test_a_server_without_a_model_list_gets_the_request_as_it_is(other_server: A
         shell.run_cell_magic("qwen", "-m my-local-model", "hi")
     assert "Hello there." in cap.outputs[-1].data["text/plain"]
     assert [b["model"] for b in other_server.posted] == ["my-local-model"]
+
+
+# -- what servers do wrong: the message a user sees in the cell -----------------------------------
+PROXY_PAGE = (
+    "<html><head><title>403 Forbidden</title></head><body><center><h1>403 Forbidden</h1></center>"
+    "<hr><center>nginx</center></body></html>"
+)
+NESTED = {"error": {"message": "Range of top_p should be (0.0, 1.0]", "code": "InvalidParameter"}}
+VLLM = {"object": "error", "message": "max_tokens must be >= 1.", "type": "BadRequestError", "code": 400}
+FASTAPI = {"detail": "Unexpected fields in the request: {'enable_thinking'}"}
+PYDANTIC = {"detail": [{"loc": ["body", "temperature"], "msg": "Input should be less than 2", "type": "x"}]}
+
+
+def body(status: int, payload: Any, kind: str = "application/json") -> dict[str, Any]:
+    text = payload if isinstance(payload, str) else json.dumps(payload)
+    return {"kind": "body", "status": status, "body": text, "content_type": kind}
+
+
+# (case, the emulator plays, fault, options, the cell shows)
+SERVER_CASES: list[tuple[str, str, dict[str, Any] | None, str, str]] = [
+    ("nested error object", "dashscope", body(400, NESTED), "", "400 InvalidParameter: Range of top_p"),
+    ("vLLM's flat error", "dashscope", body(400, VLLM), "", "Qwen API error: 400: max_tokens must be >= 1."),
+    (
+        "a field the server does not know",
+        "dashscope",
+        body(422, FASTAPI),
+        "--no-thinking",
+        "422: Unexpected fields in the request: {'enable_thinking'} The server refused enable_thinking, "
+        "which thinking/budget send under dialect dashscope. Set the dialect this server speaks",
+    ),
+    (
+        "FastAPI's list of details",
+        "dashscope",
+        body(422, PYDANTIC),
+        "",
+        "422: body.temperature: Input should be less than 2",
+    ),
+    ("error as text", "dashscope", body(400, {"error": "model 'qwen9' not found"}), "", "400: model 'qwen9'"),
+    ("a message alone", "dashscope", body(404, {"message": "no such route"}), "", "404: no such route"),
+    ("plain text", "dashscope", body(400, "prompt too long", "text/plain"), "", "400: prompt too long"),
+    ("a proxy's HTML page", "dashscope", body(403, PROXY_PAGE, "text/html"), "", "403: 403 Forbidden"),
+    ("an empty body", "dashscope", body(409, ""), "", "409: Conflict (the server gave no message)"),
+    (
+        "thinking on a server without the switch",
+        "openai",
+        None,
+        "--no-thinking",
+        "this server takes no thinking switch (dialect openai, found from GET /models: owned_by "
+        "transformers): leave thinking unset",
+    ),
+    (
+        "a budget on vLLM",
+        "vllm",
+        None,
+        "--thinking --budget 100",
+        "budget is a DashScope field and this server has none (dialect vllm",
+    ),
+    (
+        "top_k on a strict server",
+        "openai",
+        None,
+        "--top-k 5",
+        "422: Unexpected fields in the request: {'top_k'} The server refused top_k; leave top_k unset",
+    ),
+    ("no [DONE] after the finish", "dashscope", {"kind": "no_done"}, "", "· total "),
+    ("no usage", "dashscope", {"kind": "no_usage"}, "", "usage not reported · first token"),
+    (
+        "a stream cut before its finish",
+        "dashscope",
+        {"kind": "cut", "after": 3},
+        "--no-thinking",
+        "· incomplete: the connection to http://127.0.0.1:",
+    ),
+    (
+        "reasoning inline in <think> tags",
+        "dashscope",
+        {"kind": "think_inline"},
+        "--thinking",
+        "The question is about Why is the sky blue?. I will answer briefly.\nYou asked:",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "plays", "fault", "options", "shows"), SERVER_CASES, ids=[c[0] for c in SERVER_CASES]
+)
+def test_what_a_server_does_wrong_is_shown_in_words(
+    shell: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+    plays: str,
+    fault: dict[str, Any] | None,
+    options: str,
+    shows: str,
+) -> None:
+    emu = Emulator(generator="simple", dialect=plays).start()
+    try:
+        if fault is not None:
+            emu.add_fault(**fault)
+        monkeypatch.setenv("DASHSCOPE_BASE_URL", emu.base_url)
+        shell.run_line_magic("load_ext", "qwen_magics")
+        with capture_output() as cap:
+            try:
+                shell.run_cell_magic("qwen", options, "Why is the sky blue?")
+                shown = "\n".join(o.data.get("text/plain", "") for o in cap.outputs[-2:])
+            except UsageError as refused:  # found before sending: one line, nothing sent
+                shown = str(refused)
+                assert emu.chat_requests == [] and "\n" not in shown
+    finally:
+        emu.stop()
+    assert shows in shown, shown
+    assert "<" not in shown  # no markup from an HTML page, no <think> tags
+    if "no [DONE]" in case or "no usage" in case:
+        assert "cut short" not in shown and "incomplete" not in shown
+    if "no usage" in case:
+        assert "cost unknown" in shown and "$" not in shown
