@@ -135,3 +135,15 @@ def test_inline_think_tags_are_read_across_chunks(pieces: list[str], reasoning: 
     events += parser.feed(json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
     assert "".join(e.text for e in events if e.type == "reasoning") == reasoning
     assert "".join(e.text for e in events if e.type == "text") == text
+
+
+def test_apply_counts_answers_without_usage_as_unknown(qwen_env: Emulator) -> None:
+    import pandas as pd
+
+    from qwen_magics import apply
+
+    qwen_env.add_fault("no_usage", times=2)
+    rows = pd.DataFrame({"name": ["Ada", "Alan", "Grace"]})
+    out = apply(rows, "Describe {name} as JSON", concurrency=1, progress=False)
+    usage = out.attrs["usage"]
+    assert usage["rows_not_reported"] == 2 and usage["total_tokens"] > 0  # the third row's own count

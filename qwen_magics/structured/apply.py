@@ -76,7 +76,8 @@ def apply(
     Returns a DataFrame with ``df``'s index, the schema's fields (or the answers' keys) as columns
     and an ``_error`` column (empty where the row worked). Rows run ``concurrency`` at a time;
     a failing row does not stop the others. Ctrl-C stops the rest and returns the rows done so far.
-    ``.attrs["usage"]`` holds the tokens of all requests. Other keywords go to ``ask``.
+    ``.attrs["usage"]`` holds the tokens of all requests; ``rows_not_reported`` counts the answers
+    whose server sent no usage (their tokens are unknown, not counted as zero). Other keywords go to ``ask``.
     """
     import pandas as pd
 
@@ -215,9 +216,11 @@ def _frame(df: pd.DataFrame, outcomes: list[Any], schema: Schema | None, interru
     records: list[dict[str, Any]] = []
     errors: list[Any] = []
     usage = Usage()
+    unreported = 0
     for outcome in outcomes:
         if isinstance(outcome, Response):
             usage = usage + outcome.usage
+            unreported += not outcome.usage.reported
             data = outcome.data
             records.append(data if isinstance(data, dict) else {"value": data})
             errors.append(pd.NA)
@@ -236,6 +239,7 @@ def _frame(df: pd.DataFrame, outcomes: list[Any], schema: Schema | None, interru
         "completion_tokens": usage.completion_tokens,
         "reasoning_tokens": usage.reasoning_tokens,
         "total_tokens": usage.total_tokens,
+        "rows_not_reported": unreported,  # answers whose server sent no usage: unknown, not zero
     }
     if interrupted:
         frame.attrs["interrupted"] = True
