@@ -210,7 +210,10 @@ def build_in_subprocess(directory: Path, home: Path) -> None:
         check=False,
     )
     if done.returncode:
-        raise RuntimeError(f"building the tiny model failed:\n{done.stderr.decode(errors='replace')}")
+        raise RuntimeError(
+            "building the tiny model failed (torch and transformers come with the peer extra: "
+            f"pip install -e '.[peer]'):\n{done.stderr.decode(errors='replace')[-4000:]}"
+        )
 
 
 if __name__ == "__main__":

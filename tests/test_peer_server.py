@@ -30,10 +30,11 @@ pytestmark = pytest.mark.peer
 PROMPT = "Why is the sky blue?"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PeerServer]:
-    """``transformers serve`` on the tiny model, once for the session; a failing test that used it
-    shows its log (conftest's ``pytest_runtest_makereport``)."""
+    """``transformers serve`` on the tiny model, once for this module (stopped after it, so the rest of
+    the suite does not share the machine with it); a failing test that used it shows its log
+    (conftest's ``pytest_runtest_makereport``)."""
     root = tmp_path_factory.mktemp("peer")
     model = root / "tiny-qwen3"
     build_in_subprocess(model, home=root / "hf-home")
