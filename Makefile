@@ -1,6 +1,7 @@
 # `make lab`: set up and open JupyterLab on notebooks/ (offline simulator when no key is set).
 # `make test`: set up and run lint, types, import layers and every test (notebooks and browser checks included).
-# `make test-fast`: the in-process tests only, for the edit loop (no kernels, browser, notebooks or soak).
+# `make test-fast`: the in-process tests only, for the edit loop (no kernels, browser, notebooks, soak or
+# third-party server).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
@@ -36,7 +37,7 @@ test: setup chromium
 # pyproject's addopts without nbval, whose plugin alone imports nbformat (over a second here)
 FAST_ADDOPTS := -ra --strict-markers --strict-config -p no:cacheprovider
 test-fast: setup
-	$(PY) -m pytest tests -p no:nbval -o addopts="$(FAST_ADDOPTS)" -m "not kernel and not browser and not slow"
+	$(PY) -m pytest tests -p no:nbval -o addopts="$(FAST_ADDOPTS)" -m "not kernel and not browser and not slow and not peer"
 
 # Stop JupyterLab with Ctrl-C in this terminal (answer y), or File > Shut Down in the browser.
 lab: setup

@@ -97,6 +97,16 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """A failing test that used the real third-party server (tests/test_peer_server.py) shows its log."""
+    report: pytest.TestReport = yield
+    server = getattr(item, "funcargs", {}).get("peer")
+    if report.failed and server is not None:
+        report.sections.append(("transformers serve log", server.log()))
+    return report
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     for thread in _stopping:
         thread.join()

@@ -113,6 +113,24 @@ def test_the_thinking_block_shows_inline_reasoning(ip, qwen_env: Emulator) -> No
     assert response.text in final
 
 
+@pytest.mark.parametrize("thinking", [True, False])
+def test_blank_lines_around_a_reasoning_field_are_neither_thinking_nor_answer(
+    qwen_env: Emulator, thinking: bool
+) -> None:
+    expected = ask("Why is the sky blue?", thinking=thinking)
+    qwen_env.add_fault("think_blanks")  # as transformers serve streams Qwen3
+    r = ask("Why is the sky blue?", thinking=thinking)
+    assert r.text == expected.text and not r.text.startswith("\n")
+    assert r.reasoning == expected.reasoning and bool(r.reasoning) is thinking
+
+
+def test_a_cell_without_thinking_shows_no_thinking_block_for_a_blank_one(ip, qwen_env: Emulator) -> None:  # type: ignore[no-untyped-def]
+    qwen_env.add_fault("think_blanks")
+    cap = run(ip, "%%qwen --no-thinking\nWhy is the sky blue?")
+    final = "\n\n".join(b.get("text/markdown", "") for b in rendered(cap.outputs))
+    assert "qwen-thinking" not in final and ip.user_ns["_qwen"].text in final
+
+
 @pytest.mark.parametrize(
     ("pieces", "reasoning", "text"),
     [

@@ -75,7 +75,17 @@ class Usage:
 class ChunkParser:
     """Turns decoded ``data:`` payloads (or a whole non-stream body) into Events."""
 
-    __slots__ = ("_held", "_inline", "_trim", "done", "failed", "finished", "started")
+    __slots__ = (
+        "_answered",
+        "_held",
+        "_inline",
+        "_reasoned",
+        "_trim",
+        "done",
+        "failed",
+        "finished",
+        "started",
+    )
 
     def __init__(self) -> None:
         self.done = False  # data: [DONE] arrived
@@ -86,6 +96,8 @@ class ChunkParser:
         self._inline: bool | None = None  # None: the content has not said yet; True: inside the tag
         self._held = ""  # what may still be the start of a tag, split across chunks
         self._trim = False  # the answer's first text after </think> loses its leading blank lines
+        self._reasoned = False  # reasoning text (not blank) arrived in a field
+        self._answered = False  # answer text arrived
 
     def feed(self, data: str) -> list[Event]:
         if data == "[DONE]":
@@ -111,7 +123,7 @@ class ChunkParser:
             delta = choice.get("delta") or choice.get("message") or {}
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")  # DashScope; vLLM
             if isinstance(reasoning, str) and reasoning:
-                events.append(Event("reasoning", reasoning))
+                events.extend(self._reasoning(reasoning))
             content = delta.get("content")
             if isinstance(content, str) and content:
                 events.extend(self._content(content))
@@ -122,6 +134,18 @@ class ChunkParser:
         if chunk.get("usage"):
             events.append(Event("usage", data=Usage.from_wire(chunk["usage"])))
         return events
+
+    def _reasoning(self, piece: str) -> list[Event]:
+        """Reasoning from a field. Blank lines before it are not thinking, and the answer's first text
+        after it loses its leading blank lines: transformers serve streams Qwen3's ``</think>\n\n``
+        so, and a thinking-off prompt's empty ``<think>\n\n</think>`` as a reasoning of ``"\n\n"``."""
+        if not self._reasoned:
+            self._trim = self._trim or not self._answered
+            piece = piece.lstrip()
+            if not piece:
+                return []
+            self._reasoned = True
+        return [Event("reasoning", piece)]
 
     def flush(self) -> list[Event]:
         """The content held back as a possible tag, at the end of the stream: nothing is lost."""
@@ -159,6 +183,7 @@ class ChunkParser:
                 if not buf:
                     return out
                 self._trim = False
+            self._answered = True
             out.append(Event("text", buf))
             return out
         return out

@@ -79,9 +79,12 @@ class Fault:
     ``body`` (answer ``status`` with ``body`` as ``content_type``: vLLM's flat error, FastAPI's
     ``detail``, a proxy's HTML page, an empty body), ``no_done`` (close after the last chunk without
     ``data: [DONE]``, as transformers serve does), ``no_usage`` (never send usage), ``think_inline``
-    (the reasoning inside the content, in ``<think>`` tags) and ``reasoning_field`` (the reasoning in
-    ``reasoning``). ``times``: how many requests it hits (None: all). ``probability``: the chance it
-    hits a request. ``first_attempt``: only a body's first try.
+    (the reasoning inside the content, in ``<think>`` tags), ``reasoning_field`` (the reasoning in
+    ``reasoning``) and ``think_blanks`` (as transformers serve streams Qwen3: the answer after the
+    reasoning begins with the blank lines that followed ``</think>``, and an answer without thinking
+    is led by a blank reasoning chunk, the empty ``<think>`` block of its prompt). ``times``: how
+    many requests it hits (None: all). ``probability``: the chance it hits a request.
+    ``first_attempt``: only a body's first try.
     """
 
     kind: str = "status"
@@ -463,6 +466,8 @@ class _Handler(BaseHTTPRequestHandler):
         chunks = completion.chunks(include_usage=include_usage and "no_usage" not in kinds)
         if "no_done" in kinds or emu.dialect == "openai":
             chunks = [c for c in chunks if c != b"data: [DONE]\n\n"]
+        if "think_blanks" in kinds:
+            chunks = _think_blanks(chunks)
         if kinds & {"think_inline", "reasoning_field"}:
             chunks = _reshape(chunks, inline="think_inline" in kinds)
         broken = next((f for f in faults if f.kind in ("cut", "error_chunk")), None)
@@ -584,6 +589,30 @@ def _reshape(chunks: list[bytes], *, inline: bool) -> list[bytes]:
                 thinking = False
                 out.append(sse({**chunk, "choices": [{**tag, "delta": {"content": "</thi"}}]}))
                 delta["content"] = "nk>\n\n" + content
+        out.append(sse(chunk))
+    return out
+
+
+def _think_blanks(chunks: list[bytes]) -> list[bytes]:
+    """The blank lines around Qwen3's ``<think>`` block where transformers serve leaves them: before
+    the first answer text, and as a blank reasoning chunk when there was no reasoning."""
+    out: list[bytes] = []
+    reasoned: bool | None = False
+    for raw in chunks:
+        if not raw.startswith(b"data: {"):
+            out.append(raw)
+            continue
+        chunk = json.loads(raw[6:])
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            if delta.get("reasoning_content"):
+                reasoned = True
+            elif delta.get("content") and reasoned is not None:
+                if not reasoned:
+                    blank = {**choice, "delta": {"reasoning_content": "\n\n"}, "finish_reason": None}
+                    out.append(sse({**chunk, "choices": [blank]}))
+                delta["content"] = "\n\n" + delta["content"]
+                reasoned = None  # once, before the first answer text
         out.append(sse(chunk))
     return out
 
