@@ -125,8 +125,8 @@ def test_compare_over_temperature_runs_every_cell(peer_env: PeerServer) -> None:
 @pytest.mark.parametrize(
     ("params", "words"),
     [
-        ({"top_k": 5}, "422: Unexpected fields in the request: {'top_k'}"),
-        ({"budget": 50}, "422: Unexpected fields in the request: {'thinking_budget'}"),
+        ({"top_k": 5}, "422: Unexpected fields in the request: {'top_k'} The server refused top_k; leave"),
+        ({"thinking_budget": 50}, "422: Unexpected fields in the request: {'thinking_budget'} The server"),
     ],
 )
 def test_a_field_the_server_does_not_know_is_its_422_in_its_words(
@@ -159,27 +159,47 @@ def test_a_failure_inside_generation_is_its_error_line_in_its_words(peer_env: Pe
     assert "`temperature` (=-1.0) has to be a strictly positive float" in str(caught.value)
 
 
-# -- thinking off ---------------------------------------------------------------------------------
-def test_thinking_off_is_refused_in_the_servers_words_and_its_template_switch_works(
-    peer_env: PeerServer,
-) -> None:
+# -- thinking: the dialect -----------------------------------------------------------------------
+def test_thinking_off_works_on_the_dialect_found_from_the_servers_model_list(peer_env: PeerServer) -> None:
     models = httpx.get(f"{peer_env.base_url}/models").json()["data"]
     assert [(m["id"], m["owned_by"]) for m in models] == [(peer_env.model, "local")]
+    with qm.Client() as client:
+        found = client.dialect()
+    assert (found.name, found.why) == ("vllm", "found from GET /models: transformers serve's model list")
 
-    with pytest.raises(APIError) as caught:
+    off = qm.ask(PROMPT, thinking=False)  # sent as chat_template_kwargs: Qwen3's template closes <think>
+    assert off.text == ANSWER and off.reasoning == "" and not off.incomplete
+    assert off.usage.completion_tokens == 10  # the answer alone
+    on = qm.ask(PROMPT, thinking=True)
+    assert on.text == ANSWER and on.reasoning == REASONING.strip()
+
+
+def test_thinking_in_dashscopes_fields_is_refused_in_the_servers_words_with_the_setting_to_change(
+    peer_env: PeerServer,
+) -> None:
+    qm.configure(dialect="dashscope")
+    with pytest.raises(BadRequestError) as caught:
         qm.ask(PROMPT, thinking=False)
-    assert str(caught.value).startswith("422: Unexpected fields in the request: {'enable_thinking'}")
-    # DIALECT: once `dialect` lands, thinking=False against this server goes as
-    # chat_template_kwargs={"enable_thinking": False} (configure(dialect="vllm"), QWEN_DIALECT=vllm,
-    # `%qwen config dialect=vllm`, or detected from owned_by "local" above) and these hold instead:
-    #     r = qm.ask(PROMPT, thinking=False)
-    #     assert r.text == ANSWER and r.reasoning == "" and not r.incomplete
-    # and with dialect="dashscope" the 422 above names the setting to change.
+    message = str(caught.value)
+    assert message.startswith("422: Unexpected fields in the request: {'enable_thinking'}")
+    assert "The server refused enable_thinking" in message and "%qwen config dialect=NAME" in message
 
-    # what that dialect will send, by hand today: the switch reaches Qwen3's chat template
-    r = qm.ask(PROMPT, chat_template_kwargs={"enable_thinking": False})
-    assert r.text == ANSWER and r.reasoning == "" and not r.incomplete
-    assert r.usage.completion_tokens == 10  # the answer alone: the template closed the think block
+
+def test_a_budget_and_a_dialect_without_thinking_are_refused_before_sending(peer_env: PeerServer) -> None:
+    with pytest.raises(qm.ParameterError, match="budget is a DashScope field"):
+        qm.ask(PROMPT, thinking=True, budget=50)
+    qm.configure(dialect="openai")
+    with pytest.raises(qm.ParameterError, match="this server takes no thinking switch"):
+        qm.ask(PROMPT, thinking=False)
+
+
+def test_a_cell_with_thinking_off_on_the_real_server(ip, peer: PeerServer) -> None:  # type: ignore[no-untyped-def]
+    run(ip, f"%qwen config base_url={peer.base_url} model={peer.model}")
+    shown = rendered(run(ip, f"%%qwen --no-thinking\n{PROMPT}").outputs)
+    assert ip.user_ns["_qwen"].text == ANSWER and ip.user_ns["_qwen"].reasoning == ""
+    assert "Thinking" not in str(shown[-1])
+    config_shown = rendered(run(ip, "%qwen config").outputs)[-1]["text/plain"]
+    assert "vllm (found from GET /models: transformers serve's model list)" in config_shown
 
 
 def test_the_model_is_built_here_and_nothing_comes_from_a_hub(peer: PeerServer) -> None:

@@ -11,13 +11,13 @@ vllm        ``chat_template_kwargs: {"enable_thinking"}``   refused before sendi
 openai      refused before sending                          refused before sending
 ==========  ==============================================  =====================================
 
-``vllm`` is also what SGLang and llama.cpp's server (``--jinja``) read. DashScope URLs (and the
-emulator's ``/compatible-mode/v1``) are ``dashscope``; for any other URL with no dialect set, the
-first request that turns thinking on or off asks the server's ``GET /models`` once: ``owned_by``
-``vllm``, ``sglang`` or ``llamacpp`` means ``vllm``, DashScope's ``system`` (or an
-``x-dashscope-*`` header) means ``dashscope``, anything else ``openai`` (the safe choice: nothing
-is sent that the server might refuse). What was found is kept per base URL and shown by
-``%qwen config``.
+``vllm`` is also what SGLang, llama.cpp's server (``--jinja``) and ``transformers serve`` read.
+DashScope URLs (and the emulator's ``/compatible-mode/v1``) are ``dashscope``; for any other URL
+with no dialect set, the first request that turns thinking on or off asks the server's ``GET
+/models`` once: ``owned_by`` ``vllm``, ``sglang`` or ``llamacpp`` (or transformers serve's model
+list) means ``vllm``, DashScope's ``system`` (or an ``x-dashscope-*`` header) means ``dashscope``,
+anything else ``openai`` (the safe choice: nothing is sent that the server might refuse). What was
+found is kept per base URL and shown by ``%qwen config``.
 """
 
 from __future__ import annotations
@@ -99,10 +99,13 @@ def from_models(status: int, raw: bytes, headers: httpx.Headers) -> Dialect:
     if status != 200:
         return Dialect("openai", f"found from GET /models: it answered {status}")
     try:
-        data = json.loads(raw).get("data")
-        owners = {str(m.get("owned_by", "")).lower() for m in data if isinstance(m, dict)}
+        data = [m for m in json.loads(raw).get("data") if isinstance(m, dict)]
     except (ValueError, AttributeError, TypeError):
-        owners = set()
+        data = []
+    owners = {str(m.get("owned_by", "")).lower() for m in data}
+    if data and all(isinstance(m.get("status"), dict) for m in data):
+        # transformers serve lists each model with its load status; it applies chat_template_kwargs
+        return Dialect("vllm", "found from GET /models: transformers serve's model list")
     for owner in TEMPLATE_SERVERS:
         if owner in owners:
             return Dialect("vllm", f"found from GET /models: owned_by {owner}")
