@@ -192,7 +192,8 @@ def when(seconds: float) -> str:
 
 def _response(row: dict[str, Any]) -> Response:
     """A finished Response from a row: the events it streamed, its timings and structured data."""
-    params = row.get("params") if isinstance(row.get("params"), dict) else {}
+    sent = row.get("params")
+    params: dict[str, Any] = sent if isinstance(sent, dict) else {}
     request = {"model": row.get("model"), "messages": row.get("messages") or [], **params}
     events = [Event("start", data={"id": row.get("request_id"), "model": row.get("model")})]
     if row.get("reasoning"):
@@ -202,8 +203,8 @@ def _response(row: dict[str, Any]) -> Response:
     if row.get("finish_reason"):
         events.append(Event("finish", data=row["finish_reason"]))
     if row.get("total_tokens") is not None:
-        counts = [row.get(c) or 0 for c in ("prompt_tokens", "completion_tokens", "reasoning_tokens")]
-        usage = Usage(*counts, row.get("cached_tokens") or 0, row.get("total_tokens") or 0)
+        names = ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "total_tokens")
+        usage = Usage(**{name: row.get(name) or 0 for name in names})
         events.append(Event("usage", data=usage))
     if row.get("error"):
         events.append(Event("error", data=StreamInterrupted(row["error"])))
