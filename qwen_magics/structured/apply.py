@@ -199,9 +199,10 @@ async def _ask_all(
             if plans[i] is None:
                 tick(1)
                 return
-            async with gate, _in_history(group, labels[i]):
+            async with gate:
                 try:
-                    outcomes[i] = await arun(plans[i], retries, client)
+                    with _in_history(group, labels[i]):
+                        outcomes[i] = await arun(plans[i], retries, client)
                 except (ConfigError, ParameterError):
                     raise  # the same for every row: stop and say so once
                 except Exception as exc:  # one row's failure is that row's _error
