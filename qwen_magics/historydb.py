@@ -7,7 +7,7 @@ several kernels write at once; FTS5 indexes the prompt, the system prompt and th
 schema grows by numbered ``MIGRATIONS`` counted in ``PRAGMA user_version``, as simonw/llm's does.
 
 ``write(path, row)`` only queues the row; one daemon thread, ``qwen-history``, takes everything
-queued, writes it in one transaction and waits for more. It is a plain thread, not a
+queued, writes it in one transaction and waits for more; idle for ``IDLE`` seconds, it ends. It is a plain thread, not a
 ``runner.Background``: SQLite's calls block, and this work lives as long as the process instead of
 one cell. A database that cannot be written (locked past ``BUSY_TIMEOUT``, read-only, corrupt)
 gives one ``HistoryWarning`` per path and its answers go unrecorded; nothing is raised into the
@@ -48,6 +48,7 @@ __all__ = [
 DEFAULT_PATH = Path("~/.qwen-magics/history.db")
 OFF = "off"
 BUSY_TIMEOUT = 3.0  # seconds a write waits for another process's transaction before giving up
+IDLE = 1.0  # seconds the writer thread waits for more before it ends (the next answer starts one)
 
 # the answers table, in order; api/record.py builds rows with these keys
 COLUMNS = (
@@ -189,9 +190,16 @@ def flush(timeout: float | None = None) -> bool:
 
 
 def _main() -> None:
-    global _pending
+    global _pending, _writer
     while True:
-        batch = [_queue.get()]
+        try:
+            batch = [_queue.get(timeout=IDLE)]
+        except queue.Empty:
+            with _lock:
+                if _pending == 0:  # a _put after this starts a new writer
+                    _writer = None
+                    return
+            continue
         while True:
             try:
                 batch.append(_queue.get_nowait())
@@ -312,22 +320,26 @@ def match_expression(words: str) -> str:
 
 def _where(
     q: str | None, model: str | None, since: float | None, ids: Sequence[int] | None
-) -> tuple[str, list[Any]]:
+) -> tuple[str, str, list[Any]]:
+    """The FROM and WHERE of a query over ``answers a``. Words are looked up in the FTS index first,
+    which hands its rowids newest first: a search stays quick however many rows match."""
+    source = "answers a"
     clauses: list[str] = []
     args: list[Any] = []
     if q and q.split():
-        clauses.append("id IN (SELECT rowid FROM answers_fts WHERE answers_fts MATCH ?)")
+        source = "answers_fts f JOIN answers a ON a.id = f.rowid"
+        clauses.append("answers_fts MATCH ?")
         args.append(match_expression(q))
     if model:
-        clauses.append("model = ?")
+        clauses.append("a.model = ?")
         args.append(model)
     if since is not None:
-        clauses.append("time >= ?")
+        clauses.append("a.time >= ?")
         args.append(since)
     if ids is not None:
-        clauses.append(f"id IN ({', '.join('?' for _ in ids)})")
+        clauses.append(f"a.id IN ({', '.join('?' for _ in ids)})")
         args.extend(ids)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+    return source, (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
 def search(
@@ -339,15 +351,17 @@ def search(
     ids: Sequence[int] | None = None,
     limit: int | None = 50,
 ) -> list[dict[str, Any]]:
-    """Rows newest first, each a dict with ``id`` and ``COLUMNS``; ``q``: all these words."""
+    """Rows newest first (in the order they were written), each a dict with ``id`` and ``COLUMNS``;
+    ``q``: all these words."""
     con = connect(where)
     if con is None:
         return []
     try:
-        sql, args = _where(q, model, since, ids)
-        tail = " ORDER BY time DESC, id DESC" + (" LIMIT ?" if limit is not None else "")
-        rows = con.execute("SELECT * FROM answers" + sql + tail, [*args, *([limit] if limit else [])])
-        return [dict(r) for r in rows]
+        source, sql, args = _where(q, model, since, ids)
+        order = "f.rowid" if source.startswith("answers_fts") else "a.id"
+        tail = f" ORDER BY {order} DESC" + (" LIMIT ?" if limit is not None else "")
+        query = f"SELECT a.* FROM {source}{sql}{tail}"
+        return [dict(r) for r in con.execute(query, [*args, *([limit] if limit is not None else [])])]
     finally:
         con.close()
 
@@ -388,9 +402,9 @@ def delete(
     if con is None:
         return 0
     try:
-        sql, args = _where(q, model, since, list(ids) if ids is not None else None)
+        source, sql, args = _where(q, model, since, list(ids) if ids is not None else None)
         con.execute("BEGIN IMMEDIATE")
-        gone = con.execute("DELETE FROM answers" + sql, args).rowcount
+        gone = con.execute(f"DELETE FROM answers WHERE id IN (SELECT a.id FROM {source}{sql})", args).rowcount
         con.execute("COMMIT")
         return int(gone)
     finally:
