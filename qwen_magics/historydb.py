@@ -7,12 +7,12 @@ several kernels write at once; FTS5 indexes the prompt, the system prompt and th
 schema grows by numbered ``MIGRATIONS`` counted in ``PRAGMA user_version``, as simonw/llm's does.
 
 ``write(path, row)`` only queues the row; one daemon thread, ``qwen-history``, takes everything
-queued, writes it in one transaction and waits for more; idle for ``IDLE`` seconds, it ends. It is a plain thread, not a
-``runner.Background``: SQLite's calls block, and this work lives as long as the process instead of
-one cell. A database that cannot be written (locked past ``BUSY_TIMEOUT``, read-only, corrupt)
-gives one ``HistoryWarning`` per path and its answers go unrecorded; nothing is raised into the
-code that asked. Rows are built from the request body and the answer (``api/record.py``), never
-from headers: the key is not in the database.
+queued, writes it in one transaction and waits for more; idle for ``IDLE`` seconds, it ends, and
+the next answer starts another. It is a plain thread, not a ``runner.Background``: SQLite's calls
+block, and this work outlives the cell that started it. A database that cannot be written (locked
+past ``BUSY_TIMEOUT``, read-only, corrupt) gives one ``HistoryWarning`` per path and its answers
+go unrecorded; nothing is raised into the code that asked. Rows are built from the request body and
+the answer (``api/record.py``), never from headers: the key is not in the database.
 """
 
 from __future__ import annotations
