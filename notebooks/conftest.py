@@ -44,7 +44,7 @@ RunningKernel.get_message = _get_message_applying_updates  # type: ignore[method
 
 # The notebooks are checked in offline mode, with answers as fast as the offline model makes them.
 # Only the notebooks' kernel gets these variables; the test process keeps its own environment.
-OFFLINE_KERNEL_ENV = {"QWEN_OFFLINE": "1", "QWEN_OFFLINE_TOKENS_PER_SECOND": "0"}
+OFFLINE_KERNEL_ENV = {"QWEN_OFFLINE": "1", "QWEN_OFFLINE_TOKENS_PER_SECOND": "0", "QWEN_HISTORY": "off"}
 _start_new_kernel = nbval.kernel.start_new_kernel
 
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
     from .api.client import AsyncClient, BackoffGate, Client, Retry, aask, ask
+    from .recall import history
     from .simulator import offline
 
 __version__ = "0.1.0"
@@ -57,6 +58,7 @@ __all__ = [
     "configure",
     "Emulator",
     "Event",
+    "history",
     "load_ipython_extension",
     "ModelInfo",
     "MODELS",
@@ -93,6 +95,7 @@ _LAZY = {
     "apply": ".structured.apply",
     "ask_json": ".structured.ask",
     "compare": ".comparison.compare",
+    "history": ".recall",  # the recorded answers: history(q=...), .get(id), .delete(...), .export(path)
     "offline": ".simulator",
     "panel": ".widgets.panel",
     "to_dataframe": ".structured.records",

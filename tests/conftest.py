@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from IPython.utils.capture import capture_output
 
-from qwen_magics import config
+from qwen_magics import config, historydb
 from qwen_magics.api import dialect
 from qwen_magics.emulator import Emulator
 
@@ -27,15 +27,28 @@ ENV_VARS = (
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No Qwen variables from the machine, no configuration left by another test."""
+    """No Qwen variables from the machine, no configuration left by another test; no history
+    written (the ``history`` fixture gives a test its own)."""
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("QWEN_HISTORY", "off")
+    historydb.use(None)
     saved = config.configured()
     config._configured.clear()
     dialect.forget()  # a port seen before may now be a server of another kind
     yield
     config._configured.clear()
     config._configured.update(saved)
+    historydb.flush(timeout=10)
+    historydb.use(None)
+
+
+@pytest.fixture
+def history(clean_env: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """This test's own history database (a path in tmp_path, not made yet), through QWEN_HISTORY."""
+    path = tmp_path / "history" / "history.db"
+    monkeypatch.setenv("QWEN_HISTORY", str(path))
+    return path
 
 
 @pytest.fixture
@@ -95,6 +108,8 @@ def open_connections(emulator: Emulator) -> list[Any]:
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    # no test, and no kernel a test starts, writes to ~/.qwen-magics; the history fixture opts in
+    os.environ["QWEN_HISTORY"] = "off"
 
 
 @pytest.hookimpl(wrapper=True)

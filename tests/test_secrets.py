@@ -136,11 +136,16 @@ def widget_states(hay: Haystack, where: str) -> int:
 
 
 def test_every_magic_and_error_path_keeps_the_key_out_of_sight(
-    canary: tuple[Emulator, str], logs: LogCapture, monkeypatch: pytest.MonkeyPatch
+    canary: tuple[Emulator, str], logs: LogCapture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from IPython.core.interactiveshell import InteractiveShell
 
+    import qwen_magics
+    from qwen_magics import historydb
+
     emu, key = canary
+    history = tmp_path / "history" / "history.db"
+    monkeypatch.setenv("QWEN_HISTORY", str(history))  # every answer below is recorded
     hay = Haystack()
     ip = InteractiveShell.instance()
     ip.user_ns.pop("_qwen", None)
@@ -194,6 +199,7 @@ def test_every_magic_and_error_path_keeps_the_key_out_of_sight(
             assert panel.wait(10)
             hay.add("panel repr and code", repr(panel) + str(panel.code))
         assert widget_states(hay, "in-process") > 10
+        run_magic(ip, hay, "%qwen log", "log -n 100")
     finally:
         ip.run_line_magic("unload_ext", "qwen_magics")
         config._configured.clear()
@@ -212,6 +218,14 @@ def test_every_magic_and_error_path_keeps_the_key_out_of_sight(
             hay.add_exception(f"ask {kwargs}", exc)
         else:
             raise AssertionError(f"ask {kwargs} should have failed")
+
+    # the history: the database file with its -wal, an export, and %qwen log
+    exported = tmp_path / "export.jsonl"
+    assert qwen_magics.history.export(exported) > 20
+    hay.add("history export", exported.read_text())
+    assert historydb.flush(10)
+    for path in sorted(history.parent.iterdir()):
+        hay.add(f"history file {path.name}", path.read_bytes().decode("latin-1"))
 
     hay.add("logs", "\n".join(logs.lines))
     assert any("HTTP Request: POST" in line for line in logs.lines)  # the HTTP stack did log at DEBUG

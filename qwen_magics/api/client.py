@@ -25,6 +25,7 @@ from ..errors import QwenError, StreamInterrupted
 from . import dialect as _dialects
 from .dialect import Dialect
 from .params import PARAMS
+from .record import recorder
 from .request import (
     BackoffGate,
     Prepared,
@@ -71,6 +72,7 @@ def _response(
         source=source,
         sent_at=sent_at,
         attempts=attempts,
+        on_finish=recorder(),  # every answer the client hands out goes to the history when it ends
     )
 
 

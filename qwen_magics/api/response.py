@@ -216,6 +216,7 @@ class Response:
         sent_at: float | None = None,
         attempts: int = 1,
         closer: Callable[[], object] | None = None,
+        on_finish: Callable[[Response], object] | None = None,
     ) -> None:
         self.request = request
         self.params = params
@@ -236,6 +237,8 @@ class Response:
         self.json_path: str | None = None  # how .data was found: json, fenced, balanced, repaired
         self.json_attempts = 0  # questions asked to get .data (re-asks included)
         self.schema: Any = None  # the schema structured output validated .data against
+        self.history_id: str | None = None  # this answer's row in the history (its uid), once written
+        self._on_finish = on_finish  # called once, when the answer is complete (the history's hook)
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._events: list[Event] = []
@@ -397,6 +400,12 @@ class Response:
             self._error = StreamInterrupted("the stream ended before the answer was finished")
         self._source = None
         self._sync_iter = None
+        hook, self._on_finish = self._on_finish, None
+        if hook is not None:
+            try:
+                hook(self)
+            except Exception:  # what watches answers must never cost one
+                pass
 
     def interrupt(self, reason: str = "interrupted") -> None:
         """Stop a live stream from any thread: the connection closes and what arrived is kept."""

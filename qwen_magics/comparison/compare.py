@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .. import config as _config
 from .. import simulator
 from ..api import dialect as _dialects
+from ..api import record
 from ..api.client import AsyncClient, Client, Retry
 from ..api.params import PARAMS, SEED_MAX, build_messages
 from ..api.request import prepare as _prepare_request
@@ -277,6 +278,7 @@ class _Streams:
         self.concurrency = concurrency
         self.retry = retry
         self.version = 0  # bumped on every change the grid should show
+        self.group = record.new_group()  # the history's rows of this comparison
 
     async def run(self) -> None:
         try:
@@ -292,6 +294,10 @@ class _Streams:
             self.version += 1
 
     async def _one(self, client: AsyncClient, gate: asyncio.Semaphore, cell: Cell, i: int) -> None:
+        with record.context(source="compare", group_id=self.group, label=cell.label, sample=i):
+            await self._ask(client, gate, cell, i)
+
+    async def _ask(self, client: AsyncClient, gate: asyncio.Semaphore, cell: Cell, i: int) -> None:
         async with gate:
             sent = time.perf_counter()
             try:

@@ -244,6 +244,10 @@ COMMANDS = [
     ("%qwen models", "list the models with context, max output, thinking and prices"),
     ("%qwen history", "show the current conversation"),
     ("%qwen reset", "forget the current conversation"),
+    (
+        "%qwen log [-n N] [-q WORDS] [-m MODEL] [--since WHEN]",
+        "the recorded answers, newest first (WHEN: 2026-12-01, 30m, 1h, 2d, yesterday)",
+    ),
     ("%qwen panel [options] [prompt]", "sliders for every parameter, with a Run button"),
     ("%qwen help", "this text; %%qwen? shows every option"),
     ("%qwen -- prompt", "a prompt that starts with a command word: %qwen -- reset the counter"),

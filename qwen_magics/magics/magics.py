@@ -21,9 +21,10 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.process import arg_split
-from traitlets import Bool, Float, Int, TraitError, Unicode, validate
+from traitlets import Bool, Float, Int, TraitError, Unicode, observe, validate
 
-from .. import config, simulator
+from .. import config, historydb, simulator
+from ..api import record
 from ..api.params import PARAMS, build_messages, check_params
 from ..display.answer import MAX_RATE, error_title, show_answer, show_error
 from ..display.live import is_rich_frontend
@@ -42,6 +43,7 @@ from .commands import (
 from .conversation import Conversation
 from .helpend import install as install_help_end
 from .helpend import uninstall as uninstall_help_end
+from .log import log_bundle, notebook_fields
 
 __all__ = ["QwenMagics", "load", "unload"]
 
@@ -103,6 +105,13 @@ class QwenMagics(Magics):
         "A longer one is usually a variable filled in by mistake, and every character is billed.",
     ).tag(config=True)
 
+    history = Unicode(
+        None,
+        allow_none=True,
+        help="Where answers are recorded: a file, or 'off'; None: QWEN_HISTORY, else "
+        "~/.qwen-magics/history.db. `%qwen log` and qwen_magics.history() read it.",
+    ).tag(config=True)
+
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.conversation = Conversation()
@@ -126,6 +135,10 @@ class QwenMagics(Magics):
                 f"max_prompt_chars must be at least 1 (characters), or none for no limit; got {value}"
             )
         return value
+
+    @observe("history")
+    def _use_history(self, change: Any) -> None:
+        historydb.use(change["new"])
 
     def defaults(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in ("model", "system", *REQUEST_PARAMS)}
@@ -184,6 +197,8 @@ class QwenMagics(Magics):
                 args.panel = True
             elif command[0] == "config":
                 return self._cmd_config(command[1], line)
+            elif command[0] == "log":
+                return self._show(log_bundle(command[1]))
             elif command[1]:
                 raise UsageError(
                     f"%qwen {command[0]} takes no arguments (got {command[1]!r}); {as_prompt(line)}"
@@ -500,6 +515,7 @@ def load(ip: Any) -> None:
     """Register the magics. Offline mode starts here when no key and no base URL are set."""
     global _offline_started, _notice_shown
     ip.register_magics(QwenMagics(shell=ip))
+    record.add_provider(notebook_fields)  # the history learns which notebook and cell asked
     install_help_end(ip)  # `%qwen Is it?` is a question, not a help request
     if simulator.needed() and not simulator.is_active():
         simulator.start()
@@ -514,6 +530,8 @@ def unload(ip: Any) -> None:
     simulator we started."""
     global _offline_started
     uninstall_help_end(ip)
+    record.remove_provider(notebook_fields)
+    historydb.use(None)  # QwenMagics.history goes with the magics
     manager = ip.magics_manager
     for kind in ("line", "cell"):
         manager.magics[kind].pop("qwen", None)

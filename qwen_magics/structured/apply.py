@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..api import record
 from ..api.client import AsyncClient
 from ..api.response import Response, Usage
 from ..display.live import MAX_RATE, Live, is_rich_frontend
@@ -106,7 +107,8 @@ def apply(
     work = Background[None]("qwen-apply")
     interrupted = False
     try:
-        work.start(lambda: _ask_all(plans, outcomes, concurrency, retries, bar.tick))
+        labels = [str(label) for label in df.index]
+        work.start(lambda: _ask_all(plans, outcomes, concurrency, retries, bar.tick, labels))
         try:
             while not work.wait(1.0 / MAX_RATE):
                 bar.refresh()
@@ -183,9 +185,15 @@ def _summary(out: pd.DataFrame, elapsed: float, interrupted: bool) -> str:
 
 
 async def _ask_all(
-    plans: list[Any], outcomes: list[Any], concurrency: int, retries: int, tick: Callable[[int], Any]
+    plans: list[Any],
+    outcomes: list[Any],
+    concurrency: int,
+    retries: int,
+    tick: Callable[[int], Any],
+    labels: list[str],
 ) -> None:
     gate = asyncio.Semaphore(concurrency)
+    group = record.new_group()  # the history's rows of this job, each labelled with its row's index
     async with AsyncClient() as client:
 
         async def one(i: int) -> None:
@@ -194,7 +202,8 @@ async def _ask_all(
                 return
             async with gate:
                 try:
-                    outcomes[i] = await arun(plans[i], retries, client)
+                    with _in_history(group, labels[i]):
+                        outcomes[i] = await arun(plans[i], retries, client)
                 except (ConfigError, ParameterError):
                     raise  # the same for every row: stop and say so once
                 except Exception as exc:  # one row's failure is that row's _error
@@ -208,6 +217,10 @@ async def _ask_all(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _in_history(group: str, label: str) -> Any:
+    return record.context(source="apply", group_id=group, label=label)
 
 
 def _frame(df: pd.DataFrame, outcomes: list[Any], schema: Schema | None, interrupted: bool) -> pd.DataFrame:

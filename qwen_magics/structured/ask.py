@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .. import config
+from ..api import record
 from ..api.client import AsyncClient, aask, ask
 from ..api.params import always_thinks
 from ..api.response import Response, Usage
@@ -226,6 +227,7 @@ class Attempts:
         response.notes.extend(n for n in notes if n not in response.notes)
         if self.plan.schema is not None:
             response.schema = self.plan.schema
+        record.annotate(response)  # the history's row of this attempt gains the data and schema
 
 
 def ask_json(

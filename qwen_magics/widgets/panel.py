@@ -23,6 +23,7 @@ from typing import Any
 import ipywidgets as W
 
 from .. import config
+from ..api import record
 from ..api.client import AsyncClient
 from ..api.params import SEED_MAX, check_params, check_text, parse_value
 from ..api.response import Response
@@ -561,7 +562,8 @@ class Panel:
         )
         try:
             try:
-                response = await client.ask(run.prompt, **run.settings)
+                with record.context(source="panel", label=f"run {run.number}"):
+                    response = await client.ask(run.prompt, **run.settings)
             except asyncio.CancelledError:
                 run.stopped = True
                 self._publish(error_bundle("stopped before the first token", title="Stopped"))

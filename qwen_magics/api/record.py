@@ -1,0 +1,202 @@
+"""What the history keeps of an answer: its row, built when the Response finishes, and its context.
+
+The client gives every Response it makes a ``recorder()`` as its ``on_finish``: one place that
+every answer passes, whichever feature asked. The row is a snapshot of the request body and the
+answer (never the headers, so never the key), queued for ``historydb``'s writer thread; building
+it is the only work done on the asking thread. What the request alone cannot say is read when the
+request is made: ``context``, a contextvar the features set around their requests (which
+comparison or apply job, its label, the sample index), and the providers registered with
+``add_provider`` (the magics give the notebook path and cell). Contextvars follow each asyncio
+task, so the concurrent cells of one comparison each carry their own.
+
+The fingerprint is a hash of the canonical request (model, messages, the parameters that shape the
+answer, the server's host and the sample index): the key a replay will look answers up by.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from .. import historydb
+from ..config import REGIONS
+
+if TYPE_CHECKING:
+    from .response import Response
+
+__all__ = ["add_provider", "annotate", "context", "fingerprint", "host_of", "new_group", "recorder", "row"]
+
+log = logging.getLogger("qwen_magics")
+
+_context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("qwen_history", default=None)
+_providers: list[Callable[[], dict[str, Any]]] = []
+# body fields that change how an answer arrives, not what it says
+_DELIVERY = ("stream", "stream_options")
+_REGION_OF = {urlsplit(url).netloc: name for name, url in REGIONS.items()}
+
+
+@contextmanager
+def context(**fields: Any) -> Iterator[None]:
+    """Answers finished inside say ``fields`` (``source``, ``group_id``, ``label``, ``sample``)."""
+    token = _context.set({**(_context.get() or {}), **fields})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def new_group() -> str:
+    """An id for the answers of one comparison or one apply job."""
+    return os.urandom(8).hex()
+
+
+def add_provider(provider: Callable[[], dict[str, Any]]) -> None:
+    """``provider()`` adds fields to every row (the notebook and cell); it runs as an answer ends."""
+    if provider not in _providers:
+        _providers.append(provider)
+
+
+def remove_provider(provider: Callable[[], dict[str, Any]]) -> None:
+    if provider in _providers:
+        _providers.remove(provider)
+
+
+def host_of(base_url: str) -> str:
+    """``host[:port]`` of a base URL: no scheme, path or userinfo."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def fingerprint(request: dict[str, Any], host: str, sample: int = 0) -> str:
+    """sha256 of the canonical request. The key is not part of a request body, so never of this."""
+    canonical = {
+        "model": request.get("model"),
+        "messages": request.get("messages") or [],
+        "params": {k: v for k, v in request.items() if k not in ("model", "messages", *_DELIVERY)},
+        "host": host,
+        "sample": sample,
+    }
+    text = json.dumps(canonical, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _content(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # parts: [{"type": "text", "text": ...}, ...]
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return "" if content is None else str(content)
+
+
+def _fields() -> dict[str, Any]:
+    """What the context and the providers say of a request about to be sent."""
+    fields: dict[str, Any] = {}
+    for provider in _providers:
+        try:
+            fields.update(provider())
+        except Exception:
+            log.debug("a history context provider failed", exc_info=True)
+    fields.update(_context.get() or {})
+    return fields
+
+
+def row(response: Response, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The history's row of a finished Response (``historydb.COLUMNS`` as keys); ``fields``: its
+    context, as ``_fields()`` found it when the request was made."""
+    request = response.request
+    messages = request.get("messages") or []
+    fields = _fields() if fields is None else fields
+    host = host_of(response.base_url)
+    sample = int(fields.get("sample") or 0)
+    u = response.usage
+    reported = u.reported
+    data = response.data
+    return {
+        **fields,
+        "uid": os.urandom(12).hex(),
+        "time": time.time(),
+        "model": response.model or request.get("model"),
+        "host": host,
+        "region": _REGION_OF.get(host),
+        "offline": int(response.offline),
+        "prompt": next((_content(m) for m in reversed(messages) if m.get("role") == "user"), None),
+        "system": "\n\n".join(_content(m) for m in messages if m.get("role") == "system") or None,
+        "messages": _json(messages),
+        "params": _json({k: v for k, v in request.items() if k not in ("model", "messages")}),
+        "text": response.text,
+        "reasoning": response.reasoning or None,
+        "prompt_tokens": u.prompt_tokens if reported else None,
+        "completion_tokens": u.completion_tokens if reported else None,
+        "reasoning_tokens": u.reasoning_tokens if reported else None,
+        "cached_tokens": u.cached_tokens if reported else None,
+        "total_tokens": u.total_tokens if reported else None,
+        "ttft": response.ttft,
+        "elapsed": response.elapsed,
+        "cost": response.cost,
+        "finish_reason": response.finish_reason,
+        "incomplete": int(response.incomplete),
+        "interrupted": int(response.interrupted),
+        "error": str(response.error) if response.error is not None else None,
+        "request_id": response.request_id,
+        "attempts": response.attempts,
+        "fingerprint": fingerprint(request, host, sample),
+        "sample": sample,
+        "data": _json(data) if data is not None else None,
+    }
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def recorder() -> Callable[[Response], None] | None:
+    """The ``on_finish`` of a request about to be sent: it writes the answer, with the context of
+    this moment (the contextvar, the notebook cell), to the history in use now. None when the
+    history is off."""
+    try:
+        where = historydb.path()
+        if where is None:
+            return None
+        fields = _fields()
+    except Exception:
+        log.debug("could not read the history's settings", exc_info=True)
+        return None
+
+    def record(response: Response) -> None:
+        try:
+            values = row(response, fields)
+            response.history_id = values["uid"]
+            historydb.write(where, values)
+        except Exception:  # the history must never cost an answer
+            log.debug("could not record an answer in the history", exc_info=True)
+
+    return record
+
+
+def annotate(response: Response) -> None:
+    """Structured output's parsed data and schema, added to the row of the attempt that gave them."""
+    try:
+        where = historydb.path()
+        if where is None or response.history_id is None:
+            return
+        schema = getattr(response.schema, "json_schema", response.schema)
+        historydb.update(
+            where,
+            response.history_id,
+            {
+                "data": _json(response.data) if response.data is not None else None,
+                "schema": _json(schema) if schema is not None else None,
+            },
+        )
+    except Exception:
+        log.debug("could not add structured data to the history", exc_info=True)
