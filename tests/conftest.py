@@ -19,9 +19,11 @@ ENV_VARS = ("DASHSCOPE_API_KEY", "DASHSCOPE_BASE_URL", "QWEN_REGION", "QWEN_MODE
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No Qwen variables from the machine, no configuration left by another test."""
+    """No Qwen variables from the machine (nor from a .env file above the tests), no configuration
+    left by another test."""
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(config, "_dotenv", config.DotEnv(None, {}))
     saved = config.configured()
     config._configured.clear()
     yield
