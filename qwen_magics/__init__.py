@@ -1,8 +1,9 @@
 """qwen-magics: Qwen in Jupyter.
 
 ``%load_ext qwen_magics`` registers ``%%qwen``; ``ask`` / ``aask`` work anywhere (``offline()`` or
-QWEN_OFFLINE=1 answers them from the local simulator, without a key). Heavy features
-(panel, compare, structured output, the emulator) load when first used.
+QWEN_OFFLINE=1 answers them from the local simulator, without a key; ``login()`` asks for a key
+without showing it). Heavy features (panel, compare, structured output, the emulator) load when
+first used.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
     from .api.client import AsyncClient, BackoffGate, Client, Retry, aask, ask
     from .simulator import offline
+    from .widgets.login import login
 
 __version__ = "0.1.0"
 
@@ -58,6 +60,7 @@ __all__ = [
     "Emulator",
     "Event",
     "load_ipython_extension",
+    "login",
     "ModelInfo",
     "MODELS",
     "NotFoundError",
@@ -93,6 +96,7 @@ _LAZY = {
     "apply": ".structured.apply",
     "ask_json": ".structured.ask",
     "compare": ".comparison.compare",
+    "login": ".widgets.login",
     "offline": ".simulator",
     "panel": ".widgets.panel",
     "to_dataframe": ".structured.records",
