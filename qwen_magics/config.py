@@ -182,7 +182,7 @@ def key_problem(key: str) -> str | None:
 def key_source() -> str:
     """Where the next request's key comes from, in words for ``%qwen config`` ("" when none)."""
     if on_simulator():
-        return "offline simulator"
+        return "the offline simulator"
     if _configured.get("api_key"):
         return _key_from
     if os.environ.get("DASHSCOPE_API_KEY"):

@@ -6,7 +6,6 @@ key is only ever shown masked.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -49,7 +48,7 @@ def _dotenv_row() -> str:
     """Which .env was read and the names it gave (never their values)."""
     found = config.dotenv_file()
     if found.path is None:
-        return f"none found from {os.getcwd()} upwards"
+        return "none found (looked in the working directory and the folders above it)"
     names = ", ".join(sorted(found.values)) or "no DASHSCOPE_* or QWEN_* variables"
     return f"{found.path} ({names}; variables already in the environment win)"
 
