@@ -143,11 +143,17 @@ def error_from_body(status: int, raw: bytes, headers: httpx.Headers, settings: _
         body = text  # plain text, or a proxy's HTML page: errors.server_words reads either
     err = api_error(status, body, request_id=headers.get("x-request-id"))
     if isinstance(err, AuthenticationError):
-        err.hint = (
-            f"The key was refused. Keys only work in their own region; this request went to "
-            f"{settings.where}. Run %qwen login again and choose the key's region, or set "
-            "DASHSCOPE_API_KEY or QWEN_REGION."
-        )
+        if settings.base_url_source == "region" or settings.base_url in _config.REGIONS.values():
+            err.hint = (
+                f"The key was refused. Keys only work in their own region; this request went to "
+                f"{settings.where}. Run %qwen login again and choose the key's region, or set "
+                "DASHSCOPE_API_KEY or QWEN_REGION."
+            )
+        else:
+            err.hint = (
+                f"The key was refused by {settings.where}. Run %qwen login again with that server's "
+                "key, or set DASHSCOPE_API_KEY."
+            )
         err.args = (err._compose(),)
     return err
 

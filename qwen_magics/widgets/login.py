@@ -62,9 +62,9 @@ def ask_key(region: str | None, *, source: str) -> None:
     _ask_in_terminal(chosen, source)
 
 
-def use_key(key: str, region: str | None, source: str) -> list[str]:
-    """Set the key (and the region when given): the lines that say so, the end of offline mode
-    included."""
+def use_key(key: str, region: str | None, source: str) -> str:
+    """Set the key (and the region when given): the line that says so, and that answers no longer
+    come from the offline simulator when they did."""
     config.set_key(key, source=source)
     if region is not None and region != _current_region():
         config.configure(region=region)
@@ -72,20 +72,19 @@ def use_key(key: str, region: str | None, source: str) -> list[str]:
     try:
         settings = config.settings()
     except ConfigError as exc:  # QWEN_REGION or the base URL is wrong: the key is kept all the same
-        return [f"qwen-magics: key {masked} set, in memory only; before it can be used: {exc}"]
+        return f"qwen-magics: key {masked} set, in memory only; before it can be used: {exc}"
     if settings.offline:
-        return [
+        return (
             f"qwen-magics: key {masked} set, in memory only, but QWEN_OFFLINE=1 keeps answers on the "
             "offline simulator; unset QWEN_OFFLINE and the next request uses the key."
-        ]
-    lines = [
-        f"qwen-magics: key {masked} set for {_destination(settings)}, in memory only "
-        "(not in the notebook, its outputs or the history)."
-    ]
-    notice = simulator.handover()
-    if notice:
-        lines.append(notice)
-    return lines
+        )
+    kept = "in memory only (not in the notebook, its outputs or the history)"
+    if simulator.handover():  # the switch is said here, once, in the same line
+        return (
+            f"qwen-magics: key {masked} set, {kept}; answers now come from {_destination(settings)}, "
+            "not the offline simulator."
+        )
+    return f"qwen-magics: key {masked} set for {_destination(settings)}, {kept}."
 
 
 def _destination(settings: config.Settings) -> str:
@@ -136,8 +135,7 @@ def _ask_in_terminal(region: str | None, source: str) -> None:
             "this front end cannot ask for the key: install ipywidgets for the login form "
             "(pip install 'qwen-magics[widgets]'), or put DASHSCOPE_API_KEY in a .env file"
         ) from None
-    for line in use_key(key, region, source):
-        print(line)
+    print(use_key(key, region, source))
 
 
 def _ask_region() -> str | None:
@@ -200,7 +198,7 @@ class LoginForm:
     def show(self) -> None:
         global _open
         if _open is not None and not _open.done:
-            _open.close(["qwen-magics: this login form was replaced by a newer one."])
+            _open.close("qwen-magics: this login form was replaced by a newer one.")
         self._handle = show_widget(self.widget, text=STAND_IN, html=f"<div>{html.escape(STAND_IN)}</div>")
         _open = self
 
@@ -210,7 +208,7 @@ class LoginForm:
     @staticmethod
     def _note(text: str, *, warn: bool = False) -> str:
         colour = "var(--jp-warn-color0, #b35900)" if warn else "var(--jp-ui-font-color2, #666)"
-        return f"<div style='color:{colour};font-size:90%'>{html.escape(text)}</div>"
+        return f"<div style='color:{colour};font-size:90%;line-height:1.4'>{html.escape(text)}</div>"
 
     def _take(self, text: str) -> None:
         if self.done:
@@ -229,14 +227,13 @@ class LoginForm:
             return
         self.close(use_key(key, None if self.own_url else self.region.value, self.source))
 
-    def close(self, lines: list[str]) -> None:
-        """Replace the form with ``lines`` and close its widgets (gone from the saved state too)."""
+    def close(self, line: str) -> None:
+        """Replace the form with ``line`` and close its widgets (gone from the saved state too)."""
         global _open
         self.done = True
         if _open is self:
             _open = None
-        if self._handle is not None:
-            shown = "".join(f"<div>{html.escape(line)}</div>" for line in lines)
-            self._handle.update({"text/plain": "\n".join(lines), "text/html": shown}, raw=True)
+        if self._handle is not None:  # plain text, as the notebook shows the offline notice
+            self._handle.update({"text/plain": line}, raw=True)
         for w in self._parts:
             w.close()
