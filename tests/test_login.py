@@ -248,8 +248,9 @@ def test_configure_with_a_key_while_offline_switches_at_the_next_request_and_say
     assert first.stderr.count("not the offline simulator") == 1
     assert "answers now come from Qwen Cloud (Singapore)" in first.stderr
     assert "could not connect to Singapore" in shown_text(first.outputs)
-    second = cell(ip, "--no-thinking", "hi")
-    assert "offline simulator" not in second.stderr
+    with capture_output() as again:
+        simulator.ensure()  # what every later request does first
+    assert again.stderr == ""
     qwen_magics.configure(api_key=None)  # the key goes; the simulator stays stopped
     assert not config.settings().offline
 
@@ -293,3 +294,21 @@ def test_offline_from_code_stays_when_a_key_was_configured_before_it(clean_env: 
     finally:
         simulator.stop()
     assert config.settings().api_key == KEY  # stopping the simulator leaves the user's key alone
+
+
+def test_a_base_url_set_while_offline_sends_the_next_cell_there_without_the_simulators_key(
+    offline: Any,
+) -> None:
+    ip = offline
+    with Emulator(generator="simple", api_key=KEY) as emu:
+        line(ip, f"config base_url={emu.base_url}")
+        assert not config.on_simulator()
+        first = cell(ip, "--no-thinking", "hi")
+        assert first.stderr.count(f"answers now come from {emu.base_url}, not the offline simulator.") == 1
+        assert [r.auth for r in emu.chat_requests] == ["missing"]  # the simulator's key stayed home
+        form = form_of(line(ip, "login"))
+        form.key.value = KEY
+        answered = cell(ip, "--no-thinking", "hi")
+        assert "You asked: hi." in shown_text(answered.outputs)
+        assert [r.auth for r in emu.chat_requests] == ["missing", "ok"]
+        line(ip, "config base_url=none")

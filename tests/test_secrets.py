@@ -1,6 +1,8 @@
 """The API key never leaves the request header: a recognisable key is sent by every magic, every error
 path and the teaching notebooks, and searched for in outputs, saved notebooks, reprs, exceptions,
-panel widget state and DEBUG logs of httpx, httpcore and qwen_magics."""
+panel widget state and DEBUG logs of httpx, httpcore and qwen_magics; a key typed into ``%qwen
+login``'s form or read from a .env file is searched for in the same places and in the history.
+(The browser test of ``%qwen login`` searches the notebook JupyterLab saves.)"""
 
 from __future__ import annotations
 
@@ -102,6 +104,7 @@ LINES = [
     "models",
     "history",
     "help",
+    "login",
     "-t 0.2 what is 2+2?",
     "panel What is 3+3?",
     "reset",
@@ -219,6 +222,87 @@ def test_every_magic_and_error_path_keeps_the_key_out_of_sight(
     assert not any("Bearer" in line or "authorization" in line.lower() for line in logs.lines)
     assert hay.find(key) == []
     assert all(r.auth in ("ok", "refused") for r in emu.requests if r.path.endswith("/completions"))
+
+
+def test_a_key_typed_into_login_or_read_from_a_dotenv_stays_out_of_sight(
+    clean_env: None, logs: LogCapture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+    from ipywidgets.widgets.widget import _instances
+
+    key = new_key()
+    hay = Haystack()
+    ip = InteractiveShell.instance()
+    with Emulator(generator="simple", api_key=key) as emu:
+        monkeypatch.setenv("DASHSCOPE_BASE_URL", emu.base_url)
+        try:
+            with capture_output() as cap:
+                ip.run_line_magic("load_ext", "qwen_magics")
+            hay.add("load_ext", cap.stdout + cap.stderr)
+            # typed where it does not belong: refused without being repeated
+            run_magic(ip, hay, "%qwen login KEY", f"login {key}")
+            run_magic(ip, hay, "%qwen login region KEY", f"login --region {key}")
+            form = run_magic_form(ip, hay, "%qwen login")
+            form.key.value = " " + key + " x"  # a blank inside: refused by position
+            hay.add("form status after a bad key", form.status.value)
+            widget_states(hay, "form waiting")
+            with capture_output() as cap:
+                form.key.value = key  # Enter in the field
+            hay.add("login confirmation", [o.data for o in cap.outputs] + [cap.stdout, cap.stderr])
+            widget_states(hay, "after login")
+            hay.add("form reprs", repr(form) + repr(form.key) + repr(form.widget))
+            for line, cell in CELLS[:3]:
+                run_magic(ip, hay, f"%%qwen {line} after login", line, cell)
+            for line in ("config", "models", "-t 0.2 what is 2+2?"):
+                run_magic(ip, hay, f"%qwen {line} after login", line)
+            assert [r.auth for r in emu.chat_requests] == ["ok"] * 4
+            emu.api_key = "sk-another-key-entirely"
+            run_magic(ip, hay, "refused login key", "--no-thinking", "hi")
+            emu.api_key = key
+            hay.add("history", "\n".join(ip.history_manager.input_hist_raw))
+            hay.add("settings", repr(config.settings()) + config.key_source())
+            assert len(_instances) > 0
+        finally:
+            ip.run_line_magic("unload_ext", "qwen_magics")
+            config._configured.clear()
+
+        # the same key in a .env file above the working directory
+        (tmp_path / ".env").write_text(f"DASHSCOPE_API_KEY={key}\n", encoding="utf-8")
+        (tmp_path / "work").mkdir()
+        monkeypatch.chdir(tmp_path / "work")
+        monkeypatch.setattr(config, "_dotenv", None)
+        try:
+            with capture_output() as cap:
+                ip.run_line_magic("load_ext", "qwen_magics")
+            hay.add("load_ext with .env", cap.stdout + cap.stderr)
+            run_magic(ip, hay, "%%qwen with .env", "--no-thinking", "hi")
+            run_magic(ip, hay, "%qwen config with .env", "config")
+            hay.add(".env reprs", repr(config.dotenv_file()) + repr(config.settings()) + config.key_source())
+            assert emu.chat_requests[-1].auth == "ok"
+        finally:
+            ip.run_line_magic("unload_ext", "qwen_magics")
+
+    hay.add("logs", "\n".join(logs.lines))
+    assert any("HTTP Request: POST" in line for line in logs.lines)
+    assert hay.find(key) == []
+
+
+def run_magic_form(ip: Any, hay: Haystack, where: str) -> Any:
+    """``%qwen login``'s form, found by the model id of the view it showed."""
+    import gc
+
+    from ipywidgets.widgets.widget import _instances
+
+    from qwen_magics.widgets.login import LoginForm
+
+    with capture_output() as cap:
+        ip.run_line_magic("qwen", "login")
+    hay.add(where, [o.data for o in cap.outputs])
+    view = "application/vnd.jupyter.widget-view+json"
+    (model_id,) = [o.data[view]["model_id"] for o in cap.outputs if view in o.data]
+    box = _instances[model_id]
+
+    return next(o for o in gc.get_objects() if isinstance(o, LoginForm) and o.widget is box)
 
 
 # -- a real kernel: the teaching notebooks and every magic, saved ----------------------------------
