@@ -312,3 +312,26 @@ def test_a_base_url_set_while_offline_sends_the_next_cell_there_without_the_simu
         assert "You asked: hi." in shown_text(answered.outputs)
         assert [r.auth for r in emu.chat_requests] == ["missing", "ok"]
         line(ip, "config base_url=none")
+
+
+def test_login_from_code_refuses_an_unknown_region_without_repeating_a_key(clean_env: None) -> None:
+    with pytest.raises(qwen_magics.ConfigError, match="unknown region 'mars'; choose one of singapore"):
+        qwen_magics.login("mars")
+    with pytest.raises(qwen_magics.ConfigError, match="takes a region, not the key") as err:
+        qwen_magics.login(KEY)
+    assert KEY not in str(err.value)
+
+
+def test_a_refused_key_says_to_log_in_again_for_the_region_or_for_ones_own_server(clean_env: None) -> None:
+    import httpx
+
+    from qwen_magics.api.request import error_from_body
+
+    body = b'{"error": {"code": "invalid_api_key", "message": "Incorrect API key provided."}}'
+    cloud = error_from_body(401, body, httpx.Headers(), config.settings(region="virginia", api_key=KEY))
+    assert "Keys only work in their own region; this request went to Virginia. Run %qwen login again" in (
+        str(cloud)
+    )
+    own = error_from_body(401, body, httpx.Headers(), config.settings(base_url="http://127.0.0.1:9/v1"))
+    assert "refused by http://127.0.0.1:9/v1. Run %qwen login again with that server's key" in str(own)
+    assert "region" not in str(own)

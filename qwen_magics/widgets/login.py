@@ -50,7 +50,12 @@ def login(region: str | None = None) -> None:
 
 def ask_key(region: str | None, *, source: str) -> None:
     """``login`` for ``source`` (what ``%qwen config`` says the key came from)."""
-    chosen = config.region_name(region) if region else None
+    try:
+        chosen = config.region_name(region) if region else None
+    except ConfigError:
+        shown = _quoted(region or "")
+        what = f"unknown region {shown}" if shown != "that" else "region= takes a region, not the key"
+        raise ConfigError(f"login: {what}; choose one of {', '.join(config.REGIONS)}") from None
     if is_rich_frontend():
         try:
             form = LoginForm(chosen, source=source)
