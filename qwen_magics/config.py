@@ -79,17 +79,17 @@ def dotenv_file() -> DotEnv:
     is imported only when there is a file, so ``%load_ext`` stays quick)."""
     global _dotenv
     if _dotenv is None:
-        found = next((d / ".env" for d in (Path.cwd(), *Path.cwd().parents) if (d / ".env").is_file()), None)
+        found: Path | None = None
         values: dict[str, str] = {}
-        if found is not None:
-            from dotenv import dotenv_values
+        try:
+            here = Path.cwd()
+            found = next((d / ".env" for d in (here, *here.parents) if (d / ".env").is_file()), None)
+            if found is not None:
+                from dotenv import dotenv_values
 
-            try:
-                values = {
-                    k: v for k, v in dotenv_values(found).items() if k.startswith(_OURS) and v is not None
-                }
-            except (OSError, UnicodeDecodeError):  # unreadable: as if there were none
-                found = None
+                values = {k: v for k, v in dotenv_values(found).items() if k.startswith(_OURS) and v}
+        except (OSError, UnicodeDecodeError):  # no working directory, an unreadable file: none
+            found, values = None, {}
         _dotenv = DotEnv(found, values)
     return _dotenv
 
@@ -97,7 +97,7 @@ def dotenv_file() -> DotEnv:
 def environ() -> Mapping[str, str]:
     """The environment, then the ``.env`` file's DASHSCOPE_* and QWEN_* variables under it. Nothing
     is written to ``os.environ``: the file's key stays in this process, out of its subprocesses'."""
-    return ChainMap(os.environ, dict(dotenv_file().values))  # type: ignore[arg-type]
+    return ChainMap(os.environ, dict(dotenv_file().values))
 
 
 def offline_forced() -> bool:
@@ -226,10 +226,10 @@ def on_simulator() -> bool:
     """Whether requests without a key or base URL of their own go to the offline simulator: from its
     start until a key or base URL other than the ones then set arrives (for good), unless
     QWEN_OFFLINE=1."""
-    if _simulator and not offline_forced():
-        arrived = [now for now, then in zip(_own(), _simulator["seen"], strict=True) if now and now != then]
-        if arrived:
-            _simulator.clear()
+    seen = _simulator.get("seen")  # read once: compare and apply resolve settings from threads
+    arrived = seen is not None and any(now and now != then for now, then in zip(_own(), seen, strict=True))
+    if arrived and not offline_forced():
+        _simulator.clear()
     return bool(_simulator)
 
 
@@ -245,8 +245,8 @@ def settings(
     environment (then .env) > default."""
     env = environ()
     region = region_name(region or _configured.get("region") or env.get("QWEN_REGION") or DEFAULT_REGION)
-    offline = not base_url and not api_key and on_simulator()
-    simulated = _simulator if offline else {}
+    simulated = dict(_simulator) if not base_url and not api_key and on_simulator() else {}
+    offline = bool(simulated)
     url, source = base_url, "argument"
     if not url and simulated:
         url, source = simulated["base_url"], "simulator"
