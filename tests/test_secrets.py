@@ -363,3 +363,63 @@ def test_notebooks_and_every_magic_in_a_kernel_save_no_key(clean_env: None, tmp_
     made_text = (tmp_path / "every magic.ipynb").read_text()
     assert "sk-…" + key[-4:] in made_text  # %qwen config shows the key masked, and only so
     assert hay.find(key) == []
+
+
+@pytest.mark.kernel
+@pytest.mark.timeout(120)
+def test_a_key_sent_to_the_login_form_of_a_kernel_is_neither_echoed_nor_logged(
+    clean_env: None, tmp_path: Path
+) -> None:
+    """What the front end sends on Enter, sent to a real kernel that logs at DEBUG (its own log with
+    --debug, and the notebook's root logger on stdout): the key shows in no message and no log."""
+    import time
+
+    from jupyter_client.manager import KernelManager
+
+    from .kernels import run
+
+    key = new_key()
+    log = tmp_path / "kernel.log"
+    view = "application/vnd.jupyter.widget-view+json"
+    with Emulator(generator="simple", api_key=key) as emu, open(log, "w") as out:
+        km = KernelManager(kernel_name="python3")
+        km.start_kernel(env=kernel_env(emu, ""), extra_arguments=["--debug"], stdout=out, stderr=out)
+        kc = km.client()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=60)
+            messages = run(kc, LOGGING_CELL)[1]
+            messages += run(kc, "%load_ext qwen_magics\n%qwen login")[1]
+            (model_id,) = [
+                m["content"]["data"][view]["model_id"]
+                for m in messages
+                if m["msg_type"] == "display_data" and view in m["content"]["data"]
+            ]
+            code = (
+                "from ipywidgets.widgets.widget import _instances\n"
+                f"print(_instances[{model_id!r}].children[0].children[1].model_id)"  # the key field
+            )
+            shown = run(kc, code)[1]
+            messages += shown
+            field = [m["content"]["text"] for m in shown if m["msg_type"] == "stream"][-1].split()[-1]
+            state = {"method": "update", "state": {"value": key}, "buffer_paths": []}
+            kc.shell_channel.send(kc.session.msg("comm_msg", {"comm_id": field, "data": state}))
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not any(
+                "set for" in json.dumps(m["content"]) for m in messages
+            ):
+                try:
+                    messages.append(kc.get_iopub_msg(timeout=0.5))
+                except Exception:  # queue.Empty: nothing yet
+                    pass
+            messages += run(kc, "%%qwen --no-thinking\nhi")[1]
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+        assert [r.auth for r in emu.chat_requests] == ["ok"]  # the key reached the kernel and was used
+    hay = Haystack()
+    hay.add("iopub", [m["content"] for m in messages])
+    kernel_log = log.read_text()
+    hay.add("kernel log", kernel_log)
+    assert "comm_msg" in kernel_log and "DEBUG:Comm:" in json.dumps([m["content"] for m in messages])
+    assert hay.find(key) == []

@@ -7,14 +7,19 @@ only, never the notebook, its outputs, the history, the environment or a file.
 
 The field sends its value to the kernel only when Enter is pressed or the field is left
 (``continuous_update=False``), and the kernel clears it at once, so the widget state a notebook
-saves never holds the key. Once the key is set the form closes, leaving a one-line confirmation with
-the key masked. A key set while the offline simulator answers takes its place
-(``simulator.handover``); QWEN_OFFLINE=1 keeps the simulator and the confirmation says so.
+saves never holds the key, and the kernel does not echo it back to the front ends as ipywidgets
+echoes other values (``_key_field``); while the form is open, the debug logs of the comm package
+and of ipykernel print the one message that carries it hidden (``_Hidden``). Once the key is set the form
+closes, leaving a one-line confirmation with the key masked. A key set while the offline simulator
+answers takes its place (``simulator.handover``); QWEN_OFFLINE=1 keeps the simulator and the
+confirmation says so.
 """
 
 from __future__ import annotations
 
+import functools
 import html
+import logging
 from typing import Any
 from urllib.parse import urlparse
 
@@ -158,6 +163,44 @@ def _ask_region() -> str | None:
 
 
 # -- a notebook -------------------------------------------------------------------------------------
+class _Hidden(logging.Filter):
+    """Rewrites the debug records that would print a message to the key field, which holds the key:
+    the comm package logs every message it handles, ipykernel (at --debug) every message it gets."""
+
+    def __init__(self, comm_id: str) -> None:
+        super().__init__()
+        self.comm_id = comm_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.comm_id in str(record.msg) or self.comm_id in repr(record.args):
+            record.msg, record.args = "(a message to the qwen-magics key field: hidden, it holds the key)", ()
+        return True
+
+
+@functools.cache
+def _key_field() -> type:
+    """ipywidgets' Password whose value the kernel does not echo to every front end (ipywidgets 8
+    sends a value it received back out, for other views of the same widget)."""
+    import ipywidgets as W
+    from traitlets import Unicode
+
+    class KeyField(W.Password):
+        value = Unicode(help="The key, until the kernel takes it").tag(sync=True, echo_update=False)
+
+    return KeyField
+
+
+def _message_loggers() -> list[logging.Logger]:
+    """The loggers that write out the kernel's incoming messages."""
+    from IPython import get_ipython
+
+    kernel_log = getattr(getattr(get_ipython(), "kernel", None), "log", None)
+    loggers = [logging.getLogger("Comm")]
+    if isinstance(kernel_log, logging.Logger):
+        loggers.append(kernel_log)
+    return loggers
+
+
 class LoginForm:
     """The form: ``region`` (a Dropdown), ``key`` (a Password field), ``button`` and ``status``.
 
@@ -177,7 +220,7 @@ class LoginForm:
         self.region = W.Dropdown(
             options=options, value=current, description="Region", layout=W.Layout(width="auto")
         )
-        self.key = W.Password(
+        self.key = _key_field()(
             placeholder="sk-…", description="API key", continuous_update=False, layout=W.Layout(width="22em")
         )
         self.button = W.Button(description="Log in", button_style="primary", icon="key")
@@ -197,6 +240,7 @@ class LoginForm:
             w.add_class(cls)
         self._parts = [self.widget, row, self.region, self.key, self.button, self.status]
         self._handle: Any = None
+        self._hidden = _Hidden(self.key.model_id)
         self.key.observe(lambda change: self._take(change["new"]) if change["new"] else None, names="value")
         self.button.on_click(lambda b: self._take(self.key.value))
 
@@ -204,6 +248,8 @@ class LoginForm:
         global _open
         if _open is not None and not _open.done:
             _open.close("qwen-magics: this login form was replaced by a newer one.")
+        for logger in _message_loggers():
+            logger.addFilter(self._hidden)
         self._handle = show_widget(self.widget, text=STAND_IN, html=f"<div>{html.escape(STAND_IN)}</div>")
         _open = self
 
@@ -242,3 +288,5 @@ class LoginForm:
             self._handle.update({"text/plain": line}, raw=True)
         for w in self._parts:
             w.close()
+        for logger in _message_loggers():
+            logger.removeFilter(self._hidden)
