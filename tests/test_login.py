@@ -170,10 +170,12 @@ def test_login_takes_a_region_as_a_word_or_an_option(keyless: Any) -> None:
         ("login --region beijing", "beijing"),
         ("login --region=Hong-Kong", "hongkong"),
         ("login region=singapore", "singapore"),
+        ("login Hong Kong", "hongkong"),
     ]:
         assert form_of(line(ip, text)).region.value == region, text
-    with pytest.raises(UsageError, match="takes one region"):
-        line(ip, "login mars")
+    for text in ("login mars", "login virginia beijing"):
+        with pytest.raises(UsageError, match="takes one region"):
+            line(ip, text)
     with pytest.raises(UsageError, match="name the region"):
         line(ip, "login --region")
     with pytest.raises(UsageError, match="takes no key on its line") as err:

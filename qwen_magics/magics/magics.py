@@ -471,13 +471,13 @@ class QwenMagics(Magics):
             words = [value, *words[1:]] if value else words[1:]
             if not words:
                 raise UsageError(f"%qwen login {first}: name the region: {', '.join(config.REGIONS)}")
-        region = words[0] if len(words) == 1 else None
+        region = " ".join(words) or None  # "Hong Kong" is one region
         if region is not None:
             try:
                 config.region_name(region)
             except ConfigError:
                 region = None
-        if len(words) > 1 or (words and region is None):
+        if words and region is None:
             if any(w.startswith("sk-") or len(w) > 24 for w in words):
                 raise UsageError(
                     "%qwen login takes no key on its line: that line is saved in the notebook and in "
