@@ -1,8 +1,9 @@
 """qwen-magics: Qwen in Jupyter.
 
 ``%load_ext qwen_magics`` registers ``%%qwen``; ``ask`` / ``aask`` work anywhere (``offline()`` or
-QWEN_OFFLINE=1 answers them from the local simulator, without a key). Heavy features
-(panel, compare, structured output, the emulator) load when first used.
+QWEN_OFFLINE=1 answers them from the local simulator, without a key; ``login()`` asks for a key
+without showing it). Heavy features (panel, compare, structured output, the emulator) load when
+first used.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from .api.client import AsyncClient, BackoffGate, Client, Retry, aask, ask
     from .recall import history
     from .simulator import offline
+    from .widgets.login import login
 
 __version__ = "0.1.0"
 
@@ -60,6 +62,7 @@ __all__ = [
     "Event",
     "history",
     "load_ipython_extension",
+    "login",
     "ModelInfo",
     "MODELS",
     "NotFoundError",
@@ -96,6 +99,7 @@ _LAZY = {
     "ask_json": ".structured.ask",
     "compare": ".comparison.compare",
     "history": ".recall",  # the recorded answers: history(q=...), .get(id), .delete(...), .export(path)
+    "login": ".widgets.login",
     "offline": ".simulator",
     "panel": ".widgets.panel",
     "to_dataframe": ".structured.records",

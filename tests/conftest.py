@@ -27,10 +27,11 @@ ENV_VARS = (
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No Qwen variables from the machine, no configuration left by another test; no history
-    written (the ``history`` fixture gives a test its own)."""
+    """No Qwen variables from the machine (nor from a .env file above the tests), no configuration
+    left by another test; no history written (the ``history`` fixture gives a test its own)."""
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(config, "_dotenv", config.DotEnv(None, {}))
     monkeypatch.setenv("QWEN_HISTORY", "off")
     historydb.use(None)
     saved = config.configured()

@@ -322,8 +322,16 @@ CASES: list[tuple[str, str, str | None, str]] = [
         "key typed into a notebook",
         "config api_key=sk-abc",
         None,
-        "api_key: keep the API key out of notebooks; set DASHSCOPE_API_KEY",
+        "api_key: keep the API key out of notebooks (this line is saved with it, and in the history); "
+        "run %qwen login",
     ),
+    (
+        "key typed after %qwen login",
+        "login sk-abcdef0123456789",
+        None,
+        "%qwen login takes no key on its line: that line is saved in the notebook and in IPython's history",
+    ),
+    ("login to an unknown region", "login mars", None, "%qwen login takes one region (singapore, virginia"),
     (
         "unknown region",
         "config region=mars",

@@ -206,7 +206,7 @@ def test_api_error_is_one_message_box_without_traceback(ip, qwen_env, monkeypatc
     assert "Traceback" not in cap.stdout + cap.stderr
     assert len({o.transient["display_id"] for o in cap.outputs}) == 1  # the placeholder became the box
     box = cap.outputs[-1].data
-    assert "401" in box["text/plain"] and "region" in box["text/plain"]
+    assert "401" in box["text/plain"] and "Run %qwen login again" in box["text/plain"]
     assert "DASHSCOPE_API_KEY" in box["text/html"]
     assert "sk-wrong" not in box["text/plain"] + box["text/html"]
     assert TEST_KEY not in box["text/plain"]

@@ -1,6 +1,8 @@
 """The API key never leaves the request header: a recognisable key is sent by every magic, every error
 path and the teaching notebooks, and searched for in outputs, saved notebooks, reprs, exceptions,
-panel widget state and DEBUG logs of httpx, httpcore and qwen_magics."""
+panel widget state and DEBUG logs of httpx, httpcore and qwen_magics; a key typed into ``%qwen
+login``'s form or read from a .env file is searched for in the same places and in the history.
+(The browser test of ``%qwen login`` searches the notebook JupyterLab saves.)"""
 
 from __future__ import annotations
 
@@ -102,6 +104,7 @@ LINES = [
     "models",
     "history",
     "help",
+    "login",
     "-t 0.2 what is 2+2?",
     "panel What is 3+3?",
     "reset",
@@ -235,6 +238,87 @@ def test_every_magic_and_error_path_keeps_the_key_out_of_sight(
     assert all(r.auth in ("ok", "refused") for r in emu.requests if r.path.endswith("/completions"))
 
 
+def test_a_key_typed_into_login_or_read_from_a_dotenv_stays_out_of_sight(
+    clean_env: None, logs: LogCapture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+    from ipywidgets.widgets.widget import _instances
+
+    key = new_key()
+    hay = Haystack()
+    ip = InteractiveShell.instance()
+    with Emulator(generator="simple", api_key=key) as emu:
+        monkeypatch.setenv("DASHSCOPE_BASE_URL", emu.base_url)
+        try:
+            with capture_output() as cap:
+                ip.run_line_magic("load_ext", "qwen_magics")
+            hay.add("load_ext", cap.stdout + cap.stderr)
+            # typed where it does not belong: refused without being repeated
+            run_magic(ip, hay, "%qwen login KEY", f"login {key}")
+            run_magic(ip, hay, "%qwen login region KEY", f"login --region {key}")
+            form = run_magic_form(ip, hay, "%qwen login")
+            form.key.value = " " + key + " x"  # a blank inside: refused by position
+            hay.add("form status after a bad key", form.status.value)
+            widget_states(hay, "form waiting")
+            with capture_output() as cap:
+                form.key.value = key  # Enter in the field
+            hay.add("login confirmation", [o.data for o in cap.outputs] + [cap.stdout, cap.stderr])
+            widget_states(hay, "after login")
+            hay.add("form reprs", repr(form) + repr(form.key) + repr(form.widget))
+            for line, cell in CELLS[:3]:
+                run_magic(ip, hay, f"%%qwen {line} after login", line, cell)
+            for line in ("config", "models", "-t 0.2 what is 2+2?"):
+                run_magic(ip, hay, f"%qwen {line} after login", line)
+            assert [r.auth for r in emu.chat_requests] == ["ok"] * 4
+            emu.api_key = "sk-another-key-entirely"
+            run_magic(ip, hay, "refused login key", "--no-thinking", "hi")
+            emu.api_key = key
+            hay.add("history", "\n".join(ip.history_manager.input_hist_raw))
+            hay.add("settings", repr(config.settings()) + config.key_source())
+            assert len(_instances) > 0
+        finally:
+            ip.run_line_magic("unload_ext", "qwen_magics")
+            config._configured.clear()
+
+        # the same key in a .env file above the working directory
+        (tmp_path / ".env").write_text(f"DASHSCOPE_API_KEY={key}\n", encoding="utf-8")
+        (tmp_path / "work").mkdir()
+        monkeypatch.chdir(tmp_path / "work")
+        monkeypatch.setattr(config, "_dotenv", None)
+        try:
+            with capture_output() as cap:
+                ip.run_line_magic("load_ext", "qwen_magics")
+            hay.add("load_ext with .env", cap.stdout + cap.stderr)
+            run_magic(ip, hay, "%%qwen with .env", "--no-thinking", "hi")
+            run_magic(ip, hay, "%qwen config with .env", "config")
+            hay.add(".env reprs", repr(config.dotenv_file()) + repr(config.settings()) + config.key_source())
+            assert emu.chat_requests[-1].auth == "ok"
+        finally:
+            ip.run_line_magic("unload_ext", "qwen_magics")
+
+    hay.add("logs", "\n".join(logs.lines))
+    assert any("HTTP Request: POST" in line for line in logs.lines)
+    assert hay.find(key) == []
+
+
+def run_magic_form(ip: Any, hay: Haystack, where: str) -> Any:
+    """``%qwen login``'s form, found by the model id of the view it showed."""
+    import gc
+
+    from ipywidgets.widgets.widget import _instances
+
+    from qwen_magics.widgets.login import LoginForm
+
+    with capture_output() as cap:
+        ip.run_line_magic("qwen", "login")
+    hay.add(where, [o.data for o in cap.outputs])
+    view = "application/vnd.jupyter.widget-view+json"
+    (model_id,) = [o.data[view]["model_id"] for o in cap.outputs if view in o.data]
+    box = _instances[model_id]
+
+    return next(o for o in gc.get_objects() if isinstance(o, LoginForm) and o.widget is box)
+
+
 # -- a real kernel: the teaching notebooks and every magic, saved ----------------------------------
 LOGGING_CELL = (
     "import logging, sys\n"
@@ -292,4 +376,64 @@ def test_notebooks_and_every_magic_in_a_kernel_save_no_key(clean_env: None, tmp_
         assert len(emu.chat_requests) > 20
     made_text = (tmp_path / "every magic.ipynb").read_text()
     assert "sk-…" + key[-4:] in made_text  # %qwen config shows the key masked, and only so
+    assert hay.find(key) == []
+
+
+@pytest.mark.kernel
+@pytest.mark.timeout(120)
+def test_a_key_sent_to_the_login_form_of_a_kernel_is_neither_echoed_nor_logged(
+    clean_env: None, tmp_path: Path
+) -> None:
+    """What the front end sends on Enter, sent to a real kernel that logs at DEBUG (its own log with
+    --debug, and the notebook's root logger on stdout): the key shows in no message and no log."""
+    import time
+
+    from jupyter_client.manager import KernelManager
+
+    from .kernels import run
+
+    key = new_key()
+    log = tmp_path / "kernel.log"
+    view = "application/vnd.jupyter.widget-view+json"
+    with Emulator(generator="simple", api_key=key) as emu, open(log, "w") as out:
+        km = KernelManager(kernel_name="python3")
+        km.start_kernel(env=kernel_env(emu, ""), extra_arguments=["--debug"], stdout=out, stderr=out)
+        kc = km.client()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=60)
+            messages = run(kc, LOGGING_CELL)[1]
+            messages += run(kc, "%load_ext qwen_magics\n%qwen login")[1]
+            (model_id,) = [
+                m["content"]["data"][view]["model_id"]
+                for m in messages
+                if m["msg_type"] == "display_data" and view in m["content"]["data"]
+            ]
+            code = (
+                "from ipywidgets.widgets.widget import _instances\n"
+                f"print(_instances[{model_id!r}].children[0].children[1].model_id)"  # the key field
+            )
+            shown = run(kc, code)[1]
+            messages += shown
+            field = [m["content"]["text"] for m in shown if m["msg_type"] == "stream"][-1].split()[-1]
+            state = {"method": "update", "state": {"value": key}, "buffer_paths": []}
+            kc.shell_channel.send(kc.session.msg("comm_msg", {"comm_id": field, "data": state}))
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not any(
+                "set for" in json.dumps(m["content"]) for m in messages
+            ):
+                try:
+                    messages.append(kc.get_iopub_msg(timeout=0.5))
+                except Exception:  # queue.Empty: nothing yet
+                    pass
+            messages += run(kc, "%%qwen --no-thinking\nhi")[1]
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+        assert [r.auth for r in emu.chat_requests] == ["ok"]  # the key reached the kernel and was used
+    hay = Haystack()
+    hay.add("iopub", [m["content"] for m in messages])
+    kernel_log = log.read_text()
+    hay.add("kernel log", kernel_log)
+    assert "comm_msg" in kernel_log and "DEBUG:Comm:" in json.dumps([m["content"] for m in messages])
     assert hay.find(key) == []

@@ -108,8 +108,9 @@ def prepare(
     msgs = build_messages(prompt, system=system, messages=messages)
     if settings.api_key is None and settings.base_url_source == "region":
         raise ConfigError(
-            "no API key: set DASHSCOPE_API_KEY (a key from Model Studio, region "
-            f"{settings.region}), point DASHSCOPE_BASE_URL at an OpenAI-compatible server, or "
+            "no API key: run qwen_magics.login() (or %qwen login), which asks for it without showing "
+            f"it, or set DASHSCOPE_API_KEY (a key from Model Studio, region {settings.region}), "
+            "point DASHSCOPE_BASE_URL at an OpenAI-compatible server, or "
             "use the offline simulator: QWEN_OFFLINE=1, or qwen_magics.offline() first "
             "(`%load_ext qwen_magics` starts it on its own when no key is set)"
         )
@@ -132,12 +133,9 @@ def auth_headers(settings: _config.Settings) -> dict[str, str]:
     key = settings.api_key.strip()
     if not key:
         raise ConfigError("the API key is blank; set DASHSCOPE_API_KEY to the key from Model Studio")
-    for i, ch in enumerate(key):
-        if not (ch.isascii() and ch.isprintable()):
-            raise ConfigError(
-                f"the API key holds {ch!r} at character {i + 1}, which an HTTP header cannot carry; "
-                "copy the key again into DASHSCOPE_API_KEY"
-            )
+    problem = _config.key_problem(key)
+    if problem:
+        raise ConfigError(f"{problem}; copy the key again into DASHSCOPE_API_KEY (or %qwen login)")
     return {"Authorization": f"Bearer {key}"}
 
 
@@ -156,10 +154,17 @@ def error_from_body(
         body = text  # plain text, or a proxy's HTML page: errors.server_words reads either
     err = api_error(status, body, request_id=headers.get("x-request-id"))
     if isinstance(err, AuthenticationError):
-        err.hint = (
-            f"The key was refused. Keys only work in their own region; this request went to "
-            f"{settings.where}. Set DASHSCOPE_API_KEY or QWEN_REGION."
-        )
+        if settings.base_url_source == "region" or settings.base_url in _config.REGIONS.values():
+            err.hint = (
+                f"The key was refused. Keys only work in their own region; this request went to "
+                f"{settings.where}. Run %qwen login again and choose the key's region, or set "
+                "DASHSCOPE_API_KEY or QWEN_REGION."
+            )
+        else:
+            err.hint = (
+                f"The key was refused by {settings.where}. Run %qwen login again with that server's "
+                "key, or set DASHSCOPE_API_KEY."
+            )
         err.args = (err._compose(),)
     elif prep is not None and 400 <= status < 500:
         hint = refused_hint(err.message, prep.body, prep.dialect)

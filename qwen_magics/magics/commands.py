@@ -6,7 +6,6 @@ key is only ever shown masked.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -45,23 +44,22 @@ def _table(header: list[str], rows: list[list[str]]) -> tuple[str, str]:
 
 
 # -- %qwen config --------------------------------------------------------------------------------
-def _key_source() -> str:
-    configured = config.configured()
-    if configured.get("offline"):
-        return "offline simulator"
-    if configured.get("api_key"):
-        return "configure()"
-    if os.environ.get("DASHSCOPE_API_KEY"):
-        return "DASHSCOPE_API_KEY"
-    return ""
+def _dotenv_row() -> str:
+    """Which .env was read and the names it gave (never their values)."""
+    found = config.dotenv_file()
+    if found.path is None:
+        return "none found (looked in the working directory and the folders above it)"
+    names = ", ".join(sorted(found.values)) or "no DASHSCOPE_* or QWEN_* variables"
+    return f"{found.path} ({names}; variables already in the environment win)"
 
 
 def config_bundle(defaults: Mapping[str, Any], model_source: str) -> dict[str, str]:
     """The effective settings: key (masked), region, base URL, model, offline and the defaults."""
     s = config.settings()
     key = config.mask_key(s.api_key)
-    key_from = _key_source()
+    key_from = config.key_source()
     url_from = {
+        "simulator": "the offline simulator",
         "region": f"region {s.region}",
         "environment": "DASHSCOPE_BASE_URL",
         "configuration": "configuration",
@@ -75,6 +73,7 @@ def config_bundle(defaults: Mapping[str, Any], model_source: str) -> dict[str, s
         ["model", f"{defaults.get('model') or s.model} (from {model_source})"],
         ["dialect", _dialect_row(s)],
         ["offline", "yes: answers come from the local simulator" if s.offline else "no"],
+        [".env", _dotenv_row()],
         [
             "defaults",
             ", ".join(f"{k}={v!r}" for k, v in given.items() if k != "model")
@@ -84,7 +83,8 @@ def config_bundle(defaults: Mapping[str, Any], model_source: str) -> dict[str, s
     md, plain = _table(["setting", "value"], rows)
     hint = (
         "Set defaults with `%qwen config temperature=0.3 model=qwen3.5-flash` or "
-        "`%config QwenMagics.temperature = 0.3`; options in a cell win over them."
+        "`%config QwenMagics.temperature = 0.3`; options in a cell win over them. "
+        "`%qwen login` sets the key."
     )
     return {"text/markdown": f"{md}\n\n{hint}", "text/plain": f"{plain}\n\n{hint}"}
 
@@ -124,14 +124,18 @@ def set_defaults(
 ) -> list[str]:
     """``%qwen config name=value ...``: traits of ``target`` (the magics' defaults) or connection
     settings, in order. Raises ValueError saying which name and why; the API key is refused (notebooks
-    get shared: keys belong in the environment). ``check(name, value)`` runs before a trait is set,
-    after the settings left of it (a model is looked up on the server the line chose)."""
+    get shared: a key comes from ``%qwen login`` or the environment). ``check(name, value)`` runs
+    before a trait is set, after the settings left of it (a model is looked up on the server the line
+    chose)."""
     done = []
     for token in tokens:
         name, _, text = token.partition("=")
         name = name.strip().replace("-", "_")
         if name == "api_key":
-            raise ValueError("api_key: keep the API key out of notebooks; set DASHSCOPE_API_KEY instead")
+            raise ValueError(
+                "api_key: keep the API key out of notebooks (this line is saved with it, and in the "
+                "history); run %qwen login, which asks for it without showing it, or set DASHSCOPE_API_KEY"
+            )
         value = parse_value(name, text)
         if name in SETTINGS:
             before = config.configured().get(name)
@@ -241,6 +245,7 @@ COMMANDS = [
         "set defaults (name = value works too): model, system, temperature, top_p, top_k, "
         "presence_penalty, thinking, budget, max_tokens, seed, raw, stream, region, base_url, dialect",
     ),
+    ("%qwen login [region]", "ask for the API key without showing it; kept in memory only"),
     ("%qwen models", "list the models with context, max output, thinking and prices"),
     ("%qwen history", "show the current conversation"),
     ("%qwen reset", "forget the current conversation"),

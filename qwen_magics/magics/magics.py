@@ -180,7 +180,7 @@ class QwenMagics(Magics):
     @line_cell_magic
     def qwen(self, line: str, cell: str | None = None) -> None:
         """Ask Qwen. ``%%qwen [options]`` takes the cell as the prompt; ``%qwen [options] prompt``
-        takes one line. ``%qwen config|models|history|reset|help`` and ``%qwen panel`` are commands;
+        takes one line. ``%qwen config|models|history|reset|help|login`` and ``%qwen panel`` are commands;
         ``%qwen -- reset the counter`` sends a line that starts with one as a prompt.
         Prompt variables: {name} and {expression}; {{ and }} for literal braces.
         """
@@ -199,6 +199,8 @@ class QwenMagics(Magics):
                 return self._cmd_config(command[1], line)
             elif command[0] == "log":
                 return self._show(log_bundle(command[1]))
+            elif command[0] == "login":
+                return self._cmd_login(command[1])
             elif command[1]:
                 raise UsageError(
                     f"%qwen {command[0]} takes no arguments (got {command[1]!r}); {as_prompt(line)}"
@@ -475,6 +477,38 @@ class QwenMagics(Magics):
         except ValueError as exc:
             raise UsageError(f"%qwen config {exc}") from None
         print("qwen defaults: " + ", ".join(done))
+
+    def _cmd_login(self, rest: str) -> None:
+        """``%qwen login [region]`` (or ``--region R``): the key is asked for, never read from the line."""
+        words = rest.split()
+        if words and words[0].split("=", 1)[0] in ("--region", "-r", "region"):
+            first, _, value = words[0].partition("=")
+            words = [value, *words[1:]] if value else words[1:]
+            if not words:
+                raise UsageError(f"%qwen login {first}: name the region: {', '.join(config.REGIONS)}")
+        region = " ".join(words) or None  # "Hong Kong" is one region
+        if region is not None:
+            try:
+                config.region_name(region)
+            except ConfigError:
+                region = None
+        if words and region is None:
+            if any(w.startswith("sk-") or len(w) > 24 for w in words):
+                raise UsageError(
+                    "%qwen login takes no key on its line: that line is saved in the notebook and in "
+                    "IPython's history, so take that key as seen (delete it from the cell; make a new "
+                    "one in Model Studio if the notebook was shared). Run %qwen login alone and type "
+                    "the key where it is not shown."
+                )
+            raise UsageError(
+                f"%qwen login takes one region ({', '.join(config.REGIONS)}) or nothing; got {rest.strip()!r}"
+            )
+        from ..widgets.login import ask_key
+
+        try:
+            ask_key(region, source="%qwen login")
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
 
     def _check_model(self, model: str, source: str, *, outcome: str = "nothing was sent") -> None:
         """A model the table does not know must be on the server's /models list (fetched once per
