@@ -516,7 +516,7 @@ SERVER_CASES: list[tuple[str, str, dict[str, Any] | None, str, str]] = [
         None,
         "--no-thinking",
         "this server takes no thinking switch (dialect openai, found from GET /models: owned_by "
-        "transformers): leave thinking unset",
+        "openai): leave thinking unset",
     ),
     (
         "a budget on vLLM",

@@ -133,8 +133,8 @@ def apply(body: dict[str, Any], params: Mapping[str, Any], dialect: Dialect | No
         raise ParameterError(
             "thinking",
             f"this server takes no thinking switch (dialect openai, {dialect.why}): leave thinking unset, "
-            f"or, if it serves Qwen3 reading chat_template_kwargs (vLLM, SGLang, llama.cpp), set "
-            f"dialect=vllm with {CHANGE}",
+            "or, if it serves Qwen3 reading chat_template_kwargs (vLLM, SGLang, llama.cpp, transformers "
+            f"serve), set dialect=vllm with {CHANGE}",
         )
     if budget is not None:
         raise ParameterError(

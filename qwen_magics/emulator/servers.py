@@ -19,7 +19,7 @@ from typing import Any
 __all__ = ["DIALECTS", "OWNED_BY", "as_dashscope", "unknown_fields"]
 
 DIALECTS = ("dashscope", "vllm", "openai")
-OWNED_BY = {"dashscope": "system", "vllm": "vllm", "openai": "transformers"}
+OWNED_BY = {"dashscope": "system", "vllm": "vllm", "openai": "openai"}
 
 # what OpenAI's Chat Completions takes; a strict server refuses anything else
 OPENAI_FIELDS = frozenset(
