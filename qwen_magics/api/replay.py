@@ -35,7 +35,19 @@ from ..errors import ReplayMiss, StreamInterrupted
 from . import record
 from .response import Event, Response, Usage
 
-__all__ = ["MODES", "Replay", "current", "lookup", "parse", "rebuild", "recorded", "use", "when"]
+__all__ = [
+    "MODES",
+    "Replay",
+    "current",
+    "lookup",
+    "miss",
+    "parse",
+    "rebuild",
+    "recorded",
+    "sources",
+    "use",
+    "when",
+]
 
 MODES = ("off", "on", "only")
 PACE_FLAG = "--pace"
@@ -161,7 +173,8 @@ def _notebook_of_session() -> Path | None:
     return path if path.suffix == ".ipynb" and path.is_file() else None
 
 
-def _sources(replay: Replay) -> list[Path]:
+def sources(replay: Replay) -> list[Path]:
+    """Where answers are looked up, in order."""
     if replay.path is not None:
         return [replay.path]
     found = [p for p in (_notebook_of_session(), historydb.path()) if p is not None]
@@ -174,7 +187,7 @@ def lookup(
     """The recorded answer to this request (a history row's fields), or None."""
     exact = record.fingerprint(request, host, sample, offline=offline)
     loose = record.request_fingerprint(request, sample) if offline else None
-    for path in _sources(replay):
+    for path in sources(replay):
         if path.suffix == ".ipynb":
             by_exact, by_request = _from_notebook(path)
             found = by_exact.get(exact) or (by_request.get(loose) if loose else None)
@@ -213,7 +226,7 @@ def miss(replay: Replay, request: dict[str, Any]) -> ReplayMiss:
     prompt = next((record.content(m) for m in reversed(messages) if m.get("role") == "user"), "")
     shown = " ".join(prompt.split())
     shown = shown if len(shown) <= 60 else shown[:59] + "…"
-    where = " or ".join(str(p) for p in _sources(replay)) or "no record (the history is off)"
+    where = " or ".join(str(p) for p in sources(replay)) or "no record (the history is off)"
     return ReplayMiss(
         f"replay only: no recorded answer to {shown!r} ({request.get('model')}) in {where}; nothing was "
         "sent. Record it with %qwen replay on, or give the file that holds it: %qwen replay only PATH"

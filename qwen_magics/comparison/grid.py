@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..api.record import metadata
 from ..api.render import escape_text, footer_text, format_cost, thinking_html
 from ..display.live import MAX_RATE, Live, is_rich_frontend
 from ..display.markdown import markdown_html
@@ -439,7 +440,9 @@ class GridView:
             return
         if frozen:
             self.output.redraw_frozen([self._bundle(a, b, final=True) for a, b in self._frozen])
-        self.output.draw(self._bundle(self._open, len(self.rows), final=self._finished))
+        # the closing output carries every sample's record: the saved notebook replays the grid
+        record = metadata(self.comparison.responses) if self._finished else None
+        self.output.draw(self._bundle(self._open, len(self.rows), final=self._finished), metadata=record)
 
     def finish(self) -> None:
         self._finished = True
