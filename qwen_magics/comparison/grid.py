@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..api.record import metadata
+from ..api.replay import when
 from ..api.render import escape_text, footer_text, format_cost, thinking_html
 from ..display.live import MAX_RATE, Live, is_rich_frontend
 from ..display.markdown import markdown_html
@@ -95,6 +96,11 @@ def summary_text(c: Comparison) -> str:
     costs = [r.cost for r in responses if r.cost is not None]
     if costs and any(costs):
         parts.append(f"{format_cost(sum(costs))} total")
+    replayed = [r for r in responses if r.replayed]
+    if replayed:
+        first = min(r.recorded_at or 0.0 for r in replayed)
+        some = "" if len(replayed) == total else f"{len(replayed)} "
+        parts.append(f"{some}replayed, recorded {when(first)}")
     if c.diff:
         parts.append("marked: words not in the first column")
     return " · ".join(parts)
