@@ -17,8 +17,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..api.record import metadata
-from ..api.replay import when
 from ..api.render import escape_text, footer_text, format_cost, thinking_html
+from ..api.replay import when
 from ..display.live import MAX_RATE, Live, is_rich_frontend
 from ..display.markdown import markdown_html
 from ..display.widget import show_widget
