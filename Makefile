@@ -53,3 +53,6 @@ NOTEBOOK_TOKENS_PER_SECOND ?= 60
 notebooks: setup
 	env -u DASHSCOPE_API_KEY -u DASHSCOPE_BASE_URL QWEN_HISTORY=off QWEN_OFFLINE=1 QWEN_OFFLINE_TOKENS_PER_SECOND=$(NOTEBOOK_TOKENS_PER_SECOND) \
 	  $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace notebooks/*.ipynb
+	@# lesson 07 replays its last answer from its own saved copy: a second run saves it replayed
+	env -u DASHSCOPE_API_KEY -u DASHSCOPE_BASE_URL QWEN_HISTORY=off QWEN_OFFLINE=1 QWEN_OFFLINE_TOKENS_PER_SECOND=$(NOTEBOOK_TOKENS_PER_SECOND) \
+	  $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace notebooks/07_history_and_replay.ipynb
