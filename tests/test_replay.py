@@ -281,3 +281,38 @@ def test_replay_settings_read_as_written(ip: Any, history: Path, tmp_path: Path,
     assert ip.find_magic("qwen").__self__.replay == "on" and replay.current().mode == "on"
     ip.run_line_magic("config", "QwenMagics.replay = 'off'")
     assert replay.current().mode == "off"
+
+
+@pytest.mark.kernel
+def test_a_notebook_recorded_in_a_kernel_replays_in_another_with_the_server_stopped(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    import nbformat  # here, not at the top: collecting the in-process tests stays free of its 2 s import
+    from nbclient import NotebookClient
+
+    from .kernels import kernel_env
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("%load_ext qwen_magics\nimport qwen_magics as qm"),
+        nbformat.v4.new_code_cell("%%qwen -t 0.3 --thinking\nWhy is the sea salty?"),
+        nbformat.v4.new_code_cell(
+            'g = qm.compare("Name a colour.", temperature=[0.2, 0.8], samples=2, seed=1)'
+        ),
+        nbformat.v4.new_code_cell("print(_qwen.text)\nprint([r.text for r in g.responses])"),
+    ]
+    NotebookClient(nb, timeout=60, kernel_name="python3").execute(env=kernel_env(emulator))
+    saved = tmp_path / "recorded.ipynb"
+    nbformat.write(nb, saved)
+    assert len(emulator.chat_requests) == 5 and TEST_KEY not in saved.read_text()
+    emulator.stop()
+
+    replay_nb = nbformat.read(saved, as_version=4)
+    replay_nb.cells.insert(1, nbformat.v4.new_code_cell(f"%qwen replay only {saved}"))
+    env = {k: v for k, v in kernel_env(emulator).items() if k != "DASHSCOPE_API_KEY"}  # no key either
+    NotebookClient(replay_nb, timeout=60, kernel_name="python3").execute(env=env)
+    assert replay_nb.cells[4].outputs[0].text == nb.cells[3].outputs[0].text  # the same answers
+    markdown = replay_nb.cells[2].outputs[-1].data["text/markdown"]
+    assert "replayed, recorded" in markdown
+    assert "replayed, recorded" in replay_nb.cells[3].outputs[-1].data["text/html"]
+    assert len(emulator.chat_requests) == 5  # nothing more reached the (stopped) emulator
