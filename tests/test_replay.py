@@ -236,6 +236,26 @@ def test_a_saved_notebook_is_its_own_cassette(
         qm.ask("Why is the sky blue?")
 
 
+def test_only_alone_replays_from_the_notebook_the_front_end_names(
+    ip: Any, tmp_path: Path, qwen_env: Emulator, monkeypatch: Any
+) -> None:
+    first = cell(ip, "-t 0.3 -o a", "Name a sea.")
+    saved = notebook(tmp_path / "mine.ipynb", first.outputs)
+    qwen_env.stop()
+    monkeypatch.setenv("JPY_SESSION_NAME", "some/folder/mine.ipynb")  # JupyterLab: from its root
+    monkeypatch.chdir(tmp_path)  # the kernel runs in the notebook's folder
+    cell(ip, "replay only")
+    again = cell(ip, "-t 0.3 -o b", "Name a sea.")
+    assert ip.user_ns["b"].replayed and ip.user_ns["b"].text == ip.user_ns["a"].text
+    assert "replayed" in rendered_markdown(again.outputs)
+    ip.user_ns["__vsc_ipynb_file__"] = str(saved)  # VS Code says the whole path
+    monkeypatch.chdir("/")
+    try:
+        assert qm.ask("Name a sea.", temperature=0.3).replayed
+    finally:
+        del ip.user_ns["__vsc_ipynb_file__"]
+
+
 def test_a_notebook_recorded_against_a_server_replays_offline(
     ip: Any, tmp_path: Path, qwen_env: Emulator, monkeypatch: Any
 ) -> None:

@@ -169,8 +169,12 @@ def _notebook_of_session() -> Path | None:
     name = record.notebook()
     if not name:
         return None
-    path = Path(name).expanduser()
-    return path if path.suffix == ".ipynb" and path.is_file() else None
+    given = Path(name).expanduser()
+    # JupyterLab names it from the server's root; the kernel runs in the notebook's folder
+    for path in (given, Path(given.name)):
+        if path.suffix == ".ipynb" and path.is_file():
+            return path
+    return None
 
 
 def sources(replay: Replay) -> list[Path]:
