@@ -17,8 +17,14 @@ table says which ran).
   content-addressed threads, turns, messages and parts tables and their ``turn_search`` index,
   about 6 ms an answer: 100,000 take some ten minutes), ours go straight to the writer thread.
 - **database size per answer**, both after a checkpoint.
+- **replay of a 50-answer notebook with no network** (target: <= 1 s in all): 50 answers recorded
+  against the emulator and saved as a notebook's outputs (their records in the outputs' metadata),
+  the emulator stopped, then ``%qwen replay only NOTEBOOK`` and the 50 questions asked again
+  through the client (each read to its end); the same from the history database. llm has no
+  replay (llm #1201), so its column is empty.
 
-Run: ``python bench/history.py [--answers 100000] [--llm-venv DIR]`` (DIR keeps llm's venv).
+Run: ``python bench/history.py [--answers 100000] [--llm-venv DIR]`` (DIR keeps llm's venv);
+``--replay-only`` measures the replay row alone (seconds, not the full run's twelve minutes).
 """
 
 from __future__ import annotations
@@ -222,16 +228,79 @@ def theirs(python: Path, folder: Path, total: int) -> dict[str, float]:
     }
 
 
+REPLAYED = 50
+TARGET_REPLAY_S = 1.0
+
+
+def replay(folder: Path) -> dict[str, float]:
+    """Seconds to replay ``REPLAYED`` answers from a saved notebook and from the history, the
+    emulator stopped: every answer read through the client, as a cell reads it."""
+    import qwen_magics as qm
+    from qwen_magics import historydb
+    from qwen_magics.api import record
+    from qwen_magics.api import replay as replaying
+    from qwen_magics.emulator import Emulator
+
+    os.environ["QWEN_HISTORY"] = str(folder / "history.db")
+    prompts = [answer(i)[0] for i in range(REPLAYED)]  # type: ignore[operator]
+    with Emulator(generator="simple", api_key="sk-bench") as emu:
+        where = {"base_url": emu.base_url, "api_key": "sk-bench"}
+        answers = [qm.ask(p, temperature=0.7, **where).complete() for p in prompts]
+    outputs = [
+        {"output_type": "display_data", "data": {"text/plain": r.text}, "metadata": record.metadata([r])}
+        for r in answers
+    ]
+    cells = [
+        {"cell_type": "code", "source": p, "metadata": {}, "outputs": [o]}
+        for p, o in zip(prompts, outputs, strict=True)
+    ]
+    notebook = folder / "recorded.ipynb"
+    notebook.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    historydb.flush(30)
+    out: dict[str, float] = {}
+    for name, source in (("notebook_s", notebook), ("history_s", folder / "history.db")):
+        replaying.use(f"only {source}")
+        started = time.perf_counter()
+        again = [qm.ask(p, temperature=0.7, **where).text for p in prompts]
+        out[name] = time.perf_counter() - started
+        assert again == [r.text for r in answers], f"replay from {source} gave other answers"
+    replaying.use(None)
+    return out
+
+
+def print_replay(played: dict[str, float]) -> bool:
+    ok = max(played.values()) <= TARGET_REPLAY_S
+    print(
+        f"| {f'replay of a {REPLAYED}-answer notebook, no network, s':<48} | {played['notebook_s']:>12.3f} | "
+        f"{'—':>12} | <= 1 s in all: {'PASS' if ok else 'FAIL'}"
+    )
+    label = f"  the same {REPLAYED} from the history database, s"
+    print(f"| {label:<48} | {played['history_s']:>12.3f} | {'—':>12} |")
+    return ok
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--answers", type=int, default=100_000)
     parser.add_argument("--llm-venv", type=Path, help="keep llm's venv here (reused when present)")
+    parser.add_argument("--replay-only", action="store_true", help="only the replay row (seconds)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="qwen-bench-history-"))
+    if args.replay_only:
+        try:
+            played = replay(work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print(f"replay: {REPLAYED} answers recorded against the emulator, replayed with it stopped\n")
+        print(f"| {'':<48} | {'qwen-magics':>12} | {'llm':>12} | target")
+        print(f"|{'-' * 50}|{'-' * 14}|{'-' * 14}|{'-' * 30}")
+        return 0 if print_replay(played) else 1
     try:
         (work / "ours").mkdir()
         (work / "llm").mkdir()
         mine = ours(work / "ours", args.answers)
+        (work / "replay").mkdir()
+        played = replay(work / "replay")
         python, version = install_llm(args.llm_venv or work / "venv")
         peer = theirs(python, work / "llm", args.answers) if python is not None else None
     finally:
@@ -269,7 +338,8 @@ def main() -> int:
         f"| {'database size per answer, bytes':<48} | {mine['bytes']:>12,.0f} | "
         f"{cell(peer and peer['bytes'], ',.0f'):>12} |"
     )
-    return 0 if hook_ok and search_ok else 1
+    replay_ok = print_replay(played)
+    return 0 if hook_ok and search_ok and replay_ok else 1
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@
     │   └── ServerError            5xx
     ├── APIConnectionError     no answer: refused, reset, timed out
     ├── StreamInterrupted      the stream broke after tokens arrived (kept on Response.error)
+    ├── ReplayMiss             replay only: no recorded answer for this request; nothing was sent
     └── StructuredOutputError  an answer that is not the JSON that was asked for
 
 Every message says what to do next. None contains the API key: messages are built from the
@@ -38,6 +39,7 @@ __all__ = [
     "PermissionDeniedError",
     "QwenError",
     "RateLimitError",
+    "ReplayMiss",
     "ServerError",
     "StreamInterrupted",
     "StructuredOutputError",
@@ -131,6 +133,10 @@ class APIConnectionError(QwenError):
 
 class StreamInterrupted(QwenError):
     """The stream broke after tokens arrived; the partial answer is kept on the Response."""
+
+
+class ReplayMiss(QwenError):
+    """``%qwen replay only``: the record holds no answer to this request, so nothing was sent."""
 
 
 class StructuredOutputError(QwenError):

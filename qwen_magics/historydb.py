@@ -37,6 +37,7 @@ __all__ = [
     "delete",
     "fetch",
     "flush",
+    "replayable",
     "match_expression",
     "path",
     "search",
@@ -375,6 +376,29 @@ def fetch(where: Path, key: int | str) -> dict[str, Any] | None:
         column = "uid" if isinstance(key, str) and not key.isdigit() else "id"
         row = con.execute(f"SELECT * FROM answers WHERE {column} = ?", [key]).fetchone()
         return dict(row) if row is not None else None
+    finally:
+        con.close()
+
+
+_WHOLE = "incomplete = 0 AND interrupted = 0 AND error IS NULL"
+
+
+def replayable(
+    where: Path, *, fingerprint: str | None = None, prompt: str | None = None
+) -> list[dict[str, Any]]:
+    """Whole answers (not cut short, not failed) newest first: the one with this ``fingerprint``,
+    or those whose last user message is ``prompt`` (at most 50). Replay reads these."""
+    con = connect(where)
+    if con is None:
+        return []
+    try:
+        if fingerprint is not None:
+            query = f"SELECT * FROM answers WHERE fingerprint = ? AND {_WHOLE} ORDER BY id DESC LIMIT 1"
+            args: list[Any] = [fingerprint]
+        else:
+            query = f"SELECT * FROM answers WHERE prompt IS ? AND {_WHOLE} ORDER BY id DESC LIMIT 50"
+            args = [prompt]
+        return [dict(r) for r in con.execute(query, args)]
     finally:
         con.close()
 

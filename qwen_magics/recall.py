@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import historydb
-from .api.response import Event, Response, Usage
-from .errors import ParameterError, QwenError, StreamInterrupted
+from .api.replay import rebuild, when
+from .api.response import Response
+from .errors import ParameterError, QwenError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -185,46 +186,11 @@ def _local_zone() -> _dt.tzinfo:
     return _dt.datetime.now().astimezone().tzinfo or _dt.timezone.utc
 
 
-def when(seconds: float) -> str:
-    """A recorded time as the log shows it: local, to the minute."""
-    return _dt.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M")
-
-
 def _response(row: dict[str, Any]) -> Response:
-    """A finished Response from a row: the events it streamed, its timings and structured data."""
-    sent = row.get("params")
-    params: dict[str, Any] = sent if isinstance(sent, dict) else {}
-    request = {"model": row.get("model"), "messages": row.get("messages") or [], **params}
-    events = [Event("start", data={"id": row.get("request_id"), "model": row.get("model")})]
-    if row.get("reasoning"):
-        events.append(Event("reasoning", row["reasoning"]))
-    if row.get("text"):
-        events.append(Event("text", row["text"]))
-    if row.get("finish_reason"):
-        events.append(Event("finish", data=row["finish_reason"]))
-    if row.get("total_tokens") is not None:
-        names = ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "total_tokens")
-        usage = Usage(**{name: row.get(name) or 0 for name in names})
-        events.append(Event("usage", data=usage))
-    if row.get("error"):
-        events.append(Event("error", data=StreamInterrupted(row["error"])))
-    elapsed = row.get("elapsed") or 0.0
-    response = Response(
-        request=request,
-        params={k: v for k, v in params.items() if k not in ("stream", "stream_options")},
-        base_url=row.get("host") or "",
-        offline=bool(row.get("offline")),
-        request_id=row.get("request_id"),
-        head=events,
-        sent_at=time.perf_counter() - elapsed,
-        attempts=row.get("attempts") or 1,
-    )
-    response.ttft = row.get("ttft")
-    response.interrupted = bool(row.get("interrupted"))
-    response.data = row.get("data")
-    response.schema = row.get("schema")
+    """A finished Response from a row: the events it streamed, its timings and structured data
+    (rebuilt as replay rebuilds its answers)."""
+    response = rebuild(row, note=f"from the history, {when(row['time'])}")
     response.history_id = row.get("uid")
-    response.notes.append(f"from the history, {when(row['time'])}")
     return response
 
 

@@ -11,7 +11,7 @@ import pytest
 from IPython.utils.capture import capture_output
 
 from qwen_magics import config, historydb
-from qwen_magics.api import dialect
+from qwen_magics.api import dialect, replay
 from qwen_magics.emulator import Emulator
 
 TEST_KEY = "sk-test-fake-key-0123456789-WXYZ"
@@ -22,6 +22,7 @@ ENV_VARS = (
     "QWEN_MODEL",
     "QWEN_OFFLINE",
     "QWEN_DIALECT",
+    "QWEN_REPLAY",
 )
 
 
@@ -34,6 +35,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(config, "_dotenv", config.DotEnv(None, {}))
     monkeypatch.setenv("QWEN_HISTORY", "off")
     historydb.use(None)
+    replay.use(None)
     saved = config.configured()
     config._configured.clear()
     dialect.forget()  # a port seen before may now be a server of another kind
@@ -42,6 +44,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     config._configured.update(saved)
     historydb.flush(timeout=10)
     historydb.use(None)
+    replay.use(None)
 
 
 @pytest.fixture

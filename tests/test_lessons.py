@@ -46,7 +46,7 @@ def section(path: Path, heading: str) -> list[dict[str, Any]]:
 
 
 def test_lessons_show_students_no_test_markers() -> None:
-    assert len(LESSONS) >= 6
+    assert len(LESSONS) >= 7
     for path in LESSONS:
         for cell in cells(path):
             assert "NBVAL" not in cell["source"], f"{path.name}: a test marker in a cell: {cell['source']!r}"
@@ -65,6 +65,25 @@ def test_lesson_03_many_samples_section_shows_samples_and_a_failure() -> None:
     assert "a model the server\ndoes not have" in prose and any("qwen9-imaginary" in c for c in code)
     saved = " ".join(str(o) for c in found if c["cell_type"] == "code" for o in c["outputs"])
     assert "1 failed" in saved and "qwen9-imaginary" in saved  # shown in its cell, the other answered
+
+
+def test_lesson_07_replays_a_comparison_with_the_server_stopped_and_itself_from_its_file() -> None:
+    path = NOTEBOOKS / "07_history_and_replay.ipynb"
+    found = section(path, "## Record a comparison, replay it with the server gone")
+    code = [c for c in found if c["cell_type"] == "code"]
+    sources = [c["source"] for c in code]
+    assert "%qwen replay on" in sources and "%qwen replay only" in sources
+    assert any("server.stop()" in s for s in sources)
+    printed = "".join("".join(o.get("text", "")) for c in code for o in c["outputs"])
+    assert "requests the server received: 4" in printed and "same answers: True" in printed
+    assert printed.count("requests the server received: 4") == 2 and "replayed: True" in printed
+    assert "replay only: no recorded answer to 'A question nobody asked before.'" in printed
+    # the notebook is its own cassette: its last answer replays from its saved copy, and says so
+    last = [c for c in cells(path) if c["cell_type"] == "code"][-2]
+    shown = last["outputs"][-1]
+    assert "replayed, recorded" in "".join(shown["data"]["text/markdown"])
+    [answer] = shown["metadata"]["qwen_magics"]["answers"]
+    assert answer["text"] in "".join(shown["data"]["text/plain"]) and answer["fingerprint"]
 
 
 def make_notebooks_rate() -> float:

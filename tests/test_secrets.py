@@ -1,7 +1,8 @@
 """The API key never leaves the request header: a recognisable key is sent by every magic, every error
 path and the teaching notebooks, and searched for in outputs, saved notebooks, reprs, exceptions,
 panel widget state and DEBUG logs of httpx, httpcore and qwen_magics; a key typed into ``%qwen
-login``'s form or read from a .env file is searched for in the same places and in the history.
+login``'s form or read from a .env file is searched for in the same places and in the history. The
+outputs' metadata holds each answer's record (replayed answers' too), and it is searched as well.
 (The browser test of ``%qwen login`` searches the notebook JupyterLab saves.)"""
 
 from __future__ import annotations
@@ -43,6 +44,15 @@ class Haystack:
 
     def add_exception(self, where: str, exc: BaseException) -> None:
         self.add(where, "".join(traceback.format_exception(exc)) + repr(exc) + repr(vars(exc)))
+
+    def records(self) -> list[dict[str, Any]]:
+        """The answers' records the outputs carry in their metadata (``qwen_magics``)."""
+        found = []
+        for _, text in self.pieces:
+            if '"qwen_magics"' in text:
+                meta = json.loads(text).get("metadata") or {}
+                found.extend((meta.get("qwen_magics") or {}).get("answers", []))
+        return found
 
     def find(self, key: str) -> list[str]:
         """Where the key shows: whole, or the part a masked key (sk-…abcd) never shows."""
@@ -161,6 +171,14 @@ def test_every_magic_and_error_path_keeps_the_key_out_of_sight(
         for line in LINES:
             run_magic(ip, hay, f"%qwen {line}", line)
         panel = ip.user_ns["p"]
+        # the outputs carry their answers' records (what a saved notebook replays), replayed ones too
+        recorded = hay.records()
+        assert len(recorded) >= 6 and all(r["text"] for r in recorded)
+        run_magic(ip, hay, "%qwen replay on", "replay on")
+        for line, cell in CELLS[:-1]:
+            run_magic(ip, hay, f"replayed %%qwen {line}", line, cell)
+        assert len(hay.records()) > len(recorded)
+        run_magic(ip, hay, "%qwen replay off", "replay off")
         # the key typed into a magic is refused without being repeated
         run_magic(ip, hay, "%qwen config api_key=", f"config api_key={key}")
 

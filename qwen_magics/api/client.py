@@ -10,6 +10,7 @@ Response with ``incomplete=True``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -21,8 +22,10 @@ import httpx
 
 from .. import config as _config
 from .. import simulator
-from ..errors import QwenError, StreamInterrupted
+from ..errors import ParameterError, QwenError, StreamInterrupted
 from . import dialect as _dialects
+from . import record
+from . import replay as _replay
 from .dialect import Dialect
 from .params import PARAMS
 from .record import recorder
@@ -61,7 +64,7 @@ def _response(
     head: list[Event] | None = None,
     closer: Any = None,
 ) -> Response:
-    return Response(
+    response = Response(
         head=head or (),
         closer=closer,
         request=prep.body,
@@ -74,6 +77,11 @@ def _response(
         attempts=attempts,
         on_finish=recorder(),  # every answer the client hands out goes to the history when it ends
     )
+    response.sample = record.sample()
+    response.fingerprint = record.fingerprint(
+        prep.body, record.host_of(prep.settings.base_url), response.sample, offline=prep.settings.offline
+    )
+    return response
 
 
 def _found_dialect(status: int, raw: bytes, headers: httpx.Headers, settings: _config.Settings) -> Dialect:
@@ -178,7 +186,13 @@ class _Base:
         return settings, found, found is None and _dialects.needed(kw)
 
     def _prepare(
-        self, prompt: str | None, settings: _config.Settings, found: Dialect | None, kw: dict[str, Any]
+        self,
+        prompt: str | None,
+        settings: _config.Settings,
+        found: Dialect | None,
+        kw: dict[str, Any],
+        *,
+        require_key: bool = True,
     ) -> Prepared:
         system = kw.pop("system", None)
         messages = kw.pop("messages", None)
@@ -193,7 +207,45 @@ class _Base:
             stream=stream,
             extra=kw,
             dialect=found,
+            require_key=require_key,
         )
+
+    def _replayed(
+        self,
+        prompt: str | None,
+        settings: _config.Settings,
+        found: Dialect | None,
+        ask_server: bool,
+        kw: dict[str, Any],
+        stream: str,
+    ) -> Response | None:
+        """Where a request would be sent: with replay on, the recorded answer, if any (``only``
+        raises ReplayMiss when there is none). A dialect not yet found is not asked for: the
+        record is looked up under each dialect that could have sent the request."""
+        replay = _replay.current()
+        if replay.mode == "off":
+            return None
+        candidates = (
+            [found] if not ask_server else [Dialect(name, "replay") for name in ("dashscope", "vllm")]
+        )
+        probe = dataclasses.replace(replay, mode="on")  # a miss under one dialect is not yet a miss
+        body: dict[str, Any] = {}
+        for dialect in candidates:
+            try:
+                prep = self._prepare(prompt, settings, dialect, dict(kw), require_key=False)
+            except ParameterError:
+                if not ask_server:
+                    raise
+                continue  # a field this dialect refuses: it cannot have sent the request
+            body = body or prep.body
+            hit = _replay.recorded(
+                probe, prep.body, base_url=settings.base_url, offline=settings.offline, stream=stream
+            )
+            if hit is not None:
+                return hit
+        if replay.mode == "only":
+            raise _replay.miss(replay, body)
+        return None
 
     def _build(self, prep: Prepared) -> httpx.Request:
         return self.http.build_request(  # type: ignore[attr-defined]
@@ -260,6 +312,9 @@ class Client(_Base):
 
     def ask(self, prompt: str | None = None, **kw: Any) -> Response:
         settings, found, ask_server = self._settings_for(kw)
+        replayed = self._replayed(prompt, settings, found, ask_server, kw, "sync")
+        if replayed is not None:
+            return replayed
         if ask_server:
             found = self.dialect(settings)
         prep = self._prepare(prompt, settings, found, kw)
@@ -386,6 +441,9 @@ class AsyncClient(_Base):
         import asyncio  # here, not at import time: a program that only asks synchronously never loads it
 
         settings, found, ask_server = self._settings_for(kw)
+        replayed = self._replayed(prompt, settings, found, ask_server, kw, "async")
+        if replayed is not None:
+            return replayed
         if ask_server:
             found = await self.dialect(settings)
         prep = self._prepare(prompt, settings, found, kw)

@@ -10,7 +10,11 @@ comparison or apply job, its label, the sample index), and the providers registe
 task, so the concurrent cells of one comparison each carry their own.
 
 The fingerprint is a hash of the canonical request (model, messages, the parameters that shape the
-answer, the server's host and the sample index): the key a replay will look answers up by.
+answer, the server's host and the sample index): the key replay looks answers up by. It must be
+the same in another process, so the host enters it as a name that outlives a port: the offline
+simulator is ``offline`` and any loopback server (the emulator, a local vLLM) is ``localhost``,
+whatever port it got this time; other servers are ``host[:port]``. ``cassette(response)`` is the
+record an answer's output carries in its metadata, so a saved notebook can replay itself.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -32,7 +36,23 @@ from ..config import REGIONS
 if TYPE_CHECKING:
     from .response import Response
 
-__all__ = ["add_provider", "annotate", "context", "fingerprint", "host_of", "new_group", "recorder", "row"]
+__all__ = [
+    "METADATA_KEY",
+    "add_provider",
+    "annotate",
+    "cassette",
+    "content",
+    "context",
+    "fingerprint",
+    "host_of",
+    "metadata",
+    "new_group",
+    "notebook",
+    "recorder",
+    "request_fingerprint",
+    "row",
+    "sample",
+]
 
 log = logging.getLogger("qwen_magics")
 
@@ -41,6 +61,11 @@ _providers: list[Callable[[], dict[str, Any]]] = []
 # body fields that change how an answer arrives, not what it says
 _DELIVERY = ("stream", "stream_options")
 _REGION_OF = {urlsplit(url).netloc: name for name, url in REGIONS.items()}
+_LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0")
+OFFLINE_HOST = "offline"  # the simulator's host in a fingerprint: its port changes every start
+ANY_HOST = "*"  # request_fingerprint: the same request to whichever server
+METADATA_KEY = "qwen_magics"  # an output's metadata key for the records of its answers
+USAGE = ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "total_tokens")
 
 
 @contextmanager
@@ -76,26 +101,56 @@ def host_of(base_url: str) -> str:
     return f"{host}:{parts.port}" if parts.port else host
 
 
-def fingerprint(request: dict[str, Any], host: str, sample: int = 0) -> str:
-    """sha256 of the canonical request. The key is not part of a request body, so never of this."""
+def _stable_host(host: str, offline: bool) -> str:
+    """The host as a fingerprint names it: no port that changes from one start to the next."""
+    if offline:
+        return OFFLINE_HOST
+    if host == ANY_HOST:
+        return host
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
+    return "localhost" if name.lower() in _LOOPBACK else host
+
+
+def fingerprint(request: dict[str, Any], host: str, sample: int = 0, *, offline: bool = False) -> str:
+    """sha256 of the canonical request. The key is not part of a request body, so never of this.
+    ``host`` as ``host_of`` gives it; a loopback port is dropped and the offline simulator is
+    one name, so the fingerprint is the same in the next process."""
     canonical = {
         "model": request.get("model"),
         "messages": request.get("messages") or [],
         "params": {k: v for k, v in request.items() if k not in ("model", "messages", *_DELIVERY)},
-        "host": host,
+        "host": _stable_host(host, offline),
         "sample": sample,
     }
     text = json.dumps(canonical, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _content(message: dict[str, Any]) -> str:
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # parts: [{"type": "text", "text": ...}, ...]
-        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return "" if content is None else str(content)
+def request_fingerprint(request: dict[str, Any], sample: int = 0) -> str:
+    """The fingerprint without the server: what lets a notebook recorded against Qwen Cloud replay
+    offline, where no server of the user's own is set."""
+    return fingerprint(request, ANY_HOST, sample)
+
+
+def sample() -> int:
+    """The sample index of a request made now (inside a comparison; 0 elsewhere)."""
+    return int((_context.get() or {}).get("sample") or 0)
+
+
+def content(message: dict[str, Any]) -> str:
+    """A message's text (its text parts joined)."""
+    value = message.get("content")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):  # parts: [{"type": "text", "text": ...}, ...]
+        return " ".join(str(p.get("text", "")) for p in value if isinstance(p, dict))
+    return "" if value is None else str(value)
+
+
+def notebook() -> str | None:
+    """The notebook asking now, when the front end said (the magics' provider knows)."""
+    value = _fields().get("notebook")
+    return str(value) if value else None
 
 
 def _fields() -> dict[str, Any]:
@@ -129,8 +184,8 @@ def row(response: Response, fields: dict[str, Any] | None = None) -> dict[str, A
         "host": host,
         "region": _REGION_OF.get(host),
         "offline": int(response.offline),
-        "prompt": next((_content(m) for m in reversed(messages) if m.get("role") == "user"), None),
-        "system": "\n\n".join(_content(m) for m in messages if m.get("role") == "system") or None,
+        "prompt": next((content(m) for m in reversed(messages) if m.get("role") == "user"), None),
+        "system": "\n\n".join(content(m) for m in messages if m.get("role") == "system") or None,
         "messages": _json(messages),
         "params": _json({k: v for k, v in request.items() if k not in ("model", "messages")}),
         "text": response.text,
@@ -149,7 +204,7 @@ def row(response: Response, fields: dict[str, Any] | None = None) -> dict[str, A
         "error": str(response.error) if response.error is not None else None,
         "request_id": response.request_id,
         "attempts": response.attempts,
-        "fingerprint": fingerprint(request, host, sample),
+        "fingerprint": response.fingerprint or fingerprint(request, host, sample, offline=response.offline),
         "sample": sample,
         "data": _json(data) if data is not None else None,
     }
@@ -200,3 +255,33 @@ def annotate(response: Response) -> None:
         )
     except Exception:
         log.debug("could not add structured data to the history", exc_info=True)
+
+
+def cassette(response: Response) -> dict[str, Any] | None:
+    """What an answer's output keeps of it (its metadata), so the saved notebook replays it: the
+    fingerprints and the answer. None for an answer that is not whole (cut short, failed): a replay
+    must not stand for it. Built from the request body and the answer, so never the key."""
+    if not response.done or response.incomplete or response.interrupted or not response.fingerprint:
+        return None
+    u = response.usage
+    return {
+        "fingerprint": response.fingerprint,
+        "request": request_fingerprint(response.request, response.sample),
+        "sample": response.sample,
+        "model": response.model,
+        "text": response.text,
+        "reasoning": response.reasoning or None,
+        "usage": {name: getattr(u, name) for name in USAGE} if u.reported else None,
+        "ttft": response.ttft,
+        "elapsed": response.elapsed,
+        "finish_reason": response.finish_reason,
+        "request_id": response.request_id,
+        "offline": response.offline,
+        "time": response.recorded_at if response.recorded_at is not None else time.time(),
+    }
+
+
+def metadata(responses: Iterable[Response | None]) -> dict[str, Any] | None:
+    """The display metadata of an output showing these answers (None when none is whole)."""
+    records = [c for c in (cassette(r) for r in responses if r is not None) if c is not None]
+    return {METADATA_KEY: {"answers": records}} if records else None

@@ -36,6 +36,7 @@ __all__ = [
     "Prepared",
     "Retry",
     "auth_headers",
+    "check_key",
     "error_from_body",
     "map_transport",
     "model_ids",
@@ -100,12 +101,29 @@ def prepare(
     stream: bool,
     extra: Mapping[str, Any],
     dialect: Dialect | None = None,
+    require_key: bool = True,
 ) -> Prepared:
     """The request's body and headers. ``dialect`` says how thinking and budget go on the wire
-    (None: DashScope's fields); a dialect that cannot take them refuses here, before sending."""
+    (None: DashScope's fields); a dialect that cannot take them refuses here, before sending.
+    ``require_key`` False: the body alone, for a replay that may never send it."""
     given = {k: v for k, v in params.items() if v is not None}
     check_params(given, settings.model, stream=stream)
     msgs = build_messages(prompt, system=system, messages=messages)
+    if require_key:
+        check_key(settings)
+    plain = {k: v for k, v in given.items() if k not in ("thinking", "budget")}
+    body = build_body(settings.model, msgs, plain, stream=stream, extra=extra)
+    apply_dialect(body, given, dialect)
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "text/event-stream" if stream else "application/json",
+    }
+    headers.update(auth_headers(settings) if require_key else {})
+    return Prepared(f"{settings.base_url}/chat/completions", headers, body, given, settings, stream, dialect)
+
+
+def check_key(settings: _config.Settings) -> None:
+    """Qwen Cloud needs a key: say how to give one (or how to go without)."""
     if settings.api_key is None and settings.base_url_source == "region":
         raise ConfigError(
             "no API key: run qwen_magics.login() (or %qwen login), which asks for it without showing "
@@ -114,15 +132,6 @@ def prepare(
             "use the offline simulator: QWEN_OFFLINE=1, or qwen_magics.offline() first "
             "(`%load_ext qwen_magics` starts it on its own when no key is set)"
         )
-    plain = {k: v for k, v in given.items() if k not in ("thinking", "budget")}
-    body = build_body(settings.model, msgs, plain, stream=stream, extra=extra)
-    apply_dialect(body, given, dialect)
-    headers = {
-        "Content-Type": "application/json",
-        "Accept": "text/event-stream" if stream else "application/json",
-    }
-    headers.update(auth_headers(settings))
-    return Prepared(f"{settings.base_url}/chat/completions", headers, body, given, settings, stream, dialect)
 
 
 def auth_headers(settings: _config.Settings) -> dict[str, str]:

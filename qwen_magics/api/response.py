@@ -238,6 +238,10 @@ class Response:
         self.json_attempts = 0  # questions asked to get .data (re-asks included)
         self.schema: Any = None  # the schema structured output validated .data against
         self.history_id: str | None = None  # this answer's row in the history (its uid), once written
+        self.fingerprint: str | None = None  # the request's, as replay looks it up (api/record.py)
+        self.sample = 0  # the sample index inside a comparison
+        self.replayed = False  # answered from a record (api/replay.py), not by the server
+        self.recorded_at: float | None = None  # unix time the answer was complete (when recorded, replayed)
         self._on_finish = on_finish  # called once, when the answer is complete (the history's hook)
         self._text: list[str] = []
         self._reasoning: list[str] = []
@@ -395,6 +399,8 @@ class Response:
     def _finish(self) -> None:
         if self._elapsed is None:
             self._elapsed = time.perf_counter() - self._sent_at
+        if self.recorded_at is None:
+            self.recorded_at = time.time()
         if self._finish_reason is None and self._error is None and self._source is not None:
             self._incomplete = True
             self._error = StreamInterrupted("the stream ended before the answer was finished")

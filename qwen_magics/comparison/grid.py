@@ -16,7 +16,9 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..api.record import metadata
 from ..api.render import escape_text, footer_text, format_cost, thinking_html
+from ..api.replay import when
 from ..display.live import MAX_RATE, Live, is_rich_frontend
 from ..display.markdown import markdown_html
 from ..display.widget import show_widget
@@ -94,6 +96,11 @@ def summary_text(c: Comparison) -> str:
     costs = [r.cost for r in responses if r.cost is not None]
     if costs and any(costs):
         parts.append(f"{format_cost(sum(costs))} total")
+    replayed = [r for r in responses if r.replayed]
+    if replayed:
+        first = min(r.recorded_at or 0.0 for r in replayed)
+        some = "" if len(replayed) == total else f"{len(replayed)} "
+        parts.append(f"{some}replayed, recorded {when(first)}")
     if c.diff:
         parts.append("marked: words not in the first column")
     return " · ".join(parts)
@@ -439,7 +446,9 @@ class GridView:
             return
         if frozen:
             self.output.redraw_frozen([self._bundle(a, b, final=True) for a, b in self._frozen])
-        self.output.draw(self._bundle(self._open, len(self.rows), final=self._finished))
+        # the closing output carries every sample's record: the saved notebook replays the grid
+        record = metadata(self.comparison.responses) if self._finished else None
+        self.output.draw(self._bundle(self._open, len(self.rows), final=self._finished), metadata=record)
 
     def finish(self) -> None:
         self._finished = True

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ..api.record import metadata
 from ..api.render import closing_markdown, escape_text, footer_text, response_markdown, thinking_html
 from ..api.response import Response
 from ..errors import APIConnectionError, APIError, ConfigError, QwenError
@@ -201,8 +202,9 @@ class StreamView:
             sys.stdout.write(f"\n\n[{footer_text(response)}]\n")
             sys.stdout.flush()
             return
+        record = metadata([response])  # the saved notebook keeps the answer: it can replay itself
         if not self._freezing:
-            self.live.draw(self.bundle(response, final=True))
+            self.live.draw(self.bundle(response, final=True), metadata=record)
             return
         if not self._opened:
             self._opened = True
@@ -212,7 +214,7 @@ class StreamView:
         rest = response.partial_text[self._frozen :]
         closing = closing_markdown(response)
         markdown = f"{rest}\n\n{closing}" if rest else closing
-        self.live.draw(_md(markdown, f"{rest}\n\n[{footer_text(response)}]"))
+        self.live.draw(_md(markdown, f"{rest}\n\n[{footer_text(response)}]"), metadata=record)
 
     def fail(self, message: str, *, title: str = "Qwen error") -> None:
         """Replace the placeholder with one error box (or print the box in a terminal)."""

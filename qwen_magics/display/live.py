@@ -99,8 +99,11 @@ class Live:
         last = recent[-1] if recent else float("-inf")
         return now - last >= self.quiet
 
-    def draw(self, bundle: dict[str, str], *, size: int | None = None) -> None:
-        """Send ``bundle`` to the current output (opening it if needed), whatever the rate."""
+    def draw(
+        self, bundle: dict[str, str], *, size: int | None = None, metadata: dict[str, Any] | None = None
+    ) -> None:
+        """Send ``bundle`` to the current output (opening it if needed), whatever the rate.
+        ``metadata`` goes with it into the saved notebook (a widget target has none)."""
         self.draws += 1
         self._recent.append(time.perf_counter())
         if size is not None:
@@ -113,7 +116,9 @@ class Live:
         if self._handle is None:
             from IPython.display import display
 
-            self._handle = display(bundle, raw=True, display_id=True)
+            self._handle = display(bundle, raw=True, display_id=True, metadata=metadata)
+        elif metadata is not None:
+            self._handle.update(bundle, raw=True, metadata=metadata)
         else:
             self._handle.update(bundle, raw=True)
 

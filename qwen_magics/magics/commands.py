@@ -235,6 +235,25 @@ def models_bundle(settings: config.Settings) -> dict[str, str]:
     }
 
 
+# -- %qwen replay ----------------------------------------------------------------------------------
+def replay_bundle(replay: Any, sources: list[str]) -> dict[str, str]:
+    """What ``%qwen replay`` says: the mode in force and where answers are looked up."""
+    if replay.mode == "off":
+        text = (
+            "Replay is off: every request goes to the server. %qwen replay on (or only) [PATH] turns it on."
+        )
+    else:
+        where = " then ".join(sources) or "nowhere (the history is off; give a PATH)"
+        how = (
+            "asks the server when the record has no answer"
+            if replay.mode == "on"
+            else "never asks the server"
+        )
+        pace = "at the recorded pace" if replay.pace else "at once"
+        text = f"Replay {replay.mode}: answers come from {where}, {pace}; a request {how}."
+    return {"text/markdown": escape_text(text), "text/plain": text}
+
+
 # -- %qwen help ----------------------------------------------------------------------------------
 COMMANDS = [
     ("%%qwen [options]", "ask with the cell as the prompt; the answer streams as Markdown"),
@@ -252,6 +271,11 @@ COMMANDS = [
     (
         "%qwen log [-n N] [-q WORDS] [-m MODEL] [--since WHEN]",
         "the recorded answers, newest first (WHEN: 2026-12-01, 30m, 1h, 2d, yesterday)",
+    ),
+    (
+        "%qwen replay on|off|only [PATH] [--pace]",
+        "answer from the record (the history, or a saved .ipynb at PATH): on asks the server on a "
+        "miss, only never does",
     ),
     ("%qwen panel [options] [prompt]", "sliders for every parameter, with a Run button"),
     ("%qwen help", "this text; %%qwen? shows every option"),

@@ -25,6 +25,7 @@ from traitlets import Bool, Float, Int, TraitError, Unicode, observe, validate
 
 from .. import config, historydb, simulator
 from ..api import record
+from ..api import replay as _replay
 from ..api.params import PARAMS, build_messages, check_params
 from ..display.answer import MAX_RATE, error_title, show_answer, show_error
 from ..display.live import is_rich_frontend
@@ -37,6 +38,7 @@ from .commands import (
     fetch_model_ids,
     help_bundle,
     models_bundle,
+    replay_bundle,
     set_defaults,
     usage_bundle,
 )
@@ -112,6 +114,13 @@ class QwenMagics(Magics):
         "~/.qwen-magics/history.db. `%qwen log` and qwen_magics.history() read it.",
     ).tag(config=True)
 
+    replay = Unicode(
+        None,
+        allow_none=True,
+        help="Answer from the record: 'on', 'only' or 'off', then optionally a history database or a "
+        "saved .ipynb to replay from, and --pace; None: QWEN_REPLAY, else off. `%qwen replay` sets it.",
+    ).tag(config=True)
+
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.conversation = Conversation()
@@ -139,6 +148,20 @@ class QwenMagics(Magics):
     @observe("history")
     def _use_history(self, change: Any) -> None:
         historydb.use(change["new"])
+
+    @validate("replay")
+    def _check_replay(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if value is not None:
+            try:
+                _replay.parse(value)
+            except ValueError as exc:
+                raise TraitError(str(exc)) from None
+        return value
+
+    @observe("replay")
+    def _use_replay(self, change: Any) -> None:
+        _replay.use(change["new"])
 
     def defaults(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in ("model", "system", *REQUEST_PARAMS)}
@@ -201,6 +224,8 @@ class QwenMagics(Magics):
                 return self._show(log_bundle(command[1]))
             elif command[0] == "login":
                 return self._cmd_login(command[1])
+            elif command[0] == "replay":
+                return self._cmd_replay(command[1], line)
             elif command[1]:
                 raise UsageError(
                     f"%qwen {command[0]} takes no arguments (got {command[1]!r}); {as_prompt(line)}"
@@ -478,6 +503,19 @@ class QwenMagics(Magics):
             raise UsageError(f"%qwen config {exc}") from None
         print("qwen defaults: " + ", ".join(done))
 
+    def _cmd_replay(self, rest: str, line: str) -> None:
+        """``%qwen replay on|off|only [PATH] [--pace]``; alone, what is in force."""
+        if rest:
+            try:
+                chosen = _replay.parse(rest)
+            except ValueError as exc:
+                raise UsageError(f"%qwen {exc}; {as_prompt(line)}") from None
+            if chosen.path is not None and not chosen.path.exists():
+                raise UsageError(f"%qwen replay: there is no file {str(chosen.path)!r} to replay from")
+            self.replay = str(chosen)
+        now = _replay.current()
+        self._show(replay_bundle(now, [str(p) for p in _replay.sources(now)]))
+
     def _cmd_login(self, rest: str) -> None:
         """``%qwen login [region]`` (or ``--region R``): the key is asked for, never read from the line."""
         words = rest.split()
@@ -566,6 +604,7 @@ def unload(ip: Any) -> None:
     uninstall_help_end(ip)
     record.remove_provider(notebook_fields)
     historydb.use(None)  # QwenMagics.history goes with the magics
+    _replay.use(None)  # and QwenMagics.replay
     manager = ip.magics_manager
     for kind in ("line", "cell"):
         manager.magics[kind].pop("qwen", None)

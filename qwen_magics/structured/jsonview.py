@@ -13,7 +13,9 @@ import html
 import json
 import sys
 from collections.abc import Callable
+from typing import Any
 
+from ..api.record import metadata
 from ..api.render import escape_text, footer_text, thinking_html
 from ..api.response import Response
 from ..display.live import MAX_RATE, Live, drain, is_rich_frontend, stop
@@ -38,13 +40,16 @@ class JSONView:
         self.rich = is_rich_frontend() if rich is None else rich
         target = (lambda bundle, update: publish(bundle)) if publish is not None else None
         self.live = Live(max_rate=max_rate, publish=target, step=2 * LIVE_CHARS, quiet=1.0)
+        self.attempts: list[Response] = []  # every answer this view showed, re-asks included
 
     @property
     def draws(self) -> int:
         return self.live.draws
 
-    def _draw(self, bundle: dict[str, str], size: int | None = None) -> None:
-        self.live.draw(bundle, size=size)
+    def _draw(
+        self, bundle: dict[str, str], size: int | None = None, metadata: dict[str, Any] | None = None
+    ) -> None:
+        self.live.draw(bundle, size=size, metadata=metadata)
 
     # -- while it streams ---------------------------------------------------------------------
     def live_bundle(
@@ -74,6 +79,7 @@ class JSONView:
 
     def run(self, response: Response, *, attempt: int = 1, failures: list[str] | None = None) -> Response:
         """Consume one attempt's stream, redrawing at most ``max_rate`` times a second."""
+        self.attempts.append(response)
         if not self.rich:
             drain(response)
             return response
@@ -111,7 +117,9 @@ class JSONView:
         }
 
     def show_result(self, response: Response) -> None:
-        self._show(self.result_bundle(response))
+        """The table or JSON, with every attempt's record in its metadata (a replay asks again
+        as the original did)."""
+        self._show(self.result_bundle(response), metadata([*self.attempts[:-1], response]))
 
     def show_failure(self, response: Response, message: str) -> None:
         """Keep the answer on screen with what was wrong; the caller reports the error itself."""
@@ -127,9 +135,9 @@ class JSONView:
             }
         )
 
-    def _show(self, bundle: dict[str, str]) -> None:
+    def _show(self, bundle: dict[str, str], meta: dict[str, Any] | None = None) -> None:
         if self.rich:
-            self._draw(bundle)
+            self._draw(bundle, metadata=meta)
         else:
             sys.stdout.write(bundle["text/plain"] + "\n")
             sys.stdout.flush()
