@@ -336,3 +336,34 @@ def test_a_notebook_recorded_in_a_kernel_replays_in_another_with_the_server_stop
     assert "replayed, recorded" in markdown
     assert "replayed, recorded" in replay_nb.cells[3].outputs[-1].data["text/html"]
     assert len(emulator.chat_requests) == 5  # nothing more reached the (stopped) emulator
+
+
+def test_apply_and_the_panel_leave_their_records_in_the_notebook(
+    ip: Any, tmp_path: Path, qwen_env: Emulator, monkeypatch: Any
+) -> None:
+    frame = pd.DataFrame({"animal": ["cat", "owl"]}, index=["a", "b"])
+    qwen_env.queue_reply('{"name": "cat", "legs": "four"}')  # row a is asked again
+    with capture_output() as job:
+        done = qm.apply(frame, "Describe {animal}.", schema="name, legs int", concurrency=1)
+    with capture_output() as shown:
+        p = qm.panel("Name a sea.", temperature=0.4)
+        p.run_button.click()
+        assert p.wait(10)
+    assert len(qwen_env.chat_requests) == 4
+    kept = records(job.outputs)
+    assert len(kept) == 3  # both attempts of row a, then row b
+    assert kept[0]["usage"]["completion_tokens"] < done.attrs["usage"]["completion_tokens"] / 2
+    assert [r["text"] for r in records(shown.outputs)] == [p.runs[0].response.text]
+    saved = notebook(tmp_path / "job.ipynb", job.outputs, shown.outputs)
+
+    qwen_env.stop()
+    monkeypatch.delenv("DASHSCOPE_API_KEY")
+    cell(ip, f"replay only {saved}")
+    with capture_output():
+        again = qm.apply(frame, "Describe {animal}.", schema="name, legs int", concurrency=1)
+        q = qm.panel("Name a sea.", temperature=0.4)
+        q.run_button.click()
+        assert q.wait(10)
+    pd.testing.assert_frame_equal(again, done)
+    assert again.attrs["usage"] == done.attrs["usage"]  # each attempt replays its own tokens
+    assert q.runs[0].response.replayed and q.runs[0].response.text == p.runs[0].response.text

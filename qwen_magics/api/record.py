@@ -263,7 +263,7 @@ def cassette(response: Response) -> dict[str, Any] | None:
     must not stand for it. Built from the request body and the answer, so never the key."""
     if not response.done or response.incomplete or response.interrupted or not response.fingerprint:
         return None
-    u = response.usage
+    u = response.own_usage  # a re-asked answer's own, not the totals over its attempts
     return {
         "fingerprint": response.fingerprint,
         "request": request_fingerprint(response.request, response.sample),
@@ -273,7 +273,7 @@ def cassette(response: Response) -> dict[str, Any] | None:
         "reasoning": response.reasoning or None,
         "usage": {name: getattr(u, name) for name in USAGE} if u.reported else None,
         "ttft": response.ttft,
-        "elapsed": response.elapsed,
+        "elapsed": response.own_elapsed,
         "finish_reason": response.finish_reason,
         "request_id": response.request_id,
         "offline": response.offline,

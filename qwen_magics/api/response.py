@@ -236,6 +236,8 @@ class Response:
         self.data: Any = None  # parsed JSON, set by structured output
         self.json_path: str | None = None  # how .data was found: json, fenced, balanced, repaired
         self.json_attempts = 0  # questions asked to get .data (re-asks included)
+        self.json_earlier: list[Response] = []  # the attempts before this one, when it was re-asked
+        self._own: tuple[Usage, float | None] | None = None  # this request's own, before set_totals
         self.schema: Any = None  # the schema structured output validated .data against
         self.history_id: str | None = None  # this answer's row in the history (its uid), once written
         self.fingerprint: str | None = None  # the request's, as replay looks it up (api/record.py)
@@ -305,6 +307,15 @@ class Response:
         return self._usage
 
     @property
+    def own_usage(self) -> Usage:
+        """This request's usage alone, also after ``set_totals`` (what its record keeps)."""
+        return self._own[0] if self._own is not None else self.usage
+
+    @property
+    def own_elapsed(self) -> float | None:
+        return self._own[1] if self._own is not None else self.elapsed
+
+    @property
     def finish_reason(self) -> str | None:
         self._settle()
         return self._finish_reason
@@ -367,7 +378,10 @@ class Response:
         return list(self.request.get("messages", []))
 
     def set_totals(self, usage: Usage, elapsed: float | None = None) -> None:
-        """Totals over several requests (structured output's re-asks) on the Response that is kept."""
+        """Totals over several requests (structured output's re-asks) on the Response that is kept;
+        ``own_usage`` and ``own_elapsed`` keep this request's own."""
+        if self._own is None:
+            self._own = (self.usage, self.elapsed)
         self._usage = usage
         if elapsed is not None:
             self._elapsed = elapsed

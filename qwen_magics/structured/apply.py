@@ -120,7 +120,8 @@ def apply(
         bar.close(None)
         raise
     out = _frame(df, outcomes, sch, interrupted)
-    bar.close(_summary(out, bar.elapsed, interrupted))
+    answers = [a for o in outcomes if isinstance(o, Response) for a in (*o.json_earlier, o)]
+    bar.close(_summary(out, bar.elapsed, interrupted), record.metadata(answers))
     return out
 
 
@@ -160,12 +161,14 @@ class Progress:
         bar = f"<progress value='{self.done}' max='{max(self.total, 1)}' style='width:240px'></progress>"
         self.live.draw({"text/html": f"{bar} <span>{state}</span>", "text/plain": state}, size=self.done + 1)
 
-    def close(self, summary: str | None) -> None:
-        """Take the bar away and leave ``summary`` (None: a failure says what happened instead)."""
+    def close(self, summary: str | None, records: dict[str, Any] | None = None) -> None:
+        """Take the bar away and leave ``summary`` (None: a failure says what happened instead),
+        with the rows' ``records`` in its metadata, so the saved notebook can replay the job."""
         if self._bar is not None:
             self._bar.close()
-        if self.rich and self.live.shown:
-            self.live.draw({"text/plain": summary or f"qwen apply: stopped at {self.done}/{self.total} rows"})
+        if self.rich and (self.live.shown or records):
+            text = summary or f"qwen apply: stopped at {self.done}/{self.total} rows"
+            self.live.draw({"text/plain": text}, metadata=records)
         elif self.enabled and summary:
             sys.stdout.write(summary + "\n")
             sys.stdout.flush()

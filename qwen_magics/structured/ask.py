@@ -164,6 +164,7 @@ class Attempts:
         self.usage = Usage()
         self.count = 0
         self.failures: list[str] = []
+        self.earlier: list[Response] = []  # the answers asked again, in order
         self.started = time.perf_counter()
 
     def take(self, response: Response) -> bool:
@@ -203,6 +204,7 @@ class Attempts:
                     {"role": "assistant", "content": response.text},
                     {"role": "user", "content": REASK.format(error=failure)},
                 ]
+            self.earlier.append(response)
             return False
         self._finish(response, value, path)
         return True
@@ -213,6 +215,7 @@ class Attempts:
         response.data = value
         response.json_path = path
         response.json_attempts = self.count
+        response.json_earlier = list(self.earlier)
         notes = list(self.plan.notes)
         if path in ("fenced", "balanced", "repaired"):
             notes.append(

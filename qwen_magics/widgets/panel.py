@@ -26,6 +26,7 @@ from .. import config
 from ..api import record
 from ..api.client import AsyncClient
 from ..api.params import SEED_MAX, check_params, check_text, parse_value
+from ..api.record import metadata
 from ..api.response import Response
 from ..display.answer import StreamView, error_bundle
 from ..display.widget import show_widget, widget_bundle
@@ -604,8 +605,10 @@ class Panel:
             run.error = f"{type(work.error).__name__}: {work.error}"
             self._publish(error_bundle(run.error, title="qwen-magics error"))
         self.runs_view.value = runs_table(self.runs)
-        for shown in self._shown:  # the stand-in a saved notebook shows: this run too
-            shown.update(widget_bundle(self.widget, **self._stand_in()), raw=True)
+        # the stand-in a saved notebook shows: this run too, and every run's record, to replay them
+        records = metadata(r.response for r in self.runs)
+        for shown in self._shown:
+            shown.update(widget_bundle(self.widget, **self._stand_in()), raw=True, metadata=records)
         r = run.response
         timing = f" · {r.elapsed:.2f}s" if r is not None and r.elapsed is not None else ""
         self._end(f"run {run.number}: {run.state}{timing}")
