@@ -36,3 +36,16 @@ def run(ip: Any, source: str) -> Any:
     with capture_output() as cap:
         ip.run_cell(source)
     return cap
+
+
+def magic(ip: Any, line: str, body: str | None = None) -> Any:
+    """``%qwen line`` (or ``%%qwen line`` with ``body``) called as the magic itself, not through a
+    cell's transformers: what it showed. Its errors raise."""
+    from IPython.utils.capture import capture_output
+
+    with capture_output() as cap:
+        if body is None:
+            ip.run_line_magic("qwen", line)
+        else:
+            ip.run_cell_magic("qwen", line, body)
+    return cap

@@ -25,7 +25,7 @@ from qwen_magics.emulator import Emulator
 from qwen_magics.recall import parse_since
 
 from .conftest import TEST_KEY
-from .outputs import rendered_markdown
+from .outputs import magic, rendered_markdown
 
 
 def rows(path: Path) -> list[dict[str, Any]]:
@@ -39,17 +39,8 @@ def rows(path: Path) -> list[dict[str, Any]]:
         con.close()
 
 
-def cell(ip: Any, line: str, body: str | None = None) -> Any:
-    with capture_output() as cap:
-        if body is None:
-            ip.run_line_magic("qwen", line)
-        else:
-            ip.run_cell_magic("qwen", line, body)
-    return cap
-
-
 def test_every_feature_records_each_answer(ip: Any, history: Path) -> None:
-    cell(ip, "-t 0.3 --no-thinking", "Why is the sea salty?")
+    magic(ip, "-t 0.3 --no-thinking", "Why is the sea salty?")
     qm.ask("Name a moon of Jupiter.", thinking=False).complete()
 
     async def aask() -> None:
@@ -91,7 +82,7 @@ def test_every_feature_records_each_answer(ip: Any, history: Path) -> None:
 def test_a_row_holds_the_request_and_the_answer_and_never_the_key(
     ip: Any, history: Path, qwen_env: Emulator
 ) -> None:
-    cap = cell(ip, "-t 0.3 --max-tokens 200 -s 'Be brief.' -o r", "Why is the sea salty?")
+    cap = magic(ip, "-t 0.3 --max-tokens 200 -s 'Be brief.' -o r", "Why is the sea salty?")
     r = ip.user_ns["r"]
     [row] = rows(history)
     assert row["model"] == r.model and row["host"] == f"127.0.0.1:{qwen_env.port}" and row["region"] is None
@@ -132,7 +123,7 @@ def test_the_fingerprint_is_the_canonical_request_not_the_key(emulator: Emulator
 
 
 def test_the_folder_is_its_owners_and_the_file_too(ip: Any, history: Path) -> None:
-    cell(ip, "--no-thinking", "hi")
+    magic(ip, "--no-thinking", "hi")
     rows(history)
     assert stat.S_IMODE(history.parent.stat().st_mode) == 0o700
     for path in history.parent.iterdir():  # the database, its -wal and -shm
@@ -143,31 +134,31 @@ def test_history_off_writes_nothing_and_the_trait_chooses_the_file(
     ip: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("QWEN_HISTORY", "off")
-    cell(ip, "--no-thinking", "hi")
+    magic(ip, "--no-thinking", "hi")
     assert historydb.flush(10) and list(tmp_path.iterdir()) == []
     chosen = tmp_path / "chosen.db"
     ip.run_line_magic("config", f"QwenMagics.history = {str(chosen)!r}")
-    cell(ip, "--no-thinking", "hello there")
+    magic(ip, "--no-thinking", "hello there")
     assert [r["prompt"] for r in rows(chosen)] == ["hello there"]
     ip.run_line_magic("config", "QwenMagics.history = 'off'")
     assert repr(qm.history) == "<History off (QWEN_HISTORY=off)>"
-    assert "The history is off" in cell(ip, "log").outputs[0].data["text/plain"]
+    assert "The history is off" in magic(ip, "log").outputs[0].data["text/plain"]
 
 
 def test_log_shows_newest_first_with_the_words_marked(ip: Any, history: Path) -> None:
     for prompt in ("Why is the sea salty?", "Name a colour.", "Is the Dead Sea saltier?"):
-        cell(ip, "--no-thinking", prompt)
-    out = cell(ip, "log").outputs[0].data
+        magic(ip, "--no-thinking", prompt)
+    out = magic(ip, "log").outputs[0].data
     plain = out["text/plain"].splitlines()
     assert plain[0].split() == ["id", "when", "model", "prompt", "answer", "tokens", "cost", "/", "state"]
     assert [line.split()[0] for line in plain[1:4]] == ["3", "2", "1"]
 
-    out = cell(ip, "log -q sea").outputs[0].data
+    out = magic(ip, "log -q sea").outputs[0].data
     assert "**Sea**" in out["text/markdown"] and "[sea]" in out["text/plain"]
     assert "colour" not in out["text/plain"] and "2 answers" in out["text/plain"]
-    assert "1 answer," in cell(ip, "log -n 1").outputs[0].data["text/plain"]
-    assert "No matching answers" in cell(ip, "log -m qwen-max").outputs[0].data["text/plain"]
-    assert "3 answers" in cell(ip, "log --since 1h").outputs[0].data["text/plain"]
+    assert "1 answer," in magic(ip, "log -n 1").outputs[0].data["text/plain"]
+    assert "No matching answers" in magic(ip, "log -m qwen-max").outputs[0].data["text/plain"]
+    assert "3 answers" in magic(ip, "log --since 1h").outputs[0].data["text/plain"]
 
 
 def test_log_since_takes_dates_and_times_ago_and_says_what_to_write() -> None:
@@ -191,7 +182,7 @@ def test_log_refuses_a_bad_since_in_one_line(ip: Any, history: Path) -> None:
 
 
 def test_get_brings_back_an_answer_that_displays_like_the_original(ip: Any, history: Path) -> None:
-    cell(ip, "--thinking -o r", "Why is the sea salty?")
+    magic(ip, "--thinking -o r", "Why is the sea salty?")
     original = ip.user_ns["r"]
     [row] = qm.history(q="salty").itertuples()
     back = qm.history.get(row.Index)
@@ -210,7 +201,7 @@ def test_get_brings_back_an_answer_that_displays_like_the_original(ip: Any, hist
 
 def test_delete_and_export(ip: Any, history: Path, tmp_path: Path) -> None:
     for prompt in ("Why is the sea salty?", "Name a colour.", "Name a moon."):
-        cell(ip, "--no-thinking", prompt)
+        magic(ip, "--no-thinking", prompt)
     df = qm.history()
     assert list(df["prompt"]) == ["Name a moon.", "Name a colour.", "Why is the sea salty?"]
     assert str(df["prompt_tokens"].dtype) == "Int64" and df["time"].dt.tz is not None
@@ -239,8 +230,8 @@ def warned_once(ip: Any, history: Path) -> str:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        first = cell(ip, "--no-thinking", "Why is the sea salty?")
-        second = cell(ip, '--no-thinking --compare "temperature=0.2,0.8"', "Name a colour.")
+        first = magic(ip, "--no-thinking", "Why is the sea salty?")
+        second = magic(ip, '--no-thinking --compare "temperature=0.2,0.8"', "Name a colour.")
         assert historydb.flush(30)
     assert "You asked: Why is the sea salty?" in rendered_markdown(first.outputs)
     assert "Name a colour." in json.dumps([o.data for o in second.outputs])
@@ -251,7 +242,7 @@ def warned_once(ip: Any, history: Path) -> str:
 
 
 def test_a_locked_database_leaves_the_cell_working_with_one_warning(ip: Any, history: Path) -> None:
-    cell(ip, "--no-thinking", "first")
+    magic(ip, "--no-thinking", "first")
     rows(history)
     holder = sqlite3.connect(history, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
@@ -266,7 +257,7 @@ def test_a_read_only_database_leaves_the_cell_working_with_one_warning(ip: Any, 
     import shutil
     import subprocess
 
-    cell(ip, "--no-thinking", "first")
+    magic(ip, "--no-thinking", "first")
     rows(history)
     with sqlite3.connect(history) as con:
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")

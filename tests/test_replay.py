@@ -20,16 +20,7 @@ from qwen_magics.api.record import METADATA_KEY, fingerprint
 from qwen_magics.emulator import Emulator
 
 from .conftest import TEST_KEY
-from .outputs import rendered_markdown
-
-
-def cell(ip: Any, line: str, body: str | None = None) -> Any:
-    with capture_output() as cap:
-        if body is None:
-            ip.run_line_magic("qwen", line)
-        else:
-            ip.run_cell_magic("qwen", line, body)
-    return cap
+from .outputs import magic, rendered_markdown
 
 
 def records(outputs: list[Any]) -> list[dict[str, Any]]:
@@ -66,12 +57,12 @@ def sent(emu: Emulator) -> int:
 def test_a_cell_replays_from_the_history_and_sends_nothing(
     ip: Any, history: Path, qwen_env: Emulator
 ) -> None:
-    cell(ip, "replay on")
-    first = cell(ip, "-t 0.7 --thinking -o a", "Why is the sea salty?")
+    magic(ip, "replay on")
+    first = magic(ip, "-t 0.7 --thinking -o a", "Why is the sea salty?")
     assert sent(qwen_env) == 1
     historydb.flush(10)
     qwen_env.requests.clear()
-    again = cell(ip, "-t 0.7 --thinking -o b", "Why is the sea salty?")
+    again = magic(ip, "-t 0.7 --thinking -o b", "Why is the sea salty?")
     a, b = ip.user_ns["a"], ip.user_ns["b"]
     assert qwen_env.chat_requests == []
     assert b.replayed and (b.text, b.reasoning, b.usage, b.finish_reason) == (
@@ -88,18 +79,18 @@ def test_a_cell_replays_from_the_history_and_sends_nothing(
 
 
 def test_on_asks_the_server_when_the_record_has_no_answer(ip: Any, history: Path, qwen_env: Emulator) -> None:
-    cell(ip, "replay on")
-    cell(ip, "-t 0.2 -o a", "Name a sea.")
-    cell(ip, "-t 0.3 -o b", "Name a sea.")  # another temperature: another request
+    magic(ip, "replay on")
+    magic(ip, "-t 0.2 -o a", "Name a sea.")
+    magic(ip, "-t 0.3 -o b", "Name a sea.")  # another temperature: another request
     assert sent(qwen_env) == 2 and not ip.user_ns["b"].replayed
-    cell(ip, "replay off")
-    cell(ip, "-t 0.2 -o c", "Name a sea.")
+    magic(ip, "replay off")
+    magic(ip, "-t 0.2 -o c", "Name a sea.")
     assert sent(qwen_env) == 3 and not ip.user_ns["c"].replayed
 
 
 def test_only_misses_in_one_line_naming_the_prompt(ip: Any, history: Path, qwen_env: Emulator) -> None:
-    cell(ip, "replay only")
-    cap = cell(ip, "-t 0.2", "What is the deepest trench in the Pacific Ocean?")
+    magic(ip, "replay only")
+    cap = magic(ip, "-t 0.2", "What is the deepest trench in the Pacific Ocean?")
     shown = cap.outputs[-1].data["text/plain"]
     assert "replay only: no recorded answer to 'What is the deepest trench in the Pacific Ocean?'" in shown
     assert "nothing was sent" in shown and "\n" not in shown.split("\n", 1)[-1].strip()
@@ -207,7 +198,7 @@ def test_pace_streams_at_the_recorded_pace(history: Path, qwen_env: Emulator) ->
 def test_a_saved_notebook_is_its_own_cassette(
     ip: Any, tmp_path: Path, qwen_env: Emulator, monkeypatch: Any
 ) -> None:
-    first = cell(ip, "-t 0.7 --thinking -o a", "Why is the sea salty?")
+    first = magic(ip, "-t 0.7 --thinking -o a", "Why is the sea salty?")
     with capture_output() as grid:
         qm.compare("Name a colour.", temperature=[0.2, 0.8], samples=2, seed=1)
     with capture_output() as structured:
@@ -224,8 +215,8 @@ def test_a_saved_notebook_is_its_own_cassette(
 
     qwen_env.stop()
     monkeypatch.delenv("DASHSCOPE_API_KEY")
-    cell(ip, f"replay only {saved}")
-    again = cell(ip, "-t 0.7 --thinking -o b", "Why is the sea salty?")
+    magic(ip, f"replay only {saved}")
+    again = magic(ip, "-t 0.7 --thinking -o b", "Why is the sea salty?")
     assert ip.user_ns["b"].text == a.text and "replayed" in rendered_markdown(again.outputs)
     with capture_output():
         comparison = qm.compare("Name a colour.", temperature=[0.2, 0.8], samples=2, seed=1)
@@ -239,13 +230,13 @@ def test_a_saved_notebook_is_its_own_cassette(
 def test_only_alone_replays_from_the_notebook_the_front_end_names(
     ip: Any, tmp_path: Path, qwen_env: Emulator, monkeypatch: Any
 ) -> None:
-    first = cell(ip, "-t 0.3 -o a", "Name a sea.")
+    first = magic(ip, "-t 0.3 -o a", "Name a sea.")
     saved = notebook(tmp_path / "mine.ipynb", first.outputs)
     qwen_env.stop()
     monkeypatch.setenv("JPY_SESSION_NAME", "some/folder/mine.ipynb")  # JupyterLab: from its root
     monkeypatch.chdir(tmp_path)  # the kernel runs in the notebook's folder
-    cell(ip, "replay only")
-    again = cell(ip, "-t 0.3 -o b", "Name a sea.")
+    magic(ip, "replay only")
+    again = magic(ip, "-t 0.3 -o b", "Name a sea.")
     assert ip.user_ns["b"].replayed and ip.user_ns["b"].text == ip.user_ns["a"].text
     assert "replayed" in rendered_markdown(again.outputs)
     ip.user_ns["__vsc_ipynb_file__"] = str(saved)  # VS Code says the whole path
@@ -259,14 +250,14 @@ def test_only_alone_replays_from_the_notebook_the_front_end_names(
 def test_a_notebook_recorded_against_a_server_replays_offline(
     ip: Any, tmp_path: Path, qwen_env: Emulator, monkeypatch: Any
 ) -> None:
-    first = cell(ip, "-t 0.3", "Name a sea.")
+    first = magic(ip, "-t 0.3", "Name a sea.")
     saved = notebook(tmp_path / "x.ipynb", first.outputs)
     monkeypatch.delenv("DASHSCOPE_API_KEY")
     monkeypatch.delenv("DASHSCOPE_BASE_URL")
     emu = qm.offline(0)
     try:
         emu.requests.clear()
-        cell(ip, f"replay only {saved}")
+        magic(ip, f"replay only {saved}")
         r = qm.ask("Name a sea.", temperature=0.3)
         assert r.text == records(first.outputs)[0]["text"] and r.replayed and r.offline
         assert emu.chat_requests == []
@@ -291,13 +282,13 @@ def test_replay_settings_read_as_written(ip: Any, history: Path, tmp_path: Path,
     assert str(replay.current()) == "off"
     monkeypatch.setenv("QWEN_REPLAY", "only --pace")
     assert replay.current() == replay.Replay("only", None, True)
-    shown = cell(ip, "replay").outputs[-1].data["text/plain"]
+    shown = magic(ip, "replay").outputs[-1].data["text/plain"]
     assert shown.startswith("Replay only: answers come from ") and "at the recorded pace" in shown
     with pytest.raises(UsageError, match="write on, off or only"):
         ip.run_line_magic("qwen", "replay sometimes")
     with pytest.raises(UsageError, match="no file"):
         ip.run_line_magic("qwen", f"replay only {tmp_path / 'missing.ipynb'}")
-    cell(ip, "replay on")
+    magic(ip, "replay on")
     assert ip.find_magic("qwen").__self__.replay == "on" and replay.current().mode == "on"
     ip.run_line_magic("config", "QwenMagics.replay = 'off'")
     assert replay.current().mode == "off"
@@ -358,7 +349,7 @@ def test_apply_and_the_panel_leave_their_records_in_the_notebook(
 
     qwen_env.stop()
     monkeypatch.delenv("DASHSCOPE_API_KEY")
-    cell(ip, f"replay only {saved}")
+    magic(ip, f"replay only {saved}")
     with capture_output():
         again = qm.apply(frame, "Describe {animal}.", schema="name, legs int", concurrency=1)
         q = qm.panel("Name a sea.", temperature=0.4)
