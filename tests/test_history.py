@@ -143,6 +143,13 @@ def test_history_off_writes_nothing_and_the_trait_chooses_the_file(
     ip.run_line_magic("config", "QwenMagics.history = 'off'")
     assert repr(qm.history) == "<History off (QWEN_HISTORY=off)>"
     assert "The history is off" in magic(ip, "log").outputs[0].data["text/plain"]
+    other = tmp_path / "other.db"
+    magic(ip, f"config history={other}")  # the same from %qwen config, where off stays a word
+    magic(ip, "--no-thinking", "and again")
+    assert [r["prompt"] for r in rows(other)] == ["and again"]
+    magic(ip, "config history=off")
+    magic(ip, "--no-thinking", "not this one")
+    assert historydb.flush(10) and [r["prompt"] for r in rows(other)] == ["and again"]
 
 
 def test_log_shows_newest_first_with_the_words_marked(ip: Any, history: Path) -> None:

@@ -44,7 +44,7 @@ PARAMS = tuple(WIRE_NAMES)
 # the type of each parameter when it is typed as text
 _WHOLE = ("top_k", "max_tokens", "seed", "budget")
 _NUMBER = ("temperature", "top_p", "presence_penalty")
-_TEXT = ("model", "system", "stop")
+_TEXT = ("model", "system", "stop", "history")  # history: a file, or off
 _NOT_GIVEN = ("", "none", "null", "default")
 _BOOLS = {
     **dict.fromkeys(("on", "true", "yes", "1"), True),

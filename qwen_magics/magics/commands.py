@@ -262,7 +262,8 @@ COMMANDS = [
     (
         "%qwen config name=value ...",
         "set defaults (name = value works too): model, system, temperature, top_p, top_k, "
-        "presence_penalty, thinking, budget, max_tokens, seed, raw, stream, region, base_url, dialect",
+        "presence_penalty, thinking, budget, max_tokens, seed, raw, stream, history, region, base_url, "
+        "dialect",
     ),
     ("%qwen login [region]", "ask for the API key without showing it; kept in memory only"),
     ("%qwen models", "list the models with context, max output, thinking and prices"),

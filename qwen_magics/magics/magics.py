@@ -497,7 +497,7 @@ class QwenMagics(Magics):
                 self._check_model(value, "%qwen config model", outcome="the default is unchanged")
 
         try:
-            names = [*self.defaults(), "raw", "stream", "max_rate", "max_prompt_chars"]
+            names = [*self.defaults(), "raw", "stream", "max_rate", "max_prompt_chars", "history"]
             done = set_defaults(self, tokens, names, check=check)
         except ValueError as exc:
             raise UsageError(f"%qwen config {exc}") from None
