@@ -340,11 +340,19 @@ def test_apply_and_the_panel_leave_their_records_in_the_notebook(
         p = qm.panel("Name a sea.", temperature=0.4)
         p.run_button.click()
         assert p.wait(10)
-    assert len(qwen_env.chat_requests) == 4
+        for t in (0.2, 0.9):
+            p.temperature.value = t
+            p.compare_mode.add_button.click()
+        p.compare_mode.run_button.click()
+        assert p.wait(10)
+    assert len(qwen_env.chat_requests) == 6
     kept = records(job.outputs)
     assert len(kept) == 3  # both attempts of row a, then row b
     assert kept[0]["usage"]["completion_tokens"] < done.attrs["usage"]["completion_tokens"] / 2
-    assert [r["text"] for r in records(shown.outputs)] == [p.runs[0].response.text]
+    grid = p.compare_mode.comparison
+    assert grid is not None
+    expected = [p.runs[0].response.text, *(r.text for r in grid.responses)]
+    assert [r["text"] for r in records(shown.outputs)] == expected
     saved = notebook(tmp_path / "job.ipynb", job.outputs, shown.outputs)
 
     qwen_env.stop()
@@ -355,6 +363,14 @@ def test_apply_and_the_panel_leave_their_records_in_the_notebook(
         q = qm.panel("Name a sea.", temperature=0.4)
         q.run_button.click()
         assert q.wait(10)
+        for t in (0.2, 0.9):
+            q.temperature.value = t
+            q.compare_mode.add_button.click()
+        q.compare_mode.run_button.click()
+        assert q.wait(10)
+    regrid = q.compare_mode.comparison
+    assert regrid is not None and all(r.replayed for r in regrid.responses)
+    assert [r.text for r in regrid.responses] == [r.text for r in grid.responses]
     pd.testing.assert_frame_equal(again, done)
     assert again.attrs["usage"] == done.attrs["usage"]  # each attempt replays its own tokens
     assert q.runs[0].response.replayed and q.runs[0].response.text == p.runs[0].response.text

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
+from ..api.response import Response
 from ..comparison.compare import Comparison, acompare
 from ..display.answer import error_bundle
 from .text import cell_prompt, summary
@@ -39,6 +40,7 @@ class CompareMode:
         self.panel = panel
         self.settings: list[dict[str, Any]] = []
         self.comparison: Comparison | None = None
+        self.answers: list[Response] = []  # every comparison's, for the records the notebook keeps
         self.add_button = W.Button(
             description="Add current settings",
             icon="plus",
@@ -157,6 +159,7 @@ class CompareMode:
             self._publish(error_bundle(str(exc), title="Comparison not run"))
             return "comparison failed"
         self.comparison = comparison
+        self.answers.extend(comparison.responses)
         if self.diff.value:
             comparison.show_diff(True)
         state = "stopped" if comparison.interrupted else "done"
@@ -174,6 +177,7 @@ class CompareMode:
             status = "comparison failed"
         else:
             status = str(work.result())
+        self.panel._save_stand_in()
         self.panel._end(status)
 
     def _publish(self, bundle: dict[str, str], update: bool = False) -> None:

@@ -304,6 +304,13 @@ class Panel:
             return
         self._shown.append(show_widget(self.widget, **self._stand_in()))
 
+    def _save_stand_in(self) -> None:
+        """Refresh the stand-in a saved notebook shows: the runs so far, and the record of every
+        answer (runs and comparisons), so the saved notebook replays them."""
+        records = metadata([*(r.response for r in self.runs), *self.compare_mode.answers])
+        for shown in self._shown:
+            shown.update(widget_bundle(self.widget, **self._stand_in()), raw=True, metadata=records)
+
     def _stand_in(self) -> dict[str, str]:
         """What shows where the widget cannot be drawn (GitHub, nbconvert, an untrusted notebook):
         its settings as a cell and the runs so far, refreshed after each run."""
@@ -605,10 +612,7 @@ class Panel:
             run.error = f"{type(work.error).__name__}: {work.error}"
             self._publish(error_bundle(run.error, title="qwen-magics error"))
         self.runs_view.value = runs_table(self.runs)
-        # the stand-in a saved notebook shows: this run too, and every run's record, to replay them
-        records = metadata(r.response for r in self.runs)
-        for shown in self._shown:
-            shown.update(widget_bundle(self.widget, **self._stand_in()), raw=True, metadata=records)
+        self._save_stand_in()
         r = run.response
         timing = f" · {r.elapsed:.2f}s" if r is not None and r.elapsed is not None else ""
         self._end(f"run {run.number}: {run.state}{timing}")
