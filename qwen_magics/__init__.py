@@ -34,6 +34,7 @@ from .models import MODELS, ModelInfo
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
+    from . import checks
     from .api.client import AsyncClient, BackoffGate, Client, Retry, aask, ask
     from .recall import history
     from .simulator import offline
@@ -54,6 +55,7 @@ __all__ = [
     "AuthenticationError",
     "BackoffGate",
     "BadRequestError",
+    "checks",
     "Client",
     "compare",
     "Comparison",
@@ -94,6 +96,7 @@ _LAZY = {
     "Retry": ".api.client",
     "aask": ".api.client",
     "ask": ".api.client",
+    "checks": ".checks",  # qm.checks.contains(...), qm.checks.judge(...)
     "Comparison": ".comparison.compare",
     "Emulator": ".emulator",
     "aask_json": ".structured.ask",
@@ -112,7 +115,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'qwen_magics' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
+    found = importlib.import_module(module, __name__)
+    value = found if found.__name__ == f"{__name__}.{name}" else getattr(found, name)  # a module itself
     globals()[name] = value
     return value
 
