@@ -122,13 +122,23 @@ def _example(schema: dict[str, Any], name: str = "value") -> Any:
         return {k: _example(v, k) for k, v in (schema.get("properties") or {}).items()}
     if kind == "array":
         return [_example(schema.get("items") or {"type": "string"}, name) for _ in range(2)]
-    if kind == "integer":
-        return 1
-    if kind == "number":
-        return 1.5
+    if kind in ("integer", "number"):
+        return _within(1 if kind == "integer" else 1.5, schema, kind == "integer")
     if kind == "boolean":
         return True
     return f"{name} text"
+
+
+def _within(value: float, schema: dict[str, Any], integer: bool) -> float:
+    """The example number kept inside the schema's minimum and maximum (the middle when both)."""
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low <= high:
+        value = (low + high) / 2
+    elif isinstance(low, (int, float)):
+        value = max(value, low)
+    elif isinstance(high, (int, float)):
+        value = min(value, high)
+    return int(value) if integer else value
 
 
 def _content_text(content: Any) -> str:
