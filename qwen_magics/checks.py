@@ -15,14 +15,14 @@ from __future__ import annotations
 import inspect
 import math
 import re
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from .api.response import Response
 from .errors import ParameterError
-from .structured.jsonextract import ExtractionError, extract
+from .structured.jsonextract import Extracted, ExtractionError, extract
 from .structured.records import user_namespace
 from .structured.schema import SchemaMismatch, parse_schema
 
@@ -82,10 +82,13 @@ class Check:
 
     def run(self, response: Response, case: Case | None = None) -> Result:
         try:
-            got = self.fn(response, case or {})
+            got = self.fn(response, case or _NO_CASE)
         except Exception as exc:  # a check's own failure is not the answer's
             return Result(self.name, None, None, f"{type(exc).__name__}: {exc}", errored=True)
-        return _as_result(self.name, got)
+        return got if type(got) is Result else _as_result(self.name, got)
+
+
+_NO_CASE: Case = MappingProxyType({})
 
 
 def _as_result(name: str, got: Result | bool | float | Any) -> Result:
@@ -174,12 +177,17 @@ def evaluate(
 ) -> Verdict:
     """Run every check on ``response``; the score is the weighted mean over checks that did not
     error (None when all errored or there are none)."""
-    results = [c.run(response, case) for c in checks]
-    weights = [(c.weight, r.score) for c, r in zip(checks, results, strict=True) if r.score is not None]
-    total = sum(w for w, _ in weights)
-    if not weights or total == 0:
+    results = []
+    total = weighted = 0.0
+    for c in checks:
+        r = c.run(response, case)
+        results.append(r)
+        if r.score is not None:
+            total += c.weight
+            weighted += c.weight * r.score
+    if total == 0:
         return Verdict(results, None, None)
-    score = sum(w * s for w, s in weights if s is not None) / total
+    score = weighted / total
     return Verdict(results, score, score >= threshold - 1e-12)
 
 
@@ -365,21 +373,36 @@ def regex(pattern: str, *, weight: float = 1.0) -> Check:
     return _new(name, per_case, weight, needs_case=True)
 
 
+_last_found: tuple[str, Extracted | None, str] = ("", None, "the answer is empty")
+
+
+def _find_json(text: str) -> tuple[Extracted | None, str]:
+    """``extract``'s finding (or why there is none), remembered for the last text: ``is_json`` and
+    ``matches_schema`` on one answer read it once."""
+    global _last_found
+    last = _last_found
+    if last[0] == text:
+        return last[1], last[2]
+    try:
+        found, why = extract(text), ""
+    except ExtractionError as exc:
+        found, why = None, str(exc)
+    _last_found = (text, found, why)
+    return found, why
+
+
 def is_json(*, weight: float = 1.0) -> Check:
     """Scores 1 when the answer holds one well-formed JSON value, found as structured output finds
     it (the whole text, a fenced block, or JSON inside prose); 0 when there is none or it is broken."""
     name = "is_json()"
     ok = Result(name, 1.0, True)
+    broken = Result(name, 0.0, False, "the JSON is malformed (only a repair could read it)")
 
     def run(response: Response, case: Case) -> Result:
-        text = response.text
-        try:
-            found = extract(text)
-        except ExtractionError as exc:
-            return Result(name, 0.0, False, f"not JSON: {exc}")
-        if found.path == "repaired":
-            return Result(name, 0.0, False, "the JSON is malformed (only a repair could read it)")
-        return ok
+        found, why = _find_json(response.text)
+        if found is None:
+            return Result(name, 0.0, False, f"not JSON: {why}")
+        return broken if found.path == "repaired" else ok
 
     return _new(name, run, weight, needs_case=False)
 
@@ -393,10 +416,11 @@ def matches_schema(schema: Any, *, weight: float = 1.0) -> Check:
     ok = Result(name, 1.0, True)
 
     def run(response: Response, case: Case) -> Result:
+        found, why = _find_json(response.text)
+        if found is None:
+            return Result(name, 0.0, False, f"not JSON: {why}")
         try:
-            sch.validate(extract(response.text).value)
-        except ExtractionError as exc:
-            return Result(name, 0.0, False, f"not JSON: {exc}")
+            sch.validate(found.value)
         except SchemaMismatch as exc:
             return Result(name, 0.0, False, f"does not follow the schema: {exc}")
         return ok
@@ -480,29 +504,26 @@ def cost(usd: float, *, weight: float = 1.0) -> Check:
     return _new(name, run, weight, needs_case=False)
 
 
-def _bag(text: str) -> tuple[Counter[str], float]:
-    words = Counter(_WORD.findall(text.casefold()))
-    return words, math.sqrt(sum(n * n for n in words.values()))
+def _bag(text: str) -> frozenset[str]:
+    return frozenset(_WORD.findall(text.casefold()))
 
 
 def similarity(a: str, b: str) -> float:
-    """The cosine of the word counts of two texts (words: runs of letters and digits, case
-    ignored), in [0, 1]: 1 for the same words in any order, 0 for no word shared."""
+    """The cosine of two texts' sets of words (runs of letters and digits, case ignored), in
+    [0, 1]: shared words / sqrt(words in a × words in b); 1 for the same words in any order or
+    number, 0 for no word shared (two empty texts are alike)."""
     return _cosine(_bag(a), _bag(b))
 
 
-def _cosine(x: tuple[Counter[str], float], y: tuple[Counter[str], float]) -> float:
-    (wx, nx), (wy, ny) = x, y
-    if not nx or not ny:
-        return 1.0 if nx == ny else 0.0
-    if len(wx) > len(wy):
-        wx, wy = wy, wx
-    return min(1.0, sum(n * wy[w] for w, n in wx.items() if w in wy) / (nx * ny))
+def _cosine(x: frozenset[str], y: frozenset[str]) -> float:
+    if not x or not y:
+        return 1.0 if x == y else 0.0
+    return min(1.0, len(x & y) / math.sqrt(len(x) * len(y)))
 
 
 def similar(reference: str, threshold: float = 0.8, *, weight: float = 1.0) -> Check:
-    """Scores the answer's similarity to ``reference``: the cosine of their word counts (case and
-    word order ignored, no model to download); passes when it reaches ``threshold``."""
+    """Scores the answer's similarity to ``reference``: the cosine of their sets of words (case,
+    order and repeats ignored; no model to download, see ``similarity``); passes at ``threshold``."""
     if not isinstance(reference, str):
         raise ParameterError("similar", f"similar() takes a reference text; got {type(reference).__name__}")
     cut = _limit("similar", threshold, whole=False)
@@ -510,22 +531,27 @@ def similar(reference: str, threshold: float = 0.8, *, weight: float = 1.0) -> C
         raise ParameterError("similar", f"the threshold is a similarity in [0, 1]; got {threshold!r}")
     name = _label("similar", reference) if cut == 0.8 else f"similar({_show(reference)}, {cut:g})"
     filler = _filler(reference)
-    fixed = _bag(reference) if filler is None else None
+    under = f", under {cut:g}"
+    if filler is None:
+        fixed, to = _bag(reference), f" to {_show(reference)}{under}"
+
+        def static(response: Response, case: Case) -> Result:
+            score = _cosine(_bag(response.text), fixed)
+            if score >= cut - 1e-12:
+                return Result(name, score, True)
+            return Result(name, score, False, f"similarity {score:.2f}{to}")
+
+        return _new(name, static, weight, needs_case=False)
 
     def run(response: Response, case: Case) -> Result:
-        if filler is None:
-            assert fixed is not None
-            ref, shown = fixed, reference
-        else:
-            try:
-                shown = filler(case)
-            except _Missing as exc:
-                return _errored(name, str(exc))
-            ref = _bag(shown)
-        score = _cosine(_bag(response.text), ref)
+        try:
+            shown = filler(case)
+        except _Missing as exc:
+            return _errored(name, str(exc))
+        score = _cosine(_bag(response.text), _bag(shown))
         if score >= cut - 1e-12:
             return Result(name, score, True)
-        return Result(name, score, False, f"similarity {score:.2f} to {_show(shown)}, under {cut:g}")
+        return Result(name, score, False, f"similarity {score:.2f} to {_show(shown)}{under}")
 
     return _new(name, run, weight, needs_case=filler is not None)
 
