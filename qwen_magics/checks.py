@@ -3,7 +3,8 @@
 A check is a ``Check``: a name, a weight and a function ``(response, case) -> Result``. Users write
 them as they read: ``contains("Paris")``, ``regex(r"\\d+")``, ``judge("is it polite?")``, or any
 callable ``(response)`` / ``(response, case)`` returning a bool or a score in [0, 1]. Text
-arguments may name case columns, ``contains("{expected}")``, filled per case.
+arguments may name case columns, ``contains("{expected}")``, filled per case. ``parse_spec`` reads
+the short forms the magic's ``--check`` takes (``contains:Paris``, ``json``, ``judge:RUBRIC``).
 
 ``evaluate(checks, response, case, threshold)`` runs them all: a check that raises is *errored*
 (not failed) and the rest go on; the weighted mean of the scored checks is the answer's score, and
@@ -15,8 +16,8 @@ from __future__ import annotations
 import inspect
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = [
     "Check",
     "Result",
     "Verdict",
+    "aevaluate",
     "check",
     "contains",
     "cost",
@@ -47,6 +49,7 @@ __all__ = [
     "regex",
     "resolve",
     "similar",
+    "similarity",
     "starts_with",
     "wilson",
 ]
@@ -73,17 +76,29 @@ class Check:
     fn: Callable[[Response, Case], Result | bool | float]
     weight: float = 1.0
     needs_case: bool = True
+    afn: Callable[[Response, Case], Awaitable[Result]] | None = None  # the async twin (a judge's)
 
     def weighted(self, weight: float) -> Check:
         """The same check counting ``weight`` times in the score (``contains("x").weighted(2)``)."""
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
             raise ParameterError("weight", f"a check's weight is a number >= 0; got {weight!r}")
-        return Check(self.name, self.fn, float(weight), self.needs_case)
+        return replace(self, weight=float(weight))
 
     def run(self, response: Response, case: Case | None = None) -> Result:
         try:
             got = self.fn(response, case or _NO_CASE)
         except Exception as exc:  # a check's own failure is not the answer's
+            return Result(self.name, None, None, f"{type(exc).__name__}: {exc}", errored=True)
+        return got if type(got) is Result else _as_result(self.name, got)
+
+    async def arun(self, response: Response, case: Case | None = None) -> Result:
+        """``run`` inside an event loop: a check that asks a model (``judge``) awaits its answer
+        instead of blocking the loop; the others run as ``run`` does."""
+        if self.afn is None:
+            return self.run(response, case)
+        try:
+            got = await self.afn(response, case or _NO_CASE)
+        except Exception as exc:
             return Result(self.name, None, None, f"{type(exc).__name__}: {exc}", errored=True)
         return got if type(got) is Result else _as_result(self.name, got)
 
@@ -177,11 +192,22 @@ def evaluate(
 ) -> Verdict:
     """Run every check on ``response``; the score is the weighted mean over checks that did not
     error (None when all errored or there are none)."""
-    results = []
+    return _verdict(checks, [c.run(response, case) for c in checks], threshold)
+
+
+async def aevaluate(
+    checks: Sequence[Check], response: Response, case: Case | None = None, threshold: float = 1.0
+) -> Verdict:
+    """``evaluate`` inside an event loop: an answer's judges ask their models concurrently."""
+    import asyncio
+
+    results = await asyncio.gather(*(c.arun(response, case) for c in checks))
+    return _verdict(checks, list(results), threshold)
+
+
+def _verdict(checks: Sequence[Check], results: list[Result], threshold: float) -> Verdict:
     total = weighted = 0.0
-    for c in checks:
-        r = c.run(response, case)
-        results.append(r)
+    for c, r in zip(checks, results, strict=True):
         if r.score is not None:
             total += c.weight
             weighted += c.weight * r.score
@@ -219,8 +245,14 @@ def _label(kind: str, *args: Any) -> str:
     return f"{kind}({', '.join(_show(a) if isinstance(a, str) else repr(a) for a in args)})"
 
 
-def _new(name: str, fn: Callable[[Response, Case], Result], weight: float, needs_case: bool) -> Check:
-    made = Check(name, fn, 1.0, needs_case)
+def _new(
+    name: str,
+    fn: Callable[[Response, Case], Result],
+    weight: float,
+    needs_case: bool,
+    afn: Callable[[Response, Case], Awaitable[Result]] | None = None,
+) -> Check:
+    made = Check(name, fn, 1.0, needs_case, afn)
     return made if weight == 1 else made.weighted(weight)
 
 
@@ -237,6 +269,15 @@ def _filler(text: str) -> Callable[[Case], str] | None:
     names = _FIELD.findall(text)
     if not names:
         return None
+    if text == f"{{{names[0]}}}":  # the whole text is one column: its value, as fill gives it
+        (only,) = names
+
+        def column(case: Case) -> str:
+            if only not in case:
+                raise _Missing(f"{{{only}}} is not a column of the case ({_columns(case)})")
+            return format(case[only])
+
+        return column
 
     def filled(case: Case) -> str:
         for name in names:
@@ -589,11 +630,13 @@ def judge(
     """Scores the answer as a Qwen model grades it against ``rubric``: structured output asks for
     ``{"score": 0..1, "reason": "one line"}`` at temperature 0, thinking off where the model allows;
     passes when the score reaches ``threshold``. ``model``: the judge (None: the configured model);
-    ``retries``: re-asks for unusable JSON; ``client``: a ``Client`` whose retries and backoff to use.
+    ``retries``: re-asks for unusable JSON; ``client``: a ``Client`` (for ``run``) or ``AsyncClient``
+    (for ``arun``) whose connections, retries and backoff to use.
     A judge that cannot answer (a 429 after the retries, no connection) makes the Result errored."""
-    from .api.client import ask
+    from .api.client import AsyncClient, Client, ask
     from .errors import QwenError
-    from .structured.ask import Attempts, plan
+    from .structured.ask import Attempts, Plan, plan
+    from .structured.ask import arun as arun_plan
 
     if not isinstance(rubric, str) or not rubric.strip():
         raise ParameterError(
@@ -604,34 +647,46 @@ def judge(
         raise ParameterError("judge", f"the threshold is a score in [0, 1]; got {threshold!r}")
     name = _label("judge", rubric)
     filler = _filler(rubric)
-    send = client.ask if client is not None else ask
+    send = client.ask if isinstance(client, Client) else ask
+    shared = client if isinstance(client, AsyncClient) else None
 
-    def run(response: Response, case: Case) -> Result:
-        try:
-            wanted = rubric if filler is None else filler(case)
-        except _Missing as exc:
-            return _errored(name, str(exc))
-        try:
-            p = plan(
-                _judge_prompt(wanted, response),
-                schema=JUDGE_SCHEMA,
-                model=model,
-                temperature=0,
-                system=JUDGE_SYSTEM,
-            )
-            attempts = Attempts(p, retries)
-            while True:
-                graded = send(attempts.prompt, **attempts.kw).complete()
-                if attempts.take(graded):
-                    break
-        except QwenError as exc:
-            return _errored(name, f"the judge could not grade: {exc}")
+    def question(response: Response, case: Case) -> Plan:
+        wanted = rubric if filler is None else filler(case)
+        return plan(
+            _judge_prompt(wanted, response),
+            schema=JUDGE_SCHEMA,
+            model=model,
+            temperature=0,
+            system=JUDGE_SYSTEM,
+        )
+
+    def grade(graded: Response) -> Result:
         data = graded.data if isinstance(graded.data, dict) else {}
         score = float(data.get("score", 0.0))
         reason = " ".join(str(data.get("reason") or "").split())[:200]
         return Result(name, score, score >= cut - 1e-12, reason)
 
-    return _new(name, run, weight, needs_case=filler is not None)
+    def run(response: Response, case: Case) -> Result:
+        try:
+            attempts = Attempts(question(response, case), retries)
+            while True:
+                graded = send(attempts.prompt, **attempts.kw).complete()
+                if attempts.take(graded):
+                    return grade(graded)
+        except _Missing as exc:
+            return _errored(name, str(exc))
+        except QwenError as exc:
+            return _errored(name, f"the judge could not grade: {exc}")
+
+    async def arun(response: Response, case: Case) -> Result:
+        try:
+            return grade(await arun_plan(question(response, case), retries, shared))
+        except _Missing as exc:
+            return _errored(name, str(exc))
+        except QwenError as exc:
+            return _errored(name, f"the judge could not grade: {exc}")
+
+    return _new(name, run, weight, filler is not None, arun)
 
 
 def _judge_prompt(rubric: str, response: Response) -> str:

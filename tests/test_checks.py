@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 
 import pytest
 
 from qwen_magics import checks
-from qwen_magics.api.client import Client
+from qwen_magics.api.client import AsyncClient, Client
 from qwen_magics.api.request import Retry
 from qwen_magics.api.response import Event, Response, Usage
 from qwen_magics.emulator import Emulator
@@ -317,3 +318,38 @@ def test_a_judge_without_a_server_is_errored(clean_env: None, monkeypatch: pytes
     with Client(retry=Retry(attempts=1)) as client:
         got = checks.judge("polite?", client=client).run(answer("hi"))
     assert got.errored and got.score is None
+
+
+def test_judges_in_an_event_loop_await_their_grades(qwen_env: Emulator) -> None:
+    qwen_env.queue_reply('{"score": 0.9, "reason": "polite"}')
+    qwen_env.queue_reply('{"score": 0.2, "reason": "too long"}')
+    made = [checks.judge("polite?").weighted(2), checks.judge("short?"), checks.contains("sea")]
+    assert made[0].afn is not None and made[0].weight == 2.0
+
+    async def main() -> checks.Verdict:
+        async with AsyncClient() as client:
+            shared = [
+                checks.judge("polite?", client=client).weighted(2),
+                checks.judge("short?", client=client),
+            ]
+            return await checks.aevaluate([*shared, made[2]], answer("the sea"), threshold=0.5)
+
+    verdict = asyncio.run(main())
+    assert sorted(r.score for r in verdict.results[:2]) == [0.2, 0.9]  # queued replies: either order
+    assert verdict.results[2].passed and verdict.passed is not None
+
+
+def test_a_rate_limited_judge_in_an_event_loop_is_errored(qwen_env: Emulator) -> None:
+    qwen_env.add_fault("status", status=429, times=None)
+
+    async def main() -> checks.Result:
+        async with AsyncClient(retry=Retry(attempts=2, backoff=0.01, max_backoff=0.02)) as client:
+            return await checks.judge("polite?", client=client).arun(answer("hi"))
+
+    got = asyncio.run(main())
+    assert got.errored and "429" in got.reason
+
+
+def test_local_checks_run_alike_in_an_event_loop() -> None:
+    verdict = asyncio.run(checks.aevaluate([checks.contains("a"), checks.max_length(1)], answer("ab")))
+    assert [r.passed for r in verdict.results] == [True, False] and verdict.score == 0.5
