@@ -86,7 +86,7 @@ class Check:
 
     def run(self, response: Response, case: Case | None = None) -> Result:
         try:
-            got = self.fn(response, case or _NO_CASE)
+            got = self.fn(response, _NO_CASE if case is None else case)
         except Exception as exc:  # a check's own failure is not the answer's
             return Result(self.name, None, None, f"{type(exc).__name__}: {exc}", errored=True)
         return got if type(got) is Result else _as_result(self.name, got)
@@ -97,7 +97,7 @@ class Check:
         if self.afn is None:
             return self.run(response, case)
         try:
-            got = await self.afn(response, case or _NO_CASE)
+            got = await self.afn(response, _NO_CASE if case is None else case)
         except Exception as exc:
             return Result(self.name, None, None, f"{type(exc).__name__}: {exc}", errored=True)
         return got if type(got) is Result else _as_result(self.name, got)
@@ -162,7 +162,7 @@ def resolve(spec: Check | Callable[..., Any] | Sequence[Any] | None) -> list[Che
 def fill(text: str, case: Case | None) -> str:
     """``text`` with ``{column}`` fields from the case (``{{`` and ``}}`` for braces); a field the case
     lacks raises, naming it and the columns there are."""
-    if not case or "{" not in text:
+    if case is None or not len(case) or "{" not in text:  # len: a DataFrame row has no truth value
         return text
     try:
         return text.format_map(dict(case))
@@ -261,7 +261,8 @@ class _Missing(Exception):
 
 
 def _columns(case: Case) -> str:
-    return f"the case's columns are {', '.join(map(str, case))}" if case else "there is no case"
+    names = case.keys() if hasattr(case, "keys") else case  # a DataFrame row (a Series) too
+    return f"the case's columns are {', '.join(map(str, names))}" if len(case) else "there is no case"
 
 
 def _filler(text: str) -> Callable[[Case], str] | None:
@@ -367,7 +368,8 @@ def starts_with(text: str, *, weight: float = 1.0) -> Check:
         text,
         weight,
         lambda a, t: a.lstrip().startswith(t),
-        lambda a, t: f"starts with {_show(a.lstrip()[: max(len(t), 10)])}, not {_show(t)}",
+        lambda a, t: f"starts with {_show(a.lstrip()[: max(len(t), 10)])}, not {_show(t.lstrip())}",
+        prepare=str.lstrip,
     )
 
 
@@ -646,6 +648,12 @@ def judge(
     if cut > 1:
         raise ParameterError("judge", f"the threshold is a score in [0, 1]; got {threshold!r}")
     name = _label("judge", rubric)
+    if model is not None or cut != 0.5:
+        name = (
+            name[:-1]
+            + (f", model={model!r}" if model is not None else "")
+            + (f", {cut:g})" if cut != 0.5 else ")")
+        )
     filler = _filler(rubric)
     send = client.ask if isinstance(client, Client) else ask
     shared = client if isinstance(client, AsyncClient) else None

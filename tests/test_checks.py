@@ -353,3 +353,17 @@ def test_a_rate_limited_judge_in_an_event_loop_is_errored(qwen_env: Emulator) ->
 def test_local_checks_run_alike_in_an_event_loop() -> None:
     verdict = asyncio.run(checks.aevaluate([checks.contains("a"), checks.max_length(1)], answer("ab")))
     assert [r.passed for r in verdict.results] == [True, False] and verdict.score == 0.5
+
+
+def test_a_dataframe_row_is_a_case() -> None:
+    pd = pytest.importorskip("pandas")
+    row = pd.DataFrame({"city": ["Paris"]}).iloc[0]
+    assert checks.contains("{city}").run(answer("Paris"), row).passed
+    missing = checks.contains("{expected}").run(answer("Paris"), row)
+    assert missing.errored and missing.reason.endswith("(the case's columns are city)")
+
+
+def test_judge_names_show_a_model_and_threshold_given() -> None:
+    assert checks.judge("polite?", model="qwen-flash").name == "judge('polite?', model='qwen-flash')"
+    assert checks.parse_spec("judge:0.7:polite?").name == "judge('polite?', 0.7)"
+    assert checks.starts_with(" Yes").run(answer("Yes.")).passed
