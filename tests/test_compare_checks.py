@@ -287,3 +287,46 @@ def test_magic_refuses_mistakes_before_sending(ip: Any, qwen_env: Emulator, opti
     with pytest.raises(UsageError, match="^" + __import__("re").escape(says)):
         magic(ip, options, body)
     assert qwen_env.chat_requests == []
+
+
+def test_a_finished_row_is_frozen_with_its_marks(shell: Any, qwen_env: Emulator) -> None:
+    from IPython.utils.capture import capture_output
+
+    from qwen_magics.emulator.answers import SimpleGenerator
+
+    qwen_env.generator = SimpleGenerator(length=100)
+    qwen_env.token_delay = 0.01  # about a second an answer; the second row waits for the first
+    shell.user_ns["at_low_temperature"] = at_low_temperature
+    with capture_output() as cap:
+        shell.run_cell(
+            "import qwen_magics\n"
+            "c = qwen_magics.compare('Name a colour', temperature=[0.2, 0.9], top_p=[0.6, 0.7, 0.8, 0.9],\n"
+            "                        concurrency=4, thinking=False, checks=at_low_temperature)\n"
+        )
+    grids = [o for o in cap.outputs if "qwen-compare" in o.data.get("text/html", "")]
+    first, last = rendered(grids)  # row 1 (temperature 0.2) frozen, marks and all
+    assert html.unescape(first["text/html"]).count("✓ at_low_temperature · score 1.00") == 4
+    assert html.unescape(last["text/html"]).count("✗ at_low_temperature · score 0.00") == 4
+    assert "pass rate" in last["text/html"] and "pass rate" not in first["text/html"]
+
+
+def test_a_slow_check_holds_up_no_other_cell(qwen_env: Emulator) -> None:
+    import time
+
+    def slow(r: Any) -> bool:
+        time.sleep(0.3)
+        return True
+
+    started = time.perf_counter()
+    c = compare("Name a colour", temperature=[0.1, 0.3, 0.5, 0.7, 0.9, 1.1], checks=slow, show=False)
+    assert time.perf_counter() - started < 0.3 * 6 * 0.6  # the six checks overlap
+    assert list(c.df["passed"]) == [True] * 6
+
+
+def test_acompare_judges_too(qwen_env: Emulator) -> None:
+    import asyncio
+
+    from qwen_magics.comparison.compare import acompare
+
+    c = asyncio.run(acompare("Capital of {country}?", cases=CASES, checks=names_city, samples=2))
+    assert list(c.summary()["n"]) == [6] and c.done
