@@ -330,3 +330,16 @@ def test_acompare_judges_too(qwen_env: Emulator) -> None:
 
     c = asyncio.run(acompare("Capital of {country}?", cases=CASES, checks=names_city, samples=2))
     assert list(c.summary()["n"]) == [6] and c.done
+
+
+def test_a_terminal_gets_the_marks_and_the_summary_as_text(qwen_env: Emulator, capsys: Any) -> None:
+    from qwen_magics.comparison.grid import GridView
+
+    c = compare("Capital of France?", checks=at_low_temperature, temperature=[0.2, 1.0], show=False)
+    view = GridView(c, rich=False)
+    view.refresh(1)
+    view.finish()
+    out = capsys.readouterr().out
+    assert "✓ at_low_temperature · score 1.00" in out and "✗ at_low_temperature · score 0.00" in out
+    assert "setting | pass rate | mean score | latency | cost" in out
+    assert "temperature=0.2 | 100% (1/1)" in out

@@ -568,6 +568,8 @@ class GridView:
             return
         self._print_finished()
         sys.stdout.write(summary_text(self.comparison) + "\n")
+        if self.comparison.checks:
+            sys.stdout.write("\n".join(" | ".join(row) for row in summary_table(self.comparison)) + "\n")
         sys.stdout.flush()
 
     def _print_finished(self) -> None:
