@@ -343,3 +343,9 @@ def test_a_terminal_gets_the_marks_and_the_summary_as_text(qwen_env: Emulator, c
     assert "✓ at_low_temperature · score 1.00" in out and "✗ at_low_temperature · score 0.00" in out
     assert "setting | pass rate | mean score | latency | cost" in out
     assert "temperature=0.2 | 100% (1/1)" in out
+
+
+def test_the_summary_line_names_the_axes(qwen_env: Emulator) -> None:
+    c = compare(None, prompts=["{country}?", "Say {city}"], cases=CASES, temperature=[0.2, 1.0], show=False)
+    assert repr(c).startswith("<Comparison 2 variants × 2 settings × 3 cases × 1 sample, done: prompt 1 · ")
+    assert "2 variants × 2 settings × 3 cases × 1 sample · done" in c._repr_html_()

@@ -299,10 +299,10 @@ class Comparison:
     def __repr__(self) -> str:
         state = "interrupted" if self.interrupted else ("done" if self.done else "running")
         labels = " | ".join(self.labels[:4]) + (" | …" if len(self.labels) > 4 else "")
-        return (
-            f"<Comparison {len(self.cells)} settings × {self.samples} "
-            f"sample{'s' * (self.samples != 1)}, {state}: {labels}>"
-        )
+        from .grid import shape
+
+        samples = f"{self.samples} sample{'s' * (self.samples != 1)}"
+        return f"<Comparison {shape(self)} × {samples}, {state}: {labels}>"
 
 
 # -- running it -----------------------------------------------------------------------------------

@@ -82,13 +82,26 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' * (n != 1)}"
 
 
+def shape(c: Comparison) -> str:
+    """ "8 settings", or with variants and cases "2 variants × 4 settings × 3 cases"."""
+    variants = len({cell.variant for cell in c.cells if cell.variant})
+    cases = len({cell.case_index for cell in c.cells if cell.case_index is not None})
+    if not variants and not cases:
+        return _plural(len(c.cells), "setting")
+    parts = [_plural(variants, "variant")] if variants else []
+    parts.append(_plural(len({cell.setting for cell in c.cells}), "setting"))
+    if cases:
+        parts.append(_plural(cases, "case"))
+    return " × ".join(parts)
+
+
 def summary_text(c: Comparison) -> str:
     """settings × samples · progress · failures · wall time · total cost."""
     total = len(c.cells) * c.samples
     responses = c.responses
     finished = sum(1 for r in responses if r.done)
     failed = sum(1 for r in responses if r.done and r.error is not None and not r.interrupted)
-    parts = [f"{_plural(len(c.cells), 'setting')} × {_plural(c.samples, 'sample')}"]
+    parts = [f"{shape(c)} × {_plural(c.samples, 'sample')}"]
     if c.interrupted:
         kept = sum(1 for r in responses if r.done and not r.interrupted)
         parts.append(f"interrupted: {kept}/{total} finished")
