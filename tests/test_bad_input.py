@@ -35,6 +35,7 @@ VARIABLES = {
     "bad_type": {"type": "object", "properties": {"age": {"type": "integr"}}},
     "empty_schema": {},
     "Planet": pydantic.create_model("Planet", name=(str, ...)),
+    "countries": [{"country": "France"}, {"country": "Peru"}],
 }
 
 # (case, options, cell, the message says); cell None: the line magic %qwen <options>
@@ -149,6 +150,35 @@ CASES: list[tuple[str, str, str | None, str]] = [
         "--compare: temperature='a' is not a number",
     ),
     ("grid without values", "--compare temperature", "hi", "is not name=value1,value2"),
+    # -- judging a comparison -----------------------------------------------------------------------
+    (
+        "unknown check",
+        "--check 'nonsense' --compare 'temperature=0.1,0.2'",
+        "hi",
+        "--check nonsense: unknown",
+    ),
+    (
+        "threshold not a number",
+        "--threshold high --check contains:x",
+        "hi",
+        "argument --threshold: invalid float",
+    ),
+    (
+        "threshold out of range",
+        "--threshold 1.5 --check contains:x",
+        "hi",
+        "--threshold: threshold is a score",
+    ),
+    ("cases not defined", "--cases nowhere", "{country}?", "--cases: there is no variable 'nowhere'"),
+    (
+        "cases not rows",
+        "--cases big",
+        "{country}?",
+        "--cases: big is a str, not a DataFrame or a list of dicts",
+    ),
+    ("field not a case column", "--cases countries", "{capital}?", "{capital} is not a column of --cases"),
+    ("prompts not defined", "--prompts nowhere", None, "--prompts: there is no variable 'nowhere'"),
+    ("check with --json", "--check contains:x --json", "hi", "--check goes with --compare, not with --json"),
     # -- the prompt ---------------------------------------------------------------------------------
     ("blank cell", "", "\n   \n", "the prompt: the prompt is empty; write the question to ask"),
     (

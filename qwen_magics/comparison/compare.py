@@ -26,9 +26,11 @@ from ..api.client import AsyncClient, Client, Retry
 from ..api.params import PARAMS, SEED_MAX, build_messages
 from ..api.request import prepare as _prepare_request
 from ..api.response import Event, Response
+from ..checks import Check, Verdict, evaluate, resolve
 from ..errors import ParameterError, QwenError, StreamInterrupted
 from ..runner import Background
 from .diversity import Diversity, distinct_answers, diversity
+from .evaluation import Case, check_names, fill_cases, variants
 from .grid import MAX_RATE, GridView, grid_html, grid_text
 from .gridspec import (
     GRID_NAMES,
@@ -56,11 +58,28 @@ COMPARE_RETRY = Retry(attempts=6, backoff=0.25, max_backoff=8.0, total=60.0)
 class Cell:
     """One setting of the grid with its samples (a Response each, failures included)."""
 
-    def __init__(self, label: str, settings: dict[str, Any], model: str, samples: int) -> None:
+    def __init__(
+        self,
+        label: str,
+        settings: dict[str, Any],
+        model: str,
+        samples: int,
+        *,
+        prompt: str | None = None,
+        variant: str = "",
+        case: Case | None = None,
+        case_index: int | None = None,
+    ) -> None:
         self.label = label
         self.settings = settings
         self.model = model
         self.slots: list[Response | None] = [None] * samples
+        self.prompt = prompt  # this cell's prompt, its variant filled from its case
+        self.variant = variant  # the prompt variant's name ("" with one prompt)
+        self.setting = label  # the setting's label, shared by its variants and cases
+        self.case = case
+        self.case_index = case_index
+        self.verdicts: list[Verdict | None] = []  # one per sample when the comparison has checks
 
     def __repr__(self) -> str:
         state = "done" if self.done else "running"
@@ -83,7 +102,9 @@ class Cell:
 
     @property
     def done(self) -> bool:
-        return all(r is not None and r.done for r in self.slots)
+        """Every sample answered and, with checks, judged."""
+        answered = all(r is not None and r.done for r in self.slots)
+        return answered and all(v is not None for v in self.verdicts)
 
     @property
     def failed(self) -> list[Response]:
@@ -110,8 +131,19 @@ class Cell:
 class Comparison:
     """The result of ``compare``: displays as the grid; ``.df`` for pandas; iterate for cells."""
 
-    def __init__(self, prompt: str | None, cells: list[Cell], samples: int, shared: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        prompt: str | None,
+        cells: list[Cell],
+        samples: int,
+        shared: dict[str, Any],
+        checks: Sequence[Check] = (),
+        threshold: float = 1.0,
+    ) -> None:
         self.prompt = prompt
+        self.checks = list(checks)
+        self.check_names = check_names(self.checks)
+        self.threshold = threshold
         self.cells = cells
         self.samples = samples
         self.shared = shared  # settings every cell has in common (shown once, above the grid)
@@ -209,7 +241,30 @@ class Comparison:
         tokens = ["prompt_tokens", "completion_tokens", "reasoning_tokens"]
         df[tokens] = df[tokens].astype("Int64")
         df["cost"] = df["cost"].astype("float64")
-        return df
+        from .evaluation import add_evaluation
+
+        return add_evaluation(self, df)
+
+    # -- evaluation -------------------------------------------------------------------------------
+    def summary(self) -> pd.DataFrame:
+        """One row per prompt variant × setting: pass rate with its Wilson 95% interval, mean score,
+        mean latency and total cost."""
+        from .evaluation import summary
+
+        return summary(self)
+
+    def failures(self) -> pd.DataFrame:
+        """Every check that failed or errored, with its reason: one row per check per answer."""
+        from .evaluation import failures
+
+        return failures(self)
+
+    def plot(self, x: str = "temperature", y: str = "pass_rate", ax: Any = None) -> Any:
+        """Pass rate (or ``y="score"``) against the parameter ``x``, one line per prompt variant;
+        returns the matplotlib Axes."""
+        from .evaluation import plot
+
+        return plot(self, x, y, ax)
 
     # -- display ----------------------------------------------------------------------------------
     def show_diff(self, on: bool = True) -> Comparison:
@@ -244,10 +299,10 @@ class Comparison:
     def __repr__(self) -> str:
         state = "interrupted" if self.interrupted else ("done" if self.done else "running")
         labels = " | ".join(self.labels[:4]) + (" | …" if len(self.labels) > 4 else "")
-        return (
-            f"<Comparison {len(self.cells)} settings × {self.samples} "
-            f"sample{'s' * (self.samples != 1)}, {state}: {labels}>"
-        )
+        from .grid import shape
+
+        samples = f"{self.samples} sample{'s' * (self.samples != 1)}"
+        return f"<Comparison {shape(self)} × {samples}, {state}: {labels}>"
 
 
 # -- running it -----------------------------------------------------------------------------------
@@ -296,13 +351,26 @@ class _Streams:
     async def _one(self, client: AsyncClient, gate: asyncio.Semaphore, cell: Cell, i: int) -> None:
         with record.context(source="compare", group_id=self.group, label=cell.label, sample=i):
             await self._ask(client, gate, cell, i)
+        if cell.verdicts:
+            await self._judge(cell, i)
+
+    async def _judge(self, cell: Cell, i: int) -> None:
+        """The checks of one finished answer, in a worker thread: a judge calling the model (or a
+        slow callable) holds neither the loop nor a request slot."""
+        c, response = self.comparison, cell.slots[i]
+        assert response is not None
+        try:
+            cell.verdicts[i] = await asyncio.to_thread(evaluate, c.checks, response, cell.case, c.threshold)
+        finally:
+            self.version += 1
 
     async def _ask(self, client: AsyncClient, gate: asyncio.Semaphore, cell: Cell, i: int) -> None:
         async with gate:
             sent = time.perf_counter()
             try:
                 settings = sample_settings(cell.settings, i)
-                response = await client.ask(self.prompt, stream=True, **self.fixed, **settings)
+                prompt = cell.prompt if cell.prompt is not None else self.prompt
+                response = await client.ask(prompt, stream=True, **self.fixed, **settings)
             except asyncio.CancelledError:
                 cell.slots[i] = failed_response(
                     cell, StreamInterrupted("interrupted before the answer started"), sent, interrupted=True
@@ -342,6 +410,10 @@ def compare(
     concurrency: int = 8,
     labels: Sequence[str] | None = None,
     configs: Sequence[Mapping[str, Any]] | None = None,
+    prompts: Sequence[str] | Mapping[str, str] | None = None,
+    cases: Any = None,
+    checks: Any = None,
+    threshold: float = 1.0,
     show: bool | None = None,
     retry: Retry | None = None,
     publish: Callable[[dict[str, str], bool], None] | None = None,
@@ -363,9 +435,19 @@ def compare(
     draws the live grid somewhere else than the cell's output (the parameter panel does), and setting
     ``cancel`` ends the comparison like Ctrl-C, for a caller running ``compare`` in a worker thread.
 
+    It can also judge the answers: ``prompts`` (a list, or a dict name → template) are prompt
+    variants, ``cases`` (a DataFrame or a list of dicts) fill each template's ``{column}`` fields,
+    and ``checks`` (a check, a callable ``(response)`` / ``(response, case)``, or a list of them)
+    score every answer as it finishes; an answer passes when its weighted score reaches
+    ``threshold``. The grid is then variants × settings × cases × samples; ``.summary()``,
+    ``.failures()`` and ``.plot()`` read the result.
+
         compare("Name a colour.", temperature=[0.1, 0.9], thinking=[True, False], samples=3).df
+        compare("Capital of {country}?", cases=[{"country": "France", "city": "Paris"}],
+                checks=lambda r, case: case["city"] in r.text, temperature=[0.2, 1.0]).summary()
     """
-    comparison, streams = _prepare(prompt, samples, concurrency, labels, configs, retry, params)
+    evaluation = (prompts, cases, checks, threshold)
+    comparison, streams = _prepare(prompt, samples, concurrency, labels, configs, retry, params, evaluation)
     return _run(comparison, streams, show, publish, cancel)
 
 
@@ -376,6 +458,10 @@ async def acompare(
     concurrency: int = 8,
     labels: Sequence[str] | None = None,
     configs: Sequence[Mapping[str, Any]] | None = None,
+    prompts: Sequence[str] | Mapping[str, str] | None = None,
+    cases: Any = None,
+    checks: Any = None,
+    threshold: float = 1.0,
     retry: Retry | None = None,
     publish: Callable[[dict[str, str], bool], None] | None = None,
     **params: Any,
@@ -384,7 +470,8 @@ async def acompare(
     Compare button, on its ``Background``): the grid is drawn through ``publish`` from this loop,
     at compare's rate, and cancelling the task stops every cell like Ctrl-C, keeping what arrived.
     """
-    comparison, streams = _prepare(prompt, samples, concurrency, labels, configs, retry, params)
+    evaluation = (prompts, cases, checks, threshold)
+    comparison, streams = _prepare(prompt, samples, concurrency, labels, configs, retry, params, evaluation)
     view = GridView(comparison, publish=publish) if publish is not None else None
     if view is not None:
         view.start()
@@ -415,12 +502,21 @@ def _prepare(
     configs: Sequence[Mapping[str, Any]] | None,
     retry: Retry | None,
     params: dict[str, Any],
+    evaluation: tuple[Any, Any, Any, float] = (None, None, None, 1.0),
 ) -> tuple[Comparison, _Streams]:
     """The grid's cells, each checked as ``ask`` would check it; any mistake raises, nothing is sent."""
     samples = positive("samples", samples)
     concurrency = positive("concurrency", concurrency)
     settings, fixed = expand(params, configs)
-    build_messages(prompt, messages=fixed.get("messages"))  # compare's own prompt: a mistake raises now
+    prompts, cases, checks, threshold = evaluation
+    found_checks = resolve(checks)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+        raise ParameterError("threshold", f"threshold is a score in [0, 1]; got {threshold!r}")
+    named = variants(prompt, prompts)
+    filled = fill_cases(named, cases)  # (variant, case index, case, prompt), every field checked
+    for *_, text in filled:
+        build_messages(text, messages=fixed.get("messages"))  # compare's own prompts: a mistake raises now
+    prompt = filled[0][3]
     retry = retry or COMPARE_RETRY
     simulator.ensure(explicit=bool(fixed.get("api_key") or fixed.get("base_url")))  # QWEN_OFFLINE=1
     cells = []
@@ -453,9 +549,34 @@ def _prepare(
     )
     if refused:
         raise _refusal(refused, names)
-    for cell, name in zip(cells, names, strict=True):
-        cell.label = name
-    comparison = Comparison(prompt, cells, samples, shared_settings(settings) if len(settings) > 1 else {})
+    several = len(named) > 1
+    grid = []
+    for name_, _template in named:
+        for cell, name in zip(cells, names, strict=True):
+            for variant, index, case, text in filled:
+                if variant != name_:
+                    continue
+                parts = [variant] if several else []
+                if len(cells) > 1 or not (several or index is not None):
+                    parts.append(name)
+                if index is not None:
+                    parts.append(f"case {index}")
+                one = Cell(
+                    " · ".join(parts),
+                    cell.settings,
+                    cell.model,
+                    samples,
+                    prompt=text,
+                    variant=variant if several else "",
+                    case=case,
+                    case_index=index,
+                )
+                one.setting = name
+                one.verdicts = [None] * samples if found_checks else []
+                grid.append(one)
+    shared = shared_settings(settings) if len(settings) > 1 else {}
+    original = prompt if not several and filled[0][1] is None else None
+    comparison = Comparison(original, grid, samples, shared, found_checks, float(threshold))
     return comparison, _Streams(comparison, prompt, fixed, concurrency, retry)
 
 
@@ -524,6 +645,9 @@ def _settle(comparison: Comparison, view: GridView | None) -> None:
                     time.perf_counter(),
                     interrupted=True,
                 )
+        for i, verdict in enumerate(cell.verdicts):
+            if verdict is None:  # stopped before it was judged: no score, neither passed nor failed
+                cell.verdicts[i] = Verdict()
     comparison.elapsed = time.perf_counter() - comparison._started
     if view is not None:
         view.finish()

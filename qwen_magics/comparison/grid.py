@@ -23,6 +23,7 @@ from ..display.live import MAX_RATE, Live, is_rich_frontend
 from ..display.markdown import markdown_html
 from ..display.widget import show_widget
 from .diversity import word_diff_html
+from .evaluation import best_row, summary_rows
 from .gridspec import describe_setting
 
 if TYPE_CHECKING:
@@ -40,7 +41,10 @@ STYLES = {
     "answer": "overflow-wrap:anywhere;margin:4px 0",
     "error": "border-left:4px solid #d9534f;background:rgba(217,83,79,.08);padding:4px 8px;margin:4px 0",
     "line": "border-top:1px dashed rgba(128,128,128,.35);margin-top:6px;padding-top:4px",
+    "pass": "color:#2e7d32",
+    "fail": "color:#c62828",
 }
+BEST = "background:rgba(92,184,92,.18);font-weight:600"
 Look = dict[str, str]  # the attributes of each kind of element, and the <style> a live frame carries
 
 
@@ -78,13 +82,26 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' * (n != 1)}"
 
 
+def shape(c: Comparison) -> str:
+    """ "8 settings", or with variants and cases "2 variants × 4 settings × 3 cases"."""
+    variants = len({cell.variant for cell in c.cells if cell.variant})
+    cases = len({cell.case_index for cell in c.cells if cell.case_index is not None})
+    if not variants and not cases:
+        return _plural(len(c.cells), "setting")
+    parts = [_plural(variants, "variant")] if variants else []
+    parts.append(_plural(len({cell.setting for cell in c.cells}), "setting"))
+    if cases:
+        parts.append(_plural(cases, "case"))
+    return " × ".join(parts)
+
+
 def summary_text(c: Comparison) -> str:
     """settings × samples · progress · failures · wall time · total cost."""
     total = len(c.cells) * c.samples
     responses = c.responses
     finished = sum(1 for r in responses if r.done)
     failed = sum(1 for r in responses if r.done and r.error is not None and not r.interrupted)
-    parts = [f"{_plural(len(c.cells), 'setting')} × {_plural(c.samples, 'sample')}"]
+    parts = [f"{shape(c)} × {_plural(c.samples, 'sample')}"]
     if c.interrupted:
         kept = sum(1 for r in responses if r.done and not r.interrupted)
         parts.append(f"interrupted: {kept}/{total} finished")
@@ -237,6 +254,102 @@ def _samples_html(cell: Cell, reference: str | None, look: Look) -> str:
     return "".join(out)
 
 
+def marks_text(cell: Cell, names: list[str]) -> str:
+    """What the checks made of a cell: ✓/✗ (⚠ errored) per check and the score; with samples, how
+    many passed and the mean score."""
+    verdicts = [v for v in cell.verdicts if v is not None]
+    if not verdicts:
+        return ""
+    if len(cell.verdicts) == 1:
+        v = verdicts[0]
+        marks = [
+            f"{'⚠' if r.errored else '✓' if r.passed else '✗'} {name}"
+            for name, r in zip(names, v.results, strict=False)
+        ]
+        score = f"score {v.score:.2f}" if v.score is not None else "no score"
+        return " · ".join([*marks, score])
+    judged = [v for v in verdicts if v.passed is not None]
+    scores = [v.score for v in judged if v.score is not None]
+    parts = [f"{sum(1 for v in judged if v.passed)}/{len(cell.verdicts)} passed"]
+    if scores:
+        parts.append(f"mean score {sum(scores) / len(scores):.2f}")
+    errored = sum(1 for v in verdicts if v.errored)
+    if errored:
+        parts.append(f"⚠ {errored} errored")
+    return " · ".join(parts)
+
+
+def _marks_html(cell: Cell, comparison: Comparison, look: Look) -> str:
+    words = marks_text(cell, comparison.check_names)
+    if not words:
+        return ""
+    verdicts = [v for v in cell.verdicts if v is not None]
+    ok = all(v.passed for v in verdicts)
+    return f"<div {look['pass' if ok else 'fail']}>{escape_text(words)}</div>"
+
+
+def _percent(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.0f}%"
+
+
+def summary_table(c: Comparison) -> list[list[str]]:
+    """The evaluation's summary as rows of text, a header first: variant, setting, pass rate (its
+    Wilson 95% interval with more than one answer), mean score, mean latency, total cost."""
+    rows = summary_rows(c)
+    variants = any(r.variant for r in rows)
+    out = [[*(["variant"] if variants else []), "setting", "pass rate", "mean score", "latency", "cost"]]
+    for r in rows:
+        rate = f"{_percent(r.pass_rate)} ({r.passed}/{r.n})"
+        if r.interval is not None:
+            rate += f" [{_percent(r.interval[0])}–{_percent(r.interval[1])}]"
+        out.append(
+            [
+                *([r.variant] if variants else []),
+                r.setting,
+                rate,
+                "–" if r.mean_score is None else f"{r.mean_score:.2f}",
+                "–" if r.mean_latency is None else f"{r.mean_latency:.2f}s",
+                format_cost(r.total_cost) if r.total_cost else "–",
+            ]
+        )
+    return out
+
+
+def _summary_html(c: Comparison, look: Look) -> str:
+    """The summary table, its best row highlighted, and the failures folded below it."""
+    table = summary_table(c)
+    best = best_row(summary_rows(c))
+    cell = "style='padding:2px 8px;text-align:left'"
+    head = "".join(f"<th {cell}>{html.escape(h, quote=False)}</th>" for h in table[0])
+    body = []
+    for i, row in enumerate(table[1:]):
+        mark = f" style='{BEST}' title='best'" if i == best else ""
+        cells = "".join(f"<td {cell}>{html.escape(v, quote=False)}</td>" for v in row)
+        body.append(f"<tr{mark}>{cells}</tr>")
+    out = f"<table style='border-collapse:collapse;margin:6px 0'><tr>{head}</tr>{''.join(body)}</table>"
+    failed = _failure_lines(c)
+    if failed:
+        items = "".join(f"<li>{html.escape(line, quote=False)}</li>" for line in failed[:50])
+        more = f"<li>… {len(failed) - 50} more: c.failures()</li>" if len(failed) > 50 else ""
+        out += (
+            f"<details><summary {look['small']}>{_plural(len(failed), 'failed check')}</summary>"
+            f"<ul style='margin:2px 0'>{items}{more}</ul></details>"
+        )
+    return out
+
+
+def _failure_lines(c: Comparison) -> list[str]:
+    lines = []
+    for cell in c.cells:
+        for i, v in enumerate(cell.verdicts):
+            for name, r in zip(c.check_names, v.results if v else [], strict=False):
+                if r.errored or r.passed is False:
+                    where = cell.label + (f" #{i + 1}" if len(cell.verdicts) > 1 else "")
+                    what = "errored" if r.errored else "failed"
+                    lines.append(f"{where}: {name} {what}" + (f": {r.reason}" if r.reason else ""))
+    return lines
+
+
 def cell_html(cell: Cell, comparison: Comparison, reference: str | None, look: Look) -> str:
     """One cell: its settings, its answers (in a live frame only their tails) and its footer."""
     head = f"<b>{html.escape(cell.label, quote=False)}</b>"
@@ -248,7 +361,7 @@ def cell_html(cell: Cell, comparison: Comparison, reference: str | None, look: L
     else:
         body = _samples_html(cell, reference, look)
     foot = f"<div {look['small']}>{escape_text(cell_footer(cell))}</div>"
-    return f"<div {look['cell']}>{head}{body}{foot}</div>"
+    return f"<div {look['cell']}>{head}{body}{_marks_html(cell, comparison, look)}{foot}</div>"
 
 
 def grid_part_html(
@@ -267,6 +380,8 @@ def grid_part_html(
         out.append(f"<div {look['row']}>{''.join(cells)}</div>")
     if last:
         out.append(f"<div {look['small']}>{escape_text(summary_text(c))}</div>")
+        if c.checks and not live:  # the summary comes with the final draw: frames stay small
+            out.append(_summary_html(c, look))
     body = "".join(out)
     return f"<div class='qwen-compare'>{_stylesheet(look, body) if live else ''}{body}</div>"
 
@@ -291,8 +406,15 @@ def cell_text(cell: Cell) -> str:
             lines.append(f"×{count} {text}")
         for r in cell.failed:
             lines.append(f"({'stopped' if r.interrupted else 'failed'}: {r.error})")
+    if cell.verdicts and cell.done:
+        lines.append(marks_text(cell, cell_check_names(cell)))
     lines.append(f"[{cell_footer(cell)}]")
     return "\n".join(lines)
+
+
+def cell_check_names(cell: Cell) -> list[str]:
+    verdict = next((v for v in cell.verdicts if v is not None and v.results), None)
+    return [r.name for r in verdict.results] if verdict else []
 
 
 def grid_part_text(c: Comparison, rows: list[range], *, first: bool, last: bool) -> str:
@@ -302,6 +424,8 @@ def grid_part_text(c: Comparison, rows: list[range], *, first: bool, last: bool)
     parts.extend(cell_text(c.cells[i]) for row in rows for i in row)
     if last:
         parts.append(summary_text(c))
+        if c.checks:
+            parts.append("\n".join(" | ".join(row) for row in summary_table(c)))
     return "\n\n".join(parts)
 
 
@@ -457,6 +581,8 @@ class GridView:
             return
         self._print_finished()
         sys.stdout.write(summary_text(self.comparison) + "\n")
+        if self.comparison.checks:
+            sys.stdout.write("\n".join(" | ".join(row) for row in summary_table(self.comparison)) + "\n")
         sys.stdout.flush()
 
     def _print_finished(self) -> None:

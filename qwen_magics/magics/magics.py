@@ -70,6 +70,11 @@ OPTION_NAMES = {
     "multi": "--multi",
     "grid": "--compare",
     "samples": "--samples",
+    "checks": "--check",
+    "cases": "--cases",
+    "prompts": "--prompts",
+    "threshold": "--threshold",
+    "template": "the prompt",
 }
 # the options that have a default (a trait) too; stop is given per cell only
 REQUEST_PARAMS = tuple(p for p in PARAMS if p not in ("stop", "response_format"))
@@ -192,6 +197,19 @@ class QwenMagics(Magics):
     @argument("--panel", action="store_true", help="open the parameter panel for this prompt")
     @argument("--compare", metavar="SPEC", help='compare settings: "temperature=0.2,1.0 top_p=0.8,0.95"')
     @argument("--samples", type=int, default=1, metavar="N", help="answers per setting with --compare")
+    @argument(
+        "--check",
+        action="append",
+        metavar="SPEC",
+        help='judge each answer of a comparison, e.g. "contains:Paris" (repeatable)',
+    )
+    @argument(
+        "--cases", metavar="VAR", help="a DataFrame or list of dicts whose rows fill the prompt's {fields}"
+    )
+    @argument("--prompts", metavar="VAR", help="a list or dict name → template of prompt variants to compare")
+    @argument(
+        "--threshold", type=float, metavar="X", help="the weighted score an answer needs to pass, [0, 1]"
+    )
     @argument("--json", action="store_true", help="answer as JSON (Response.data holds it)")
     @argument(
         "--schema",
@@ -266,6 +284,40 @@ class QwenMagics(Magics):
         return line[: tokens[i].start()], line[tokens[i].start() :].strip()
 
     # -- hand-off -----------------------------------------------------------------------------
+    def _evaluation(self, args: Any, ns: dict[str, Any]) -> dict[str, Any]:
+        """compare's ``checks``, ``cases``, ``prompts`` and ``threshold`` from ``--check`` specs and
+        the notebook variables ``--cases`` and ``--prompts`` name; ``columns``: the cases' columns."""
+        from .. import checks
+
+        out: dict[str, Any] = {}
+        for option, name in (("--cases", args.cases), ("--prompts", args.prompts)):
+            if name is None:
+                continue
+            if name not in ns:
+                raise UsageError(f"{option}: there is no variable {name!r} in the notebook; define it first")
+            out[option[2:]] = ns[name]
+        cases = out.get("cases")
+        if cases is not None:
+            if hasattr(cases, "columns"):
+                out["columns"] = [str(c) for c in cases.columns]
+            elif isinstance(cases, list) and all(isinstance(c, dict) for c in cases):
+                out["columns"] = list(dict.fromkeys(str(k) for c in cases for k in c))
+            else:
+                raise UsageError(
+                    f"--cases: {args.cases} is a {type(cases).__name__}, not a DataFrame or a list of dicts"
+                )
+        if args.check:
+            found = []
+            for spec in args.check:
+                try:
+                    found.append(checks.parse_spec(spec))
+                except (ValueError, QwenError) as exc:
+                    raise UsageError(f"--check {spec}: {exc}") from None
+            out["checks"] = found
+        if args.threshold is not None:
+            out["threshold"] = args.threshold
+        return out
+
     def _run(self, args: Any, prompt: str) -> None:
         ns = self.shell.user_ns if self.shell is not None else {}
         out = args.out
@@ -286,6 +338,21 @@ class QwenMagics(Magics):
         if len(modes) > 1:
             raise UsageError(f"choose one of --panel, --compare, --json/--schema (got {', '.join(modes)})")
         mode = modes[0] if modes else "answer"
+        evaluating = [
+            name
+            for name, on in (
+                ("--check", args.check),
+                ("--cases", args.cases is not None),
+                ("--prompts", args.prompts is not None),
+                ("--threshold", args.threshold is not None),
+            )
+            if on
+        ]
+        if evaluating and mode == "answer":
+            mode = "compare"  # judging answers is a comparison, of one setting if no --compare
+        elif evaluating and mode != "compare":
+            raise UsageError(f"{evaluating[0]} goes with --compare, not with --{mode}")
+        evaluation = self._evaluation(args, ns) if mode == "compare" else {}
         if mode == "panel" and not is_rich_frontend():
             raise UsageError(
                 "the panel needs a notebook front end (JupyterLab, Notebook or VS Code); in a terminal "
@@ -307,9 +374,16 @@ class QwenMagics(Magics):
         stream = self.stream if args.stream is None else args.stream
         raw = self.raw if args.raw is None else args.raw
         try:
-            prompt_text = fill(prompt, ns)
+            # a case's {column} is filled per case by compare: keep it as written here
+            kept = {k: f"{{{k}}}" for k in evaluation.get("columns", ())}
+            prompt_text = fill(prompt, {**ns, **kept} if kept else ns)
             system_given = fill(args.system, ns) if args.system is not None else None
         except TemplateError as exc:
+            if kept:
+                raise UsageError(
+                    f"the prompt: {{{exc.field}}} is not a column of --cases {args.cases} "
+                    f"(its columns are {', '.join(kept)}) nor a notebook variable; nothing was sent"
+                ) from None
             raise UsageError(str(exc)) from None
         notes = []
         if fields(prompt) is None and looks_templated(prompt):
@@ -350,9 +424,8 @@ class QwenMagics(Magics):
 
         try:
             check_params(params, model, stream=stream if mode == "answer" else True)
-            build_messages(
-                prompt_text if mode != "panel" else (prompt_text or "?"), system=system, messages=messages
-            )
+            variants = mode == "panel" or "prompts" in evaluation  # the cell may be blank then
+            build_messages(prompt_text or "?" if variants else prompt_text, system=system, messages=messages)
         except ParameterError as exc:
             raise UsageError(f"{where(exc.param)}: {exc}") from None
 
@@ -384,7 +457,7 @@ class QwenMagics(Magics):
                 partial=response.incomplete,
             )
             return None
-        result = self._hand_off(mode, args, prompt_text, model, system, given, where)
+        result = self._hand_off(mode, args, prompt_text, model, system, given, where, evaluation)
         if result is None:
             return None
         if mode == "json":
@@ -402,6 +475,7 @@ class QwenMagics(Magics):
         system: str | None,
         given: dict[str, Any],
         where: Any,
+        evaluation: dict[str, Any] | None = None,
     ) -> Any:
         """The panel, the comparison grid and structured output live in their own modules."""
         params = dict(given, model=model)
@@ -422,10 +496,13 @@ class QwenMagics(Magics):
                 from ..comparison.compare import compare, parse_grid
 
                 try:
-                    grid = parse_grid(args.compare)
+                    grid = parse_grid(args.compare) if args.compare is not None else {}
                 except (ValueError, TypeError, QwenError) as exc:
                     raise UsageError(f"--compare: {exc}") from None
-                return compare(prompt, samples=args.samples, **{**params, **grid})
+                judged = {k: v for k, v in (evaluation or {}).items() if k != "columns"}
+                if "prompts" in judged and not prompt.strip():
+                    prompt = None  # type: ignore[assignment]  # the variants are the prompts
+                return compare(prompt, samples=args.samples, **judged, **{**params, **grid})
             from ..structured.ask import ask_json, parse_schema
 
             schema = None
