@@ -329,6 +329,18 @@ def test_a_notebook_recorded_in_a_kernel_replays_in_another_with_the_server_stop
     assert len(emulator.chat_requests) == 5  # nothing more reached the (stopped) emulator
 
 
+def run_and_compare(p: Any) -> Any:
+    """The panel's Run, then its Compare tab over two temperatures, each waited for."""
+    p.run_button.click()
+    assert p.wait(10)
+    for t in (0.2, 0.9):
+        p.temperature.value = t
+        p.compare_mode.add_button.click()
+    p.compare_mode.run_button.click()
+    assert p.wait(10)
+    return p
+
+
 def test_apply_and_the_panel_leave_their_records_in_the_notebook(
     ip: Any, tmp_path: Path, qwen_env: Emulator, monkeypatch: Any
 ) -> None:
@@ -337,14 +349,7 @@ def test_apply_and_the_panel_leave_their_records_in_the_notebook(
     with capture_output() as job:
         done = qm.apply(frame, "Describe {animal}.", schema="name, legs int", concurrency=1)
     with capture_output() as shown:
-        p = qm.panel("Name a sea.", temperature=0.4)
-        p.run_button.click()
-        assert p.wait(10)
-        for t in (0.2, 0.9):
-            p.temperature.value = t
-            p.compare_mode.add_button.click()
-        p.compare_mode.run_button.click()
-        assert p.wait(10)
+        p = run_and_compare(qm.panel("Name a sea.", temperature=0.4))
     assert len(qwen_env.chat_requests) == 6
     kept = records(job.outputs)
     assert len(kept) == 3  # both attempts of row a, then row b
@@ -360,14 +365,7 @@ def test_apply_and_the_panel_leave_their_records_in_the_notebook(
     magic(ip, f"replay only {saved}")
     with capture_output():
         again = qm.apply(frame, "Describe {animal}.", schema="name, legs int", concurrency=1)
-        q = qm.panel("Name a sea.", temperature=0.4)
-        q.run_button.click()
-        assert q.wait(10)
-        for t in (0.2, 0.9):
-            q.temperature.value = t
-            q.compare_mode.add_button.click()
-        q.compare_mode.run_button.click()
-        assert q.wait(10)
+        q = run_and_compare(qm.panel("Name a sea.", temperature=0.4))
     regrid = q.compare_mode.comparison
     assert regrid is not None and all(r.replayed for r in regrid.responses)
     assert [r.text for r in regrid.responses] == [r.text for r in grid.responses]
