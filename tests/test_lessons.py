@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from qwen_magics.api.record import answers
 from qwen_magics.emulator.answers import split_tokens
 
 from .conftest import ENV_VARS
@@ -82,7 +83,7 @@ def test_lesson_07_replays_a_comparison_with_the_server_stopped_and_itself_from_
     last = [c for c in cells(path) if c["cell_type"] == "code"][-2]
     shown = last["outputs"][-1]
     assert "replayed, recorded" in "".join(shown["data"]["text/markdown"])
-    [answer] = shown["metadata"]["qwen_magics"]["answers"]
+    [answer] = answers(shown)
     assert answer["text"] in "".join(shown["data"]["text/plain"]) and answer["fingerprint"]
 
 

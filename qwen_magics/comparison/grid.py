@@ -124,9 +124,9 @@ def summary_text(c: Comparison) -> str:
 
 
 def _status(r: Response) -> str:
-    """A live cell's footer while it streams."""
-    phase = "waiting for the first token" if r.phase == "waiting" else r.phase
-    return f"{r.model} · {phase} · {r.chunks} chunks"
+    """A live cell's footer while it streams: its phase (the model is in the cell's label, or in
+    "every cell" above the grid; its tail shows how far it got)."""
+    return "waiting for the first token" if r.phase == "waiting" else r.phase
 
 
 def cell_footer(cell: Cell) -> str:
@@ -135,7 +135,7 @@ def cell_footer(cell: Cell) -> str:
     if len(cell.slots) == 1:
         r = cell.slots[0]
         if r is None:
-            return f"{cell.model} · queued"
+            return "queued"
         if not r.done:
             return _status(r)
         if r.error is not None and not r.partial_text and not r.usage.completion_tokens:
@@ -417,20 +417,16 @@ def cell_check_names(cell: Cell) -> list[str]:
     return [r.name for r in verdict.results] if verdict else []
 
 
-def grid_part_text(c: Comparison, rows: list[range], *, first: bool, last: bool) -> str:
-    parts = []
-    if first and c.shared:
-        parts.append("every cell: " + ", ".join(describe_setting(k, v) for k, v in c.shared.items()))
-    parts.extend(cell_text(c.cells[i]) for row in rows for i in row)
-    if last:
-        parts.append(summary_text(c))
-        if c.checks:
-            parts.append("\n".join(" | ".join(row) for row in summary_table(c)))
-    return "\n\n".join(parts)
-
-
 def grid_text(c: Comparison) -> str:
-    return grid_part_text(c, grid_rows(c.cells), first=True, last=True)
+    """The whole grid as plain text: the shared settings, every cell, the summary."""
+    parts = []
+    if c.shared:
+        parts.append("every cell: " + ", ".join(describe_setting(k, v) for k, v in c.shared.items()))
+    parts.extend(cell_text(cell) for cell in c.cells)
+    parts.append(summary_text(c))
+    if c.checks:
+        parts.append("\n".join(" | ".join(row) for row in summary_table(c)))
+    return "\n\n".join(parts)
 
 
 # -- the live view --------------------------------------------------------------------------------
@@ -494,13 +490,16 @@ class GridView:
         return sum(len(r.partial_text) + len(r.partial_reasoning) for r in self.comparison.responses)
 
     def _bundle(self, start: int, stop: int, *, final: bool) -> dict[str, str]:
-        """Rows [start, stop): whole when ``final``, else a live frame (tails; the summary as text)."""
+        """Rows [start, stop): whole when ``final``, else a live frame (tails; the summary as text).
+        A frozen part is HTML alone: the closing output's plain text is the whole grid, which the
+        records of its answers point into, so each answer is sent about once."""
         c, rows = self.comparison, self.rows[start:stop]
         first, last = start == 0, stop == len(self.rows)
         columns = len(self.rows[0])
         html_ = grid_part_html(c, rows, columns=columns, first=first, last=last, live=not final)
-        plain = grid_part_text(c, rows, first=first, last=last) if final else summary_text(c)
-        return {"text/html": html_, "text/plain": plain}
+        if final and not last:
+            return {"text/html": html_}
+        return {"text/html": html_, "text/plain": grid_text(c) if final else summary_text(c)}
 
     def start(self) -> None:
         c = self.comparison
@@ -571,8 +570,9 @@ class GridView:
         if frozen:
             self.output.redraw_frozen([self._bundle(a, b, final=True) for a, b in self._frozen])
         # the closing output carries every sample's record: the saved notebook replays the grid
-        record = metadata(self.comparison.responses) if self._finished else None
-        self.output.draw(self._bundle(self._open, len(self.rows), final=self._finished), metadata=record)
+        bundle = self._bundle(self._open, len(self.rows), final=self._finished)
+        record = metadata(self.comparison.responses, bundle["text/plain"]) if self._finished else None
+        self.output.draw(bundle, metadata=record)
 
     def finish(self) -> None:
         self._finished = True
