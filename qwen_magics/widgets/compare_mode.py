@@ -140,6 +140,7 @@ class CompareMode:
         self.checks.observe(lambda c: self._on_checks(), names="value")  # checked as typed
         for w in (self.samples, self.threshold):
             w.observe(lambda c: self.panel._show_code(), names="value")
+        self.threshold.disabled = True  # until there are checks
         self._draw_list()  # the panel draws its code view once it has this tab
 
     # -- the list ---------------------------------------------------------------------------------
@@ -175,13 +176,13 @@ class CompareMode:
         self.panel._show_code()
 
     def _draw_list(self) -> None:
+        """The list and the tab's buttons (the worker thread redraws them when a comparison ends)."""
         items = "".join(f"<li>{html.escape(summary(s))}</li>" for s in self.settings)
         n = len(self.settings)
         listed = f"<ol style='margin:4px 0'>{items}</ol>" if items else ""
         self.list_view.value = listed + _say(f"{n} settings listed ({MIN_SETTINGS} to {MAX_SETTINGS})")
         self.add_button.disabled = n >= MAX_SETTINGS
         self.run_button.disabled = self.panel.running or n < MIN_SETTINGS
-        self.threshold.disabled = not self.specs()
 
     # -- the checks -------------------------------------------------------------------------------
     def specs(self) -> list[str]:
@@ -214,7 +215,8 @@ class CompareMode:
         self.check_note.value = "" if problem is None else _say(problem, warn=True)
         if problem is None and self.note.value == _FIX_CHECKS:
             self.note.value = ""
-        self.refresh()
+        self.threshold.disabled = not self.specs()
+        self.panel._show_code()
 
     # -- running ----------------------------------------------------------------------------------
     def run(self) -> bool:

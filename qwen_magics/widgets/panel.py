@@ -572,7 +572,7 @@ class Panel:
         self.status.value = status
         self.stop_button.disabled = True
         self.run_button.disabled = bool(self.problems())
-        self.compare_mode.refresh()
+        self.compare_mode._draw_list()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the current run ends; True when nothing is running any more."""
