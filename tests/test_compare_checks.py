@@ -98,11 +98,11 @@ def test_each_check_is_a_column_with_score_and_passed(qwen_env: Emulator) -> Non
         show=False,
     )
     df = c.df
-    assert c.check_names == ["<lambda>", "at_low_temperature"]
+    assert c.check_names == ['"France" in r.text', "at_low_temperature"]  # a lambda: its expression
     france = df["country"] == "France"
-    assert list(df["<lambda>"]) == [1.0 if f else 0.0 for f in france]
+    assert list(df['"France" in r.text']) == [1.0 if f else 0.0 for f in france]
     assert list(df["at_low_temperature"]) == [1.0 if t == 0.2 else 0.0 for t in df["temperature"]]
-    expected = (df["<lambda>"] + df["at_low_temperature"]) / 2
+    expected = (df['"France" in r.text'] + df["at_low_temperature"]) / 2
     assert list(df["score"]) == list(expected)
     assert list(df["passed"]) == list(expected == 1.0)
     assert df["passed"].sum() == 1  # France at 0.2 only
