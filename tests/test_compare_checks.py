@@ -16,7 +16,7 @@ import pytest
 from IPython.core.error import UsageError
 
 from qwen_magics import ParameterError
-from qwen_magics.checks import Result, check, wilson
+from qwen_magics.checks import Result, check, similar, wilson
 from qwen_magics.comparison.compare import compare
 from qwen_magics.emulator import Emulator
 
@@ -148,6 +148,15 @@ def test_checks_receive_the_case_and_may_return_a_result(qwen_env: Emulator) -> 
     f = c.failures()
     assert list(f["reason"]) == ["half marks for France"]
     assert list(f["text"]) == ["Paris is the capital."]
+
+
+def test_a_similar_answer_over_its_mark_passes_at_the_default_threshold(qwen_env: Emulator) -> None:
+    qwen_env.queue_reply("the cat sat on a mat")  # 0.91 similar to the reference
+    c = compare("Where is the cat?", checks=[similar("the cat sat on the mat", 0.8)], show=False)
+    column = "similar('the cat sat on the mat')"
+    assert c.df[column][0] == pytest.approx(0.9129, abs=1e-4)  # the check's own score
+    assert c.df["score"][0] == 1.0 and bool(c.df["passed"][0])  # passed: full credit
+    assert c.failures().empty
 
 
 # -- summary, failures, plot ----------------------------------------------------------------------
