@@ -90,11 +90,7 @@ class Check:
         return replace(self, weight=float(weight))
 
     def run(self, response: Response, case: Case | None = None) -> Result:
-        try:
-            got = self.fn(response, _NO_CASE if case is None else case)
-        except Exception as exc:  # a check's own failure is not the answer's
-            return Result(self.name, None, None, f"{type(exc).__name__}: {exc}", errored=True)
-        return got if type(got) is Result else as_result(self.name, got)
+        return _run_all((self,), response, case)[0]
 
     async def arun(self, response: Response, case: Case | None = None) -> Result:
         """``run`` inside an event loop: a check that asks a model (``judge``) awaits its answer
@@ -109,6 +105,19 @@ class Check:
 
 
 _NO_CASE: Case = MappingProxyType({})
+
+
+def _run_all(checks: Sequence[Check], response: Response, case: Case | None) -> list[Result]:
+    """Each check's Result on one answer, in one loop (``evaluate`` runs it per answer)."""
+    given = _NO_CASE if case is None else case
+    out = []
+    for c in checks:
+        try:
+            got = c.fn(response, given)
+        except Exception as exc:  # a check's own failure is not the answer's
+            got = Result(c.name, None, None, f"{type(exc).__name__}: {exc}", errored=True)
+        out.append(got if type(got) is Result else as_result(c.name, got))
+    return out
 
 
 def as_result(name: str, got: Result | bool | float | Any, mark: float = 1.0) -> Result:
@@ -301,7 +310,7 @@ def evaluate(
     """Run every check on ``response``; the score is the weighted mean of their credits (1 for a
     check that passed, else its score) over checks that did not error (None when all errored or
     there are none), and the answer passes when it reaches ``threshold``."""
-    return _verdict(checks, [c.run(response, case) for c in checks], threshold)
+    return _verdict(checks, _run_all(checks, response, case), threshold)
 
 
 async def aevaluate(
