@@ -395,6 +395,8 @@ def test_a_callable_without_source_is_numbered_and_a_name_can_be_given() -> None
         checks.check("a", name="b")
     with pytest.raises(ParameterError, match="threshold is a score"):
         checks.check(unseen, threshold=2)
+    with pytest.raises(ParameterError, match="takes a function"):
+        checks.check(checks.contains("a"))  # type: ignore[call-overload]
 
 
 # -- graded checks: their own pass mark, then full credit ------------------------------------------

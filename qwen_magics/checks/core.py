@@ -181,6 +181,10 @@ def from_callable(
     position: int = 1,
 ) -> Check:
     """``fn`` as a Check named ``name``, or after itself (``check {position}`` when nothing says)."""
+    if isinstance(fn, Check) or not callable(fn):
+        raise ParameterError(
+            "check", f"check() takes a function (response) or (response, case); got {type(fn).__name__}"
+        )
     if name is not None and (not isinstance(name, str) or not name.strip()):
         raise ParameterError("check", f"a check's name is a non-empty text; got {name!r}")
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
