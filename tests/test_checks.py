@@ -478,8 +478,14 @@ def test_a_judge_that_errors_leaves_the_score(qwen_env: Emulator) -> None:
 def test_ascii_and_unicode_texts_split_into_the_same_words() -> None:
     from qwen_magics.checks.similarity import _WORD, words
 
-    for text in ("Hello, World! it's 2_000-ish\tOK?", "a\x1fb\x0bc", "", "  ", "ÉCOLE école", "x" * 3):
+    texts = ["Hello, World! it's 2_000-ish\tOK?", "a\x1fb\x0bc", "", "  ", "ÉCOLE école", "Zz@[`{~"]
+    texts += ["".join(map(chr, range(128)))]
+    for text in texts:
         assert words(text) == frozenset(_WORD.findall(text.casefold())), text
+    for said in [*texts, "école Hello world", "hello WORLD"]:  # ASCII answers meet words as bytes
+        for reference in ("hello world", "École hello", ""):
+            made = checks.similar(reference, 0.0).run(answer(said))
+            assert made.score == pytest.approx(checks.similarity(said, reference)), (said, reference)
 
 
 def test_a_lambda_typed_in_a_notebook_cell_is_named_by_its_expression(ip: Any) -> None:
