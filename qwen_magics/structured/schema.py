@@ -13,6 +13,7 @@ pandas dtypes of its flattened columns.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -113,7 +114,7 @@ class Schema:
     def _validate_pydantic(self, value: Any) -> Any:
         import pydantic
 
-        adapter = pydantic.TypeAdapter(list[self.model] if self.multi else self.model)  # type: ignore[name-defined]
+        adapter = _adapter(self.model, self.multi)
         try:
             parsed = adapter.validate_python(value)
         except pydantic.ValidationError as exc:
@@ -194,7 +195,21 @@ def _dotted(loc: Any) -> str:
     return out
 
 
+@functools.lru_cache(maxsize=32)
+def _adapter(model: Any, multi: bool) -> Any:
+    """A Pydantic model's TypeAdapter, built once: building one costs far more than a validation."""
+    import pydantic
+
+    return pydantic.TypeAdapter(list[model] if multi else model)
+
+
+_PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {"string": str, "object": dict, "array": list}
+
+
 def _is(value: Any, kind: str) -> bool:
+    simple = _PYTHON_TYPES.get(kind)
+    if simple is not None:  # no bool, number or None is a str, dict or list: as _kind would say
+        return isinstance(value, simple)
     if kind == "integer":
         return (isinstance(value, int) and not isinstance(value, bool)) or (
             isinstance(value, float) and value.is_integer()
@@ -212,7 +227,7 @@ def _check(value: Any, sch: Any, path: str, schema: Schema, errors: list[str]) -
     where = path or "the answer"
     if isinstance(sch.get("$ref"), str):
         sch = schema._resolve({"$ref": sch["$ref"]})
-    for key in ("anyOf", "oneOf"):
+    for key in ("anyOf", "oneOf") if "anyOf" in sch or "oneOf" in sch else ():
         if isinstance(sch.get(key), list):
             trials = []
             for branch in sch[key]:
@@ -231,7 +246,7 @@ def _check(value: Any, sch: Any, path: str, schema: Schema, errors: list[str]) -
         kinds = "object"
     if kinds is not None:
         options = kinds if isinstance(kinds, list) else [kinds]
-        if not any(_is(value, k) for k in options):
+        if not (_is(value, kinds) if type(kinds) is str else any(_is(value, k) for k in options)):
             errors.append(
                 f"{where}: expected {' or '.join(options)}, got {_kind(value)} "
                 f"{json.dumps(value, ensure_ascii=False)[:40]}"
