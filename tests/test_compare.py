@@ -456,7 +456,7 @@ def test_failing_inside_the_run_thread_does_not_leave_it_running(qwen_env: Emula
 # -- the live display -------------------------------------------------------------------------------
 def test_the_grid_streams_live_at_a_bounded_rate(shell, qwen_env: Emulator) -> None:  # type: ignore[no-untyped-def]
     qwen_env.generator = SimpleGenerator(length=60)
-    qwen_env.token_delay = 0.02  # about 1.5 s: the grid redraws as its text doubles, or each second
+    qwen_env.token_delay = 0.02  # about 1.5 s: the grid redraws each second (a small grid's frames are cheap)
     with capture_output() as cap:
         shell.run_cell(
             "import qwen_magics\n"
@@ -470,7 +470,7 @@ def test_the_grid_streams_live_at_a_bounded_rate(shell, qwen_env: Emulator) -> N
     assert not first.update and all(o.update for o in updates)  # one display, then updates to it
     display_id = first.transient["display_id"]
     assert all(o.transient["display_id"] == display_id for o in updates)
-    assert len(updates) >= 3, "the grid must redraw while the answers stream"
+    assert len(updates) >= 2, "the grid must redraw while the answers stream"
     assert len(updates) <= c.elapsed * 15 + 2, "no more than 15 redraws a second, plus the final one"
     assert any("answering" in o.data["text/html"] for o in updates[:-1])  # live, before the end
     final = updates[-1].data
@@ -692,7 +692,7 @@ def test_the_stop_button_stops_every_cell_in_a_kernel(emulator: Emulator) -> Non
             msg = kc.get_iopub_msg(timeout=30)
             if msg["parent_header"].get("msg_id") != msg_id or msg["msg_type"] != "update_display_data":
                 continue
-            if msg["content"]["data"]["text/html"].count("You asked") == 2:
+            if msg["content"]["data"]["text/html"].count(">answering<") == 2:
                 break
         reply, final, took = press_stop(km, kc, msg_id)
         assert reply["status"] == "ok"  # no traceback

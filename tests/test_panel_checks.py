@@ -114,7 +114,8 @@ def test_a_judge_in_the_tab_grades_every_answer(make, qwen_env: Emulator) -> Non
     compare_to_end(p)
     graded = [r for r in qwen_env.chat_requests if "Rubric: is it a colour?" in str(r.body)]
     assert len(graded) == 2 and len(qwen_env.chat_requests) == 4
-    assert html.unescape(compared(p)).count("✓ judge('is it a colour?') · score 0.50") == 2
+    # the emulator's judge gives 0.5, the judge's pass mark: a pass, full credit
+    assert html.unescape(compared(p)).count("✓ judge('is it a colour?') · score 1.00") == 2
 
 
 @pytest.mark.parametrize("spec", ["contain:Paris", "max_length:lots", "regex:(", "json:yes"])

@@ -284,8 +284,7 @@ def cassette(response: Response, shown: str | None = None) -> dict[str, Any] | N
         "usage": [getattr(u, name) for name in USAGE] if u.reported else None,  # in USAGE's order
         "ttft": _ms(response.ttft),
         "elapsed": _ms(response.own_elapsed),
-        "finish_reason": response.finish_reason,
-        "request_id": response.request_id,
+        "finish_reason": response.finish_reason,  # the request id stays in the history: no replay sends it
         "offline": response.offline or None,
         "time": _ms(response.recorded_at if response.recorded_at is not None else time.time()),
     }
