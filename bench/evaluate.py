@@ -193,6 +193,8 @@ def run_promptfoo(emu: Emulator, exe: Path, folder: Path) -> dict[str, Any]:
     wall = time.perf_counter() - started
     if not out.exists():
         raise RuntimeError(f"promptfoo eval wrote no results (exit {done.returncode}): {done.stderr[-800:]}")
+    running = [line.strip() for line in done.stdout.splitlines() if line.startswith("Running ")]
+    print(f"promptfoo: {running[0] if running else done.stdout.strip()[:200]}", file=sys.stderr)
     report = json.loads(out.read_text())["results"]
     results = report["results"]
     rates = [(0, 0) for _ in CHECK_LABELS]
