@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from checks_speed import answers, best
 
 PROMPTFOO = "promptfoo@0.121.20"  # the version measured; newer ones may refuse Node 20
+INSTALL_TIMEOUT = 900  # seconds; about 150 here, with a cold npm cache
 LATENCY = 0.2
 CONCURRENCY = 16
 SAMPLES = 3
@@ -126,12 +127,18 @@ def install_promptfoo(where: Path) -> Path | str:
     if npm is None or shutil.which("node") is None:
         return "npm or node is not installed"
     started = time.perf_counter()
-    done = subprocess.run(
-        [npm, "install", "--no-audit", "--no-fund", "--loglevel=error", PROMPTFOO],
-        cwd=where,
-        capture_output=True,
-        text=True,
-    )
+    try:
+        done = subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--loglevel=error", PROMPTFOO],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=INSTALL_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        return (
+            f"npm install {PROMPTFOO} did not finish in {INSTALL_TIMEOUT} s (is the npm registry reachable?)"
+        )
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         return f"npm install {PROMPTFOO} failed: {' / '.join(tail)}"
@@ -264,9 +271,12 @@ def main(argv: list[str]) -> int:
             note = f"promptfoo not measured: {exe}"
         else:
             version = PROMPTFOO.split("@")[1]
-            rows.append(
-                (f"promptfoo {version}, --max-concurrency {CONCURRENCY}", run_promptfoo(emu, exe, folder))
-            )
+            try:
+                peer = run_promptfoo(emu, exe, folder)
+            except (OSError, RuntimeError, KeyError, ValueError) as exc:
+                note = f"promptfoo not measured: {type(exc).__name__}: {exc}"
+            else:
+                rows.append((f"promptfoo {version}, --max-concurrency {CONCURRENCY}", peer))
     print_table(rows)
     ours = rows[0][1]
     if note:
