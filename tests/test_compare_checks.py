@@ -332,6 +332,24 @@ def test_a_slow_check_holds_up_no_other_cell(qwen_env: Emulator) -> None:
     assert list(c.df["passed"]) == [True] * 6
 
 
+def test_checks_run_as_many_at_once_as_requests(qwen_env: Emulator) -> None:
+    """A judge asks a model: 12 answers at concurrency 12 are judged 12 at a time, not as many as
+    the event loop's default thread pool holds (CPUs + 4)."""
+    import threading
+
+    together = threading.Barrier(12, timeout=5)
+
+    def waits_for_the_others(r: Any) -> bool:
+        together.wait()  # BrokenBarrierError (an errored check) unless all 12 run at once
+        return True
+
+    temperatures = [round(0.1 * i, 1) for i in range(1, 13)]
+    c = compare(
+        "Name a colour", temperature=temperatures, checks=waits_for_the_others, concurrency=12, show=False
+    )
+    assert list(c.df["passed"]) == [True] * 12, c.failures()["reason"].tolist()
+
+
 def test_acompare_judges_too(qwen_env: Emulator) -> None:
     import asyncio
 
