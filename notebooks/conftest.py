@@ -79,10 +79,15 @@ def _kind(o: Any) -> str | None:
 
 
 def _join(prev: dict[str, Any], data: dict[str, Any], kind: str) -> dict[str, str]:
+    # the frozen parts hold Markdown or HTML alone; the last part's plain text is the whole answer
+    plain = "\n\n".join(p for p in (str(prev.get("text/plain", "")), str(data.get("text/plain", ""))) if p)
     if kind == "markdown":
-        return {k: f"{prev.get(k, '')}\n\n{data.get(k, '')}" for k in ("text/markdown", "text/plain")}
+        return {
+            "text/markdown": f"{prev.get('text/markdown', '')}\n\n{data.get('text/markdown', '')}",
+            "text/plain": plain,
+        }
     html = str(prev["text/html"])[: -len(GRID_CLOSE)] + str(data["text/html"])[len(GRID_OPEN) :]
-    return {"text/html": html, "text/plain": f"{prev.get('text/plain', '')}\n\n{data.get('text/plain', '')}"}
+    return {"text/html": html, "text/plain": plain}
 
 
 def _joined(outputs: list[Any]) -> list[Any]:
