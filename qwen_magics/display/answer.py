@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ..api.params import Prompt
 from ..api.record import metadata
 from ..api.render import closing_markdown, escape_text, footer_text, response_markdown, thinking_html
 from ..api.response import Response
@@ -258,7 +259,7 @@ class StreamView:
 
 
 def show_answer(
-    prompt: str | None,
+    prompt: Prompt | None,
     *,
     model: str,
     raw: bool = False,

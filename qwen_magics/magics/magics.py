@@ -26,12 +26,12 @@ from traitlets import Bool, Float, Int, TraitError, Unicode, observe, validate
 from .. import config, historydb, simulator
 from ..api import record
 from ..api import replay as _replay
-from ..api.params import PARAMS, build_messages, check_params
+from ..api.params import PARAMS, build_messages, check_images, check_params
 from ..display.answer import MAX_RATE, error_title, show_answer, show_error
 from ..display.live import is_rich_frontend
 from ..errors import ConfigError, ParameterError, QwenError
 from ..models import MODELS, get_model
-from ..templating import TemplateError, fields, fill, looks_templated
+from ..templating import Content, TemplateError, fields, fill, fill_content, looks_templated
 from .commandline import as_prompt, read_command, read_settings
 from .commands import (
     config_bundle,
@@ -373,11 +373,14 @@ class QwenMagics(Magics):
             params["stop"] = args.stop
         stream = self.stream if args.stream is None else args.stream
         raw = self.raw if args.raw is None else args.raw
+        limit = self.max_prompt_chars
         try:
             # a case's {column} is filled per case by compare: keep it as written here
             kept = {k: f"{{{k}}}" for k in evaluation.get("columns", ())}
-            prompt_text = fill(prompt, {**ns, **kept} if kept else ns)
             system_given = fill(args.system, ns) if args.system is not None else None
+            system_size = len(system_given if system_given is not None else self.system or "")
+            budget = None if limit is None else max(0, limit - system_size)
+            prompt_text = fill_content(prompt, {**ns, **kept} if kept else ns, budget=budget)
         except TemplateError as exc:
             if kept:
                 raise UsageError(
@@ -399,7 +402,7 @@ class QwenMagics(Magics):
         else:
             system = system_given if system_given is not None else self.system
             messages = []
-        size, limit = len(prompt_text) + len(system or ""), self.max_prompt_chars
+        size = len(_text_only(prompt_text)) + len(system or "")
         if limit is not None and size > limit:
             raise UsageError(
                 f"the prompt is {size:,} characters (system prompt included), more than "
@@ -425,7 +428,10 @@ class QwenMagics(Magics):
         try:
             check_params(params, model, stream=stream if mode == "answer" else True)
             variants = mode == "panel" or "prompts" in evaluation  # the cell may be blank then
-            build_messages(prompt_text or "?" if variants else prompt_text, system=system, messages=messages)
+            sent = build_messages(
+                prompt_text or "?" if variants else prompt_text, system=system, messages=messages
+            )
+            check_images(model, sent)
         except ParameterError as exc:
             raise UsageError(f"{where(exc.param)}: {exc}") from None
 
@@ -470,7 +476,7 @@ class QwenMagics(Magics):
         self,
         mode: str,
         args: Any,
-        prompt: str,
+        prompt: Content,
         model: str,
         system: str | None,
         given: dict[str, Any],
@@ -486,6 +492,12 @@ class QwenMagics(Magics):
             if mode == "panel":
                 from ..widgets.panel import Panel, panel
 
+                if not isinstance(prompt, str):
+                    raise UsageError(
+                        "the panel edits a text prompt; a prompt with a picture goes to %%qwen, "
+                        "--compare or --json"
+                    )
+
                 controls = inspect.signature(Panel).parameters
                 for name in [k for k in params if k not in controls]:
                     if name in args.__dict__ and getattr(args, name) is not None:
@@ -500,7 +512,7 @@ class QwenMagics(Magics):
                 except (ValueError, TypeError, QwenError) as exc:
                     raise UsageError(f"--compare: {exc}") from None
                 judged = {k: v for k, v in (evaluation or {}).items() if k != "columns"}
-                if "prompts" in judged and not prompt.strip():
+                if "prompts" in judged and isinstance(prompt, str) and not prompt.strip():
                     prompt = None  # type: ignore[assignment]  # the variants are the prompts
                 return compare(prompt, samples=args.samples, **judged, **{**params, **grid})
             from ..structured.ask import ask_json, parse_schema
@@ -691,6 +703,13 @@ def unload(ip: Any) -> None:
     if _offline_started:
         simulator.stop()
         _offline_started = False
+
+
+def _text_only(content: Any) -> str:
+    """A prompt's characters: its text, its pictures left out (they are counted in tokens)."""
+    if isinstance(content, str):
+        return content
+    return "".join(p.get("text", "") for p in content if p.get("type") == "text")
 
 
 def _taken(name: str, ns: dict[str, Any], hidden: Any) -> str | None:
