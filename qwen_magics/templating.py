@@ -19,7 +19,7 @@ from __future__ import annotations
 import ast
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,16 +155,29 @@ def fill(text: str, namespace: Mapping[str, Any], *, budget: int | None = None) 
     return content
 
 
-def fill_content(text: str, namespace: Mapping[str, Any], *, budget: int | None = None) -> Content:
+def fill_content(
+    text: str,
+    namespace: Mapping[str, Any],
+    *,
+    budget: int | None = None,
+    output: Callable[[Any], Any] | None = None,
+) -> Content:
     """``fill``, where a picture becomes an image part: the text when there is none, else the list of
-    text and image parts in order. ``budget``: the characters the text may take."""
+    text and image parts in order. ``budget``: the characters the text may take. ``output``: what an
+    earlier cell's output (``{Out[3]}``, ``{_}``, ``{_3}``) shows, for one that is no table, picture
+    or string (IPython's text/markdown or text/plain, rather than the object's ``str``)."""
     parts = fields(text)
     if parts is None or not any(isinstance(p, Field) for p in parts):
         return text
     scope = namespace if isinstance(namespace, dict) else dict(namespace)
     pieces: list[tuple[str | Field, Any]] = []
     for part in parts:
-        pieces.append((part, part) if isinstance(part, str) else (part, _value(part, scope)))
+        if isinstance(part, str):
+            pieces.append((part, part))
+        elif output is not None and _is_output(part):
+            pieces.append((part, _value(part, scope, output)))
+        else:
+            pieces.append((part, _value(part, scope)))
     if budget is not None:
         _check_budget(pieces, budget)
     return _join([value for _, value in pieces])
@@ -228,7 +241,20 @@ def _join(values: list[Any]) -> Content:
     return out
 
 
-def _value(field: Field, scope: dict[str, Any]) -> Any:
+_OUTPUT_NAME = re.compile(r"Out|_{1,3}|_\d+")
+
+
+def _is_output(field: Field) -> bool:
+    """``{Out[3]}``, ``{_}``, ``{__}``, ``{_3}``: an earlier output, as written with no format."""
+    if field.conversion is not None or field.spec:
+        return False
+    tree = ast.parse(field.expr, mode="eval").body
+    if isinstance(tree, ast.Subscript):
+        tree = tree.value
+    return isinstance(tree, ast.Name) and bool(_OUTPUT_NAME.fullmatch(tree.id))
+
+
+def _value(field: Field, scope: dict[str, Any], output: Callable[[Any], Any] | None = None) -> Any:
     try:
         value = eval(field.expr, scope)  # the user's own expression, in the user's own namespace
     except NameError as exc:
@@ -250,6 +276,11 @@ def _value(field: Field, scope: dict[str, Any]) -> Any:
         if found is not None:
             return found
     try:
+        if output is not None and not isinstance(value, str):
+            picture = images.part(value)
+            if picture is not None:
+                return picture
+            value = output(value)  # an earlier output as the notebook showed it
         return format_value(value, field.spec, field.conversion)
     except (TypeError, ValueError) as exc:
         raise TemplateError(

@@ -267,6 +267,11 @@ COMMANDS = [
     ),
     ("%qwen login [region]", "ask for the API key without showing it; kept in memory only"),
     ("%qwen models", "list the models with context, max output, thinking and prices"),
+    (
+        "%qwen explain [options] [question]",
+        "explain the last error: its traceback and the failing cell go to the model (%%qwen --error: "
+        "your own question with them)",
+    ),
     ("%qwen history", "show the current conversation"),
     ("%qwen reset", "forget the current conversation"),
     (

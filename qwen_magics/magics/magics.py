@@ -45,6 +45,7 @@ from .commands import (
 from .conversation import Conversation
 from .helpend import install as install_help_end
 from .helpend import uninstall as uninstall_help_end
+from .lasterror import DEFAULT_QUESTION, last_error, with_error
 from .log import log_bundle, notebook_fields
 
 __all__ = ["QwenMagics", "load", "unload"]
@@ -218,11 +219,16 @@ class QwenMagics(Magics):
         "a JSON Schema dict or pydantic model",
     )
     @argument("--multi", action="store_true", help="a list of records (shown as a DataFrame)")
+    @argument(
+        "--error",
+        action="store_true",
+        help="add the last error (its traceback and the failing cell) to the prompt; %%qwen explain asks why",
+    )
     @line_cell_magic
     def qwen(self, line: str, cell: str | None = None) -> None:
         """Ask Qwen. ``%%qwen [options]`` takes the cell as the prompt; ``%qwen [options] prompt``
-        takes one line. ``%qwen config|models|history|reset|help|login`` and ``%qwen panel`` are commands;
-        ``%qwen -- reset the counter`` sends a line that starts with one as a prompt.
+        takes one line. ``%qwen config|models|history|reset|help|login|explain`` and ``%qwen panel``
+        are commands; ``%qwen -- reset the counter`` sends a line that starts with one as a prompt.
         Prompt variables: {name} and {expression}; {{ and }} for literal braces.
         """
         if cell is None:
@@ -236,6 +242,11 @@ class QwenMagics(Magics):
                 options, prompt = self._split_line(command[1])
                 args = self._parse(options)
                 args.panel = True
+            elif command[0] == "explain":  # the last error, with a question of one's own or the usual one
+                options, prompt = self._split_line(command[1])
+                args = self._parse(options)
+                args.error = True
+                prompt = f"{DEFAULT_QUESTION} {prompt}".strip()  # `%qwen explain in French`
             elif command[0] == "config":
                 return self._cmd_config(command[1], line)
             elif command[0] == "log":
@@ -380,7 +391,9 @@ class QwenMagics(Magics):
             system_given = fill(args.system, ns) if args.system is not None else None
             system_size = len(system_given if system_given is not None else self.system or "")
             budget = None if limit is None else max(0, limit - system_size)
-            prompt_text = fill_content(prompt, {**ns, **kept} if kept else ns, budget=budget)
+            prompt_text = fill_content(
+                prompt, {**ns, **kept} if kept else ns, budget=budget, output=self._output_text
+            )
         except TemplateError as exc:
             if kept:
                 raise UsageError(
@@ -388,6 +401,15 @@ class QwenMagics(Magics):
                     f"(its columns are {', '.join(kept)}) nor a notebook variable; nothing was sent"
                 ) from None
             raise UsageError(str(exc)) from None
+        if args.error:
+            error = last_error(self.shell)
+            if error is None:
+                raise UsageError(
+                    "there is no error to explain yet: run the cell that fails, then %qwen explain"
+                )
+            prompt_text = with_error(
+                prompt_text if _text_only(prompt_text).strip() else DEFAULT_QUESTION, error
+            )
         notes = []
         if fields(prompt) is None and looks_templated(prompt):
             notes.append("prompt sent as written: its braces are not all {variables} (use {{ }})")
@@ -537,6 +559,19 @@ class QwenMagics(Magics):
         except QwenError as exc:
             show_error(str(exc), title=error_title(exc))
         return None
+
+    def _output_text(self, value: Any) -> Any:
+        """An earlier output as the notebook showed it: its text/markdown, else its text/plain; the
+        figure of what ``plt.plot`` returned."""
+        first = value[0] if isinstance(value, (list, tuple)) and value else None
+        figure = getattr(first, "figure", None)
+        if figure is not None and (type(first).__module__ or "").startswith("matplotlib"):
+            return figure
+        formatter = getattr(self.shell, "display_formatter", None)
+        if formatter is None:
+            return value
+        data, _ = formatter.format(value, include=("text/markdown", "text/plain"))
+        return data.get("text/markdown") or data.get("text/plain") or str(value)
 
     # -- line commands ------------------------------------------------------------------------
     def _show(self, bundle: dict[str, str]) -> None:
