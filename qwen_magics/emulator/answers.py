@@ -231,6 +231,9 @@ def make_completion(
     if seen and reply is None and not body.get("response_format"):
         for choice in choices:  # what the prompt's pictures show, as a vision model would begin
             choice.answer_tokens = [*split_tokens(seen + "\n\n"), *choice.answer_tokens]
+            if len(choice.answer_tokens) > max_tokens:
+                choice.answer_tokens = choice.answer_tokens[:max_tokens]
+                choice.finish_reason = "length"
     completion.others = choices[1:]
     return completion
 
