@@ -182,3 +182,52 @@ def test_ask_and_compare_take_pictures(ip, qwen_env: Emulator) -> None:
         assert any(p["type"] == "image_url" for p in r.body["messages"][-1]["content"])
     with pytest.raises(qwen_magics.ParameterError, match="reads text only"):
         qwen_magics.ask(["What is it?", qwen_magics.image(png(4, 4))], model="qwen-flash")
+
+
+def test_an_ipython_image_and_an_axes_are_pictures_too(ip, qwen_env: Emulator) -> None:
+    from IPython.display import Image
+
+    fig = blue_figure()
+    ip.user_ns.update(shown=Image(data=png(7, 3, "purple")), ax=fig.axes[0])
+    with capture_output():
+        ip.run_cell_magic("qwen", "-m qwen3-vl-flash", "{shown} and {ax}")
+    urls = [p["image_url"]["url"] for p in last_content(qwen_env) if p["type"] == "image_url"]  # type: ignore[index]
+    assert image_size(urls[0]) == (7, 3) and image_size(urls[1]) == image_size(last_figure_url(fig))
+
+
+def last_figure_url(fig) -> str:  # type: ignore[no-untyped-def]
+    from qwen_magics.images import part
+
+    found = part(fig)
+    assert found is not None
+    return str(found["image_url"]["url"])
+
+
+def test_structured_output_and_cases_take_pictures(ip, qwen_env: Emulator) -> None:
+    ip.user_ns["fig"] = blue_figure()
+    with capture_output():
+        ip.run_cell_magic("qwen", "--json -m qwen3-vl-flash", "Describe {fig} as JSON with a 'colour' key")
+    assert any(p["type"] == "image_url" for p in last_content(qwen_env))
+    assert isinstance(ip.user_ns["_qwen"].data, dict)
+    ip.user_ns["cases"] = pd.DataFrame(
+        {"name": ["a", "b"], "pic": [qwen_magics.image(png(3, 3)), qwen_magics.image(png(5, 5))]}
+    )
+    qwen_env.reset()
+    with capture_output():
+        ip.run_cell_magic(
+            "qwen", "-m qwen3-vl-flash --cases cases --check contains:image", "{name} {pic} and {fig}"
+        )
+    sizes = sorted(
+        tuple(image_size(p["image_url"]["url"]) or ())  # type: ignore[index]
+        for r in qwen_env.chat_requests
+        for p in r.body["messages"][-1]["content"]
+        if p["type"] == "image_url"
+    )
+    assert len(qwen_env.chat_requests) == 2 and sizes[:2] == [(3, 3), (5, 5)] and len(sizes) == 4
+
+
+def test_a_picture_where_only_text_goes_is_a_clear_error() -> None:
+    from qwen_magics.templating import TemplateError, fill
+
+    with pytest.raises(TemplateError, match="a picture goes in the prompt"):
+        fill("Look at {fig}", {"fig": blue_figure()})  # the system prompt is filled this way
