@@ -18,6 +18,7 @@ from typing import Literal
 __all__ = ["MODELS", "ModelInfo", "estimate_cost", "get_model", "vision_models"]
 
 Thinking = Literal["none", "hybrid", "only"]
+HIGH_RESOLUTION_TOKENS = 16_384  # a picture's most tokens with vl_high_resolution_images
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,10 @@ class ModelInfo:
     def image_pixels(self) -> int:
         """The largest picture (width × height) read at full size; 0 for a text model."""
         return self.image_tokens * self.image_patch**2 if self.vision else 0
+
+    def image_budget(self, high_resolution: bool = False) -> int:
+        """Most tokens one picture takes: ``image_tokens``, or 16,384 with ``vl_high_resolution_images``."""
+        return HIGH_RESOLUTION_TOKENS if high_resolution and self.vision else self.image_tokens
 
     @property
     def thinks_by_default(self) -> bool:

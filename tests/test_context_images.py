@@ -123,6 +123,13 @@ def test_a_large_picture_is_scaled_to_the_models_limit(ip, qwen_env: Emulator) -
     w, h = image_size(picture["image_url"]["url"])  # type: ignore[index, misc]
     assert w * h <= MODELS["qwen-vl-plus"].image_pixels and w * h > 0.9 * MODELS["qwen-vl-plus"].image_pixels
     assert abs(w / h - 4 / 3) < 0.01
+    answer = qwen_magics.ask(
+        ["What is it?", ip.user_ns["big"]], model="qwen-vl-plus", vl_high_resolution_images=True
+    )
+    (picture,) = [p for p in last_content(qwen_env) if p["type"] == "image_url"]
+    w, h = image_size(picture["image_url"]["url"])  # type: ignore[index, misc]
+    assert (w, h) == (4000, 3000)  # 12 Mpx: under the 16,384 tokens of 28×28 px a high resolution allows
+    assert answer.usage.image_tokens == 143 * 108 + 2
 
 
 def test_the_history_keeps_a_digest_not_the_pictures_bytes_and_replays_it(

@@ -113,8 +113,9 @@ def prepare(
     msgs = build_messages(prompt, system=system, messages=messages)
     check_images(settings.model, msgs)
     info = get_model(settings.model)
-    if info is not None and info.image_pixels:
-        msgs = fit_messages(msgs, info.image_pixels)
+    if info is not None and info.vision:  # vl_high_resolution_images raises what the model reads
+        most = info.image_budget(bool(extra.get("vl_high_resolution_images")))
+        msgs = fit_messages(msgs, most * info.image_patch**2)
     if require_key:
         check_key(settings)
     plain = {k: v for k, v in given.items() if k not in ("thinking", "budget")}

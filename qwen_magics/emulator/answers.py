@@ -215,7 +215,8 @@ def make_completion(
 
     completion = Completion(model=body["model"], thinking=thinking)
     pictures = list(image_parts(messages))
-    completion.image_tokens = sum(image_tokens(u, info.image_patch, info.image_tokens) for u in pictures)
+    most = info.image_budget(bool(body.get("vl_high_resolution_images")))
+    completion.image_tokens = sum(image_tokens(u, info.image_patch, most) for u in pictures)
     completion.prompt_tokens = sum(counts) + completion.image_tokens
 
     completion.cached_tokens = cache.cached_tokens(counts, [json.dumps(m, sort_keys=True) for m in messages])
