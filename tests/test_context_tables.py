@@ -87,3 +87,14 @@ def test_a_table_over_the_limit_says_how_many_rows_fit_and_sends_nothing(ip, qwe
     ip.user_ns["part"] = sales(5000).head(fit + 1)
     with pytest.raises(UsageError, match="rows fit"):
         ip.run_cell_magic("qwen", "", "Summarise {part}")
+
+
+def test_a_one_line_prompt_sends_the_whole_table_too(ip, qwen_env: Emulator) -> None:
+    ip.user_ns.update(df=sales(500), m="qwen-flash")
+    qwen_env.reset()
+    with capture_output():
+        ip.run_cell("%qwen -m $m --no-thinking Summarise {df}")  # IPython's own expansion would send str(df)
+    (request,) = qwen_env.chat_requests
+    sent = request.body["messages"][-1]["content"]
+    assert sent.startswith("Summarise | region | units |") and "| r250 | 250 |" in sent and "..." not in sent
+    assert request.body["model"] == "qwen-flash"  # the options are still expanded as IPython does

@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.process import arg_split
 from traitlets import Bool, Float, Int, TraitError, Unicode, observe, validate
@@ -224,6 +224,7 @@ class QwenMagics(Magics):
         action="store_true",
         help="add the last error (its traceback and the failing cell) to the prompt; %%qwen explain asks why",
     )
+    @no_var_expand  # a line's prompt is filled by the templating (a table whole), not by str()
     @line_cell_magic
     def qwen(self, line: str, cell: str | None = None) -> None:
         """Ask Qwen. ``%%qwen [options]`` takes the cell as the prompt; ``%qwen [options] prompt``
@@ -248,13 +249,13 @@ class QwenMagics(Magics):
                 args.error = True
                 prompt = f"{DEFAULT_QUESTION} {prompt}".strip()  # `%qwen explain in French`
             elif command[0] == "config":
-                return self._cmd_config(command[1], line)
+                return self._cmd_config(self._expand(command[1]), line)
             elif command[0] == "log":
-                return self._show(log_bundle(command[1]))
+                return self._show(log_bundle(self._expand(command[1])))
             elif command[0] == "login":
                 return self._cmd_login(command[1])
             elif command[0] == "replay":
-                return self._cmd_replay(command[1], line)
+                return self._cmd_replay(self._expand(command[1]), line)
             elif command[1]:
                 raise UsageError(
                     f"%qwen {command[0]} takes no arguments (got {command[1]!r}); {as_prompt(line)}"
@@ -266,7 +267,20 @@ class QwenMagics(Magics):
             prompt = re.sub(r"\A\s*\n", "", cell).rstrip()
         return self._run(args, prompt)
 
+    def _expand(self, text: str) -> str:
+        """``{name}`` and ``$name`` in options filled as IPython fills a magic's line (as written when
+        that fails); the prompt itself is left to the templating."""
+        if self.shell is None or ("{" not in text and "$" not in text):
+            return text
+        from IPython.utils.text import DollarFormatter
+
+        try:
+            return DollarFormatter().vformat(text, args=[], kwargs=self.shell.user_ns)
+        except Exception:
+            return text
+
     def _parse(self, options: str) -> Any:
+        options = self._expand(options)
         try:
             argv = arg_split(options, posix=True)
         except ValueError as exc:
