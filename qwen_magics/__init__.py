@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from . import checks
     from .api.client import AsyncClient, BackoffGate, Client, Retry, aask, ask
+    from .images import image
     from .recall import history
     from .simulator import offline
     from .widgets.login import login
@@ -64,6 +65,7 @@ __all__ = [
     "Emulator",
     "Event",
     "history",
+    "image",
     "load_ipython_extension",
     "login",
     "ModelInfo",
@@ -104,6 +106,7 @@ _LAZY = {
     "ask_json": ".structured.ask",
     "compare": ".comparison.compare",
     "history": ".recall",  # the recorded answers: history(q=...), .get(id), .delete(...), .export(path)
+    "image": ".images",  # qm.image(path, URL or bytes): a picture for a prompt
     "login": ".widgets.login",
     "offline": ".simulator",
     "panel": ".widgets.panel",

@@ -1,9 +1,13 @@
 """The model table: what each Qwen model does with thinking, JSON and streaming, and what it costs.
 
 Figures are Model Studio's international list prices (USD per million tokens, base tier) and its
-documented limits. Where the documentation is uncertain the behaviour is a field of the model, not a
-rule in code, so one line changes when the facts do. Both the client (costs, defaults, checks) and
-the emulator (what it accepts) read this one table.
+documented limits. ``vision``: the model takes pictures (image parts); ``image_pixels`` is the
+largest picture it reads at its default resolution (a larger one is scaled down before sending) and
+``image_patch`` the side of the square of pixels one image token stands for: Model Studio's vision
+guide gives 28 px and 1,280 tokens for Qwen2.5-VL models (qwen-vl-max/plus, QVQ) and 32 px and
+2,560 tokens for Qwen3-VL and newer. Where the documentation is uncertain the behaviour is a
+field of the model, not a rule in code, so one line changes when the facts do. Both the client
+(costs, defaults, checks) and the emulator (what it accepts) read this one table.
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["MODELS", "ModelInfo", "estimate_cost", "get_model"]
+__all__ = ["MODELS", "ModelInfo", "estimate_cost", "get_model", "vision_models"]
 
 Thinking = Literal["none", "hybrid", "only"]
+HIGH_RESOLUTION_TOKENS = 16_384  # a picture's most tokens with vl_high_resolution_images
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,19 @@ class ModelInfo:
     json_object: bool = True  # response_format json_object (outside thinking)
     json_schema: bool = False  # response_format json_schema
     n_max: int = 1  # largest n
+    vision: bool = False  # takes image parts
+    image_patch: int = 0  # pixels on a side of one image token
+    image_tokens: int = 0  # most tokens one image takes (default resolution)
     note: str = ""
+
+    @property
+    def image_pixels(self) -> int:
+        """The largest picture (width × height) read at full size; 0 for a text model."""
+        return self.image_tokens * self.image_patch**2 if self.vision else 0
+
+    def image_budget(self, high_resolution: bool = False) -> int:
+        """Most tokens one picture takes: ``image_tokens``, or 16,384 with ``vl_high_resolution_images``."""
+        return HIGH_RESOLUTION_TOKENS if high_resolution and self.vision else self.image_tokens
 
     @property
     def thinks_by_default(self) -> bool:
@@ -62,7 +79,11 @@ MODELS: dict[str, ModelInfo] = {
             price_cached=0.05,
             max_cot=81_920,
             json_schema=False,
-            note="thinking default on (moderate confidence); JSON Schema support unconfirmed",
+            vision=True,
+            image_patch=32,
+            image_tokens=2_560,
+            note="thinking default on (moderate confidence); JSON Schema support unconfirmed; "
+            "takes images (third-party catalogs)",
         ),
         ModelInfo(
             "qwen3.5-plus",
@@ -74,6 +95,10 @@ MODELS: dict[str, ModelInfo] = {
             2.40,
             max_cot=81_920,
             json_schema=False,
+            vision=True,
+            image_patch=32,
+            image_tokens=2_560,
+            note="takes images (third-party catalogs)",
         ),
         ModelInfo(
             "qwen3.5-flash",
@@ -146,8 +171,96 @@ MODELS: dict[str, ModelInfo] = {
             stream_only=True,
             json_object=False,
         ),
+        # the vision models (protocol reference §12); limits and prices from Model Studio's model
+        # list, lower confidence than the text models' above
+        ModelInfo(
+            "qwen3-vl-plus",
+            262_144,
+            32_768,
+            "hybrid",
+            False,
+            0.20,
+            1.60,
+            max_cot=81_920,
+            vision=True,
+            image_patch=32,
+            image_tokens=2_560,
+        ),
+        ModelInfo(
+            "qwen3-vl-flash",
+            262_144,
+            32_768,
+            "hybrid",
+            False,
+            0.05,
+            0.40,
+            max_cot=81_920,
+            vision=True,
+            image_patch=32,
+            image_tokens=2_560,
+        ),
+        ModelInfo(
+            "qwen-vl-max",
+            131_072,
+            8_192,
+            "none",
+            False,
+            0.80,
+            3.20,
+            vision=True,
+            image_patch=28,
+            image_tokens=1_280,
+        ),
+        ModelInfo(
+            "qwen-vl-plus",
+            131_072,
+            8_192,
+            "none",
+            False,
+            0.21,
+            0.63,
+            vision=True,
+            image_patch=28,
+            image_tokens=1_280,
+        ),
+        ModelInfo(
+            "qvq-max",
+            131_072,
+            8_192,
+            "only",
+            True,
+            1.20,
+            4.80,
+            max_cot=16_384,
+            stream_only=True,
+            json_object=False,
+            vision=True,
+            image_patch=28,
+            image_tokens=1_280,
+        ),
+        ModelInfo(
+            "qwen3-omni-flash",
+            65_536,
+            16_384,
+            "hybrid",
+            False,
+            0.43,
+            1.66,
+            max_cot=32_768,
+            stream_only=True,
+            json_object=False,
+            vision=True,
+            image_patch=32,
+            image_tokens=2_560,
+            note="audio and video in as well (not used here); prices of text input and output",
+        ),
     ]
 }
+
+
+def vision_models() -> list[str]:
+    """The models of the table that take images."""
+    return [m.name for m in MODELS.values() if m.vision]
 
 
 def get_model(name: str) -> ModelInfo | None:

@@ -22,7 +22,7 @@ from .conftest import ENV_VARS
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
-LESSONS = sorted(NOTEBOOKS.glob("0*.ipynb"))
+LESSONS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 GRID = "<div class='qwen-compare'>"  # how a comparison grid's output opens
 
 

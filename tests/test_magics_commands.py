@@ -189,8 +189,11 @@ def test_models_lists_the_servers_models_with_table_facts(ip, qwen_env: Emulator
     shown = line(ip, "models").outputs[0].data
     assert f"{qwen_env.base_url}/models" in shown["text/plain"]
     md = shown["text/markdown"].replace(DOLLAR, "$")  # a dollar sign, as the page shows it
-    assert "| qwq-plus | 131,072 | 8,192 | always thinks | $0.80 | $2.40 | $2.40 |" in md
-    assert "| qwen-plus | 1,000,000 | 32,768 | thinking off by default | $0.40 | $1.20 | $4.00 |" in md
+    assert "| qwq-plus | 131,072 | 8,192 | always thinks | — | $0.80 | $2.40 | $2.40 |" in md
+    assert "| qwen-plus | 1,000,000 | 32,768 | thinking off by default | — | $0.40 | $1.20 | $4.00 |" in md
+    assert (
+        "| qwen3-vl-plus | 262,144 | 32,768 | thinking off by default | yes | $0.20 | $1.60 | $1.60 |" in md
+    )
     assert "$0.80" in shown["text/plain"]  # the plain text is plain
 
 

@@ -38,7 +38,9 @@ def markdown(cap) -> str:  # type: ignore[no-untyped-def]
 def test_models_table_prices_are_dollars_not_math(ip, qwen_env: Emulator) -> None:
     md = markdown(run(ip, "%qwen models"))
     assert visible_math(md) == [] and "$" not in md
-    assert "| qwq-plus | 131,072 | 8,192 | always thinks | $0.80 | $2.40 | $2.40 |" in md.replace(DOLLAR, "$")
+    assert "| qwq-plus | 131,072 | 8,192 | always thinks | — | $0.80 | $2.40 | $2.40 |" in md.replace(
+        DOLLAR, "$"
+    )
 
 
 def test_footer_cost_does_not_pair_with_a_dollar_in_the_answer(ip, qwen_env: Emulator) -> None:

@@ -27,7 +27,7 @@ from . import dialect as _dialects
 from . import record
 from . import replay as _replay
 from .dialect import Dialect
-from .params import PARAMS
+from .params import PARAMS, Prompt
 from .record import recorder
 from .request import (
     BackoffGate,
@@ -187,7 +187,7 @@ class _Base:
 
     def _prepare(
         self,
-        prompt: str | None,
+        prompt: Prompt | None,
         settings: _config.Settings,
         found: Dialect | None,
         kw: dict[str, Any],
@@ -212,7 +212,7 @@ class _Base:
 
     def _replayed(
         self,
-        prompt: str | None,
+        prompt: Prompt | None,
         settings: _config.Settings,
         found: Dialect | None,
         ask_server: bool,
@@ -310,7 +310,7 @@ class Client(_Base):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def ask(self, prompt: str | None = None, **kw: Any) -> Response:
+    def ask(self, prompt: Prompt | None = None, **kw: Any) -> Response:
         settings, found, ask_server = self._settings_for(kw)
         replayed = self._replayed(prompt, settings, found, ask_server, kw, "sync")
         if replayed is not None:
@@ -437,7 +437,7 @@ class AsyncClient(_Base):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def ask(self, prompt: str | None = None, **kw: Any) -> Response:
+    async def ask(self, prompt: Prompt | None = None, **kw: Any) -> Response:
         import asyncio  # here, not at import time: a program that only asks synchronously never loads it
 
         settings, found, ask_server = self._settings_for(kw)
@@ -553,7 +553,7 @@ def _shared_client() -> Client:
 
 
 def ask(
-    prompt: str | None = None,
+    prompt: Prompt | None = None,
     *,
     model: str | None = None,
     system: str | None = None,
@@ -597,7 +597,7 @@ def ask(
 
 
 async def aask(
-    prompt: str | None = None,
+    prompt: Prompt | None = None,
     *,
     model: str | None = None,
     system: str | None = None,

@@ -11,20 +11,25 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .. import images
 from ..errors import ParameterError
-from ..models import MODELS, ModelInfo, get_model
+from ..models import MODELS, ModelInfo, get_model, vision_models
 
 __all__ = [
     "PARAMS",
+    "Prompt",
     "WIRE_NAMES",
     "always_thinks",
     "build_body",
+    "check_images",
     "check_params",
     "check_text",
     "parse_value",
 ]
 
 SEED_MAX = 2**31 - 1
+# a prompt: text, or a list of text and pictures (strings, content parts, Figures, Images)
+Prompt = str | Sequence[Any]
 
 # user name -> wire name
 WIRE_NAMES = {
@@ -262,7 +267,7 @@ def build_body(
 
 
 def build_messages(
-    prompt: str | None,
+    prompt: Prompt | None,
     *,
     system: str | None = None,
     messages: Sequence[Mapping[str, Any]] | None = None,
@@ -280,9 +285,51 @@ def build_messages(
         history = [m for m in history if m["role"] != "system"]
         out.append({"role": "system", "content": system})
     out.extend(history)
-    if prompt is not None and prompt.strip():
+    if isinstance(prompt, (list, tuple)):
+        parts = _parts(prompt)
+        if parts:
+            check_text("prompt", images.text_of(parts))
+            out.append({"role": "user", "content": parts})
+    elif isinstance(prompt, str) and prompt.strip():
         check_text("prompt", prompt)
         out.append({"role": "user", "content": prompt})
     if not any(m["role"] == "user" for m in out):
         raise ParameterError("prompt", "the prompt is empty; write the question to ask")
     return out
+
+
+def _parts(prompt: Sequence[Any]) -> list[dict[str, Any]]:
+    """A prompt given as a list: its content parts, where a string is text and a picture (a Figure,
+    a PIL Image, ``qwen_magics.image(...)``) an image part; text that is only blanks is left out."""
+    out: list[dict[str, Any]] = []
+    for i, item in enumerate(prompt):
+        if isinstance(item, str):
+            if item.strip() or (out and out[-1].get("type") == "text"):
+                out.append({"type": "text", "text": item})
+            continue
+        if isinstance(item, Mapping) and item.get("type") in ("text", "image_url"):
+            out.append(dict(item))
+            continue
+        found = images.part(item)
+        if found is None:
+            raise ParameterError(
+                "prompt",
+                f"prompt[{i}] is a {type(item).__name__}: a prompt given as a list holds text and pictures "
+                "(a Figure, a PIL Image, qwen_magics.image(path, URL or bytes))",
+            )
+        out.append(found)
+    return out
+
+
+def check_images(model: str, messages: Sequence[Mapping[str, Any]]) -> None:
+    """A model the table knows to read text only refuses a picture here, before anything is sent."""
+    if not any(images.has_images(m.get("content")) for m in messages):
+        return
+    info = get_model(model)
+    if info is None or info.vision:
+        return
+    raise ParameterError(
+        "prompt",
+        f"{model} reads text only and the prompt has a picture; ask a model that takes images: "
+        f"{', '.join(vision_models())} (e.g. -m qwen3-vl-plus); nothing was sent",
+    )

@@ -9,8 +9,9 @@ comparison or apply job, its label, the sample index), and the providers registe
 ``add_provider`` (the magics give the notebook path and cell). Contextvars follow each asyncio
 task, so the concurrent cells of one comparison each carry their own.
 
-The fingerprint is a hash of the canonical request (model, messages, the parameters that shape the
-answer, the server's host and the sample index): the key replay looks answers up by. It must be
+The fingerprint is a hash of the canonical request (model, messages with each picture as a digest
+of its data URL, as the row keeps them, the parameters that shape the answer, the server's host
+and the sample index): the key replay looks answers up by. It must be
 the same in another process, so the host enters it as a name that outlives a port: the offline
 simulator is ``offline`` and any loopback server (the emulator, a local vLLM) is ``localhost``,
 whatever port it got this time; other servers are ``host[:port]``. ``cassette(response, shown)`` is
@@ -33,7 +34,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .. import historydb
+from .. import historydb, images
 from ..config import REGIONS
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ def fingerprint(request: dict[str, Any], host: str, sample: int = 0, *, offline:
     one name, so the fingerprint is the same in the next process."""
     canonical = {
         "model": request.get("model"),
-        "messages": request.get("messages") or [],
+        "messages": images.slim(request.get("messages") or []),
         "params": {k: v for k, v in request.items() if k not in ("model", "messages", *_DELIVERY)},
         "host": _stable_host(host, offline),
         "sample": sample,
@@ -144,13 +145,8 @@ def sample() -> int:
 
 
 def content(message: dict[str, Any]) -> str:
-    """A message's text (its text parts joined)."""
-    value = message.get("content")
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):  # parts: [{"type": "text", "text": ...}, ...]
-        return " ".join(str(p.get("text", "")) for p in value if isinstance(p, dict))
-    return "" if value is None else str(value)
+    """A message's text: its text parts joined, each picture named (``[image 640×480]``)."""
+    return images.text_of(message.get("content"))
 
 
 def notebook() -> str | None:
@@ -192,7 +188,7 @@ def row(response: Response, fields: dict[str, Any] | None = None) -> dict[str, A
         "offline": int(response.offline),
         "prompt": next((content(m) for m in reversed(messages) if m.get("role") == "user"), None),
         "system": "\n\n".join(content(m) for m in messages if m.get("role") == "system") or None,
-        "messages": _json(messages),
+        "messages": _json(images.slim(messages)),  # a picture as its digest, not its bytes
         "params": _json({k: v for k, v in request.items() if k not in ("model", "messages")}),
         "text": response.text,
         "reasoning": response.reasoning or None,

@@ -58,13 +58,16 @@ def format_cost(cost: float | None) -> str:
 
 
 def footer_text(r: Response) -> str:
-    """model · tokens in / out (reasoning, cached) · why it stopped early · ttft · total · tokens/s · cost."""
+    """model · tokens in / out (reasoning, cached, image) · why it stopped early · ttft · total ·
+    tokens/s · cost."""
     u = r.usage
     detail = []
     if u.reasoning_tokens:
         detail.append(f"{u.reasoning_tokens:,} reasoning")
     if u.cached_tokens:
         detail.append(f"{u.cached_tokens:,} cached")
+    if u.image_tokens:
+        detail.append(f"{u.image_tokens:,} image")
     tokens = f"{u.prompt_tokens:,} in / {u.completion_tokens:,} out"
     if detail:
         tokens += f" ({', '.join(detail)})"

@@ -27,9 +27,11 @@ from ..errors import (
     StreamInterrupted,
     api_error,
 )
+from ..images import fit_messages
+from ..models import get_model
 from .dialect import Dialect, refused_hint
 from .dialect import apply as apply_dialect
-from .params import build_body, build_messages, check_params
+from .params import Prompt, build_body, build_messages, check_images, check_params
 
 __all__ = [
     "BackoffGate",
@@ -92,7 +94,7 @@ class Prepared:
 
 
 def prepare(
-    prompt: str | None,
+    prompt: Prompt | None,
     *,
     settings: _config.Settings,
     system: str | None,
@@ -109,6 +111,11 @@ def prepare(
     given = {k: v for k, v in params.items() if v is not None}
     check_params(given, settings.model, stream=stream)
     msgs = build_messages(prompt, system=system, messages=messages)
+    check_images(settings.model, msgs)
+    info = get_model(settings.model)
+    if info is not None and info.vision:  # vl_high_resolution_images raises what the model reads
+        most = info.image_budget(bool(extra.get("vl_high_resolution_images")))
+        msgs = fit_messages(msgs, most * info.image_patch**2)
     if require_key:
         check_key(settings)
     plain = {k: v for k, v in given.items() if k not in ("thinking", "budget")}

@@ -39,6 +39,7 @@ class Usage:
     reasoning_tokens: int = 0
     cached_tokens: int = 0
     total_tokens: int = 0
+    image_tokens: int = 0  # of prompt_tokens, the pictures' (when the server says)
 
     @classmethod
     def from_wire(cls, u: dict[str, Any]) -> Usage:
@@ -51,6 +52,7 @@ class Usage:
             reasoning_tokens=int(completion.get("reasoning_tokens") or 0),
             cached_tokens=int(prompt.get("cached_tokens") or 0),
             total_tokens=int(u.get("total_tokens") or p + c),
+            image_tokens=int(prompt.get("image_tokens") or 0),
         )
 
     @property
@@ -69,6 +71,7 @@ class Usage:
             self.reasoning_tokens,
             self.cached_tokens,
             self.total_tokens,
+            self.image_tokens,
         )
 
 

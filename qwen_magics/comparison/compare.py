@@ -26,7 +26,7 @@ from .. import simulator
 from ..api import dialect as _dialects
 from ..api import record
 from ..api.client import AsyncClient, Client, Retry
-from ..api.params import PARAMS, SEED_MAX, build_messages
+from ..api.params import PARAMS, SEED_MAX, Prompt, build_messages
 from ..api.request import prepare as _prepare_request
 from ..api.response import Event, Response
 from ..checks import Check, Verdict, evaluate, resolve
@@ -68,7 +68,7 @@ class Cell:
         model: str,
         samples: int,
         *,
-        prompt: str | None = None,
+        prompt: Prompt | None = None,
         variant: str = "",
         case: Case | None = None,
         case_index: int | None = None,
@@ -136,7 +136,7 @@ class Comparison:
 
     def __init__(
         self,
-        prompt: str | None,
+        prompt: Prompt | None,
         cells: list[Cell],
         samples: int,
         shared: dict[str, Any],
@@ -325,7 +325,7 @@ class _Streams:
     def __init__(
         self,
         comparison: Comparison,
-        prompt: str | None,
+        prompt: Prompt | None,
         fixed: dict[str, Any],
         concurrency: int,
         retry: Retry,
@@ -414,7 +414,7 @@ def sample_settings(settings: Mapping[str, Any], i: int) -> dict[str, Any]:
 
 
 def compare(
-    prompt: str | None,
+    prompt: Prompt | None,
     *,
     samples: int = 1,
     concurrency: int = 8,
@@ -462,7 +462,7 @@ def compare(
 
 
 async def acompare(
-    prompt: str | None,
+    prompt: Prompt | None,
     *,
     samples: int = 1,
     concurrency: int = 8,
@@ -505,7 +505,7 @@ async def acompare(
 
 
 def _prepare(
-    prompt: str | None,
+    prompt: Prompt | None,
     samples: int,
     concurrency: int,
     labels: Sequence[str] | None,

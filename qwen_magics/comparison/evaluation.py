@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..checks import Check, wilson
 from ..errors import ParameterError
 from ..structured.apply import template_fields
+from ..templating import format_content
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,7 +28,7 @@ __all__ = ["SummaryRow", "check_names", "fill_cases", "summary_rows", "variants"
 Case = Mapping[str, Any]
 
 
-def variants(prompt: str | None, prompts: Sequence[str] | Mapping[str, str] | None) -> list[tuple[str, Any]]:
+def variants(prompt: Any, prompts: Sequence[str] | Mapping[str, str] | None) -> list[tuple[str, Any]]:
     """The prompt variants by name: ``prompts`` (a list gives "prompt 1", "prompt 2", ...), or the prompt."""
     if prompts is None:
         return [("", prompt)]
@@ -83,7 +84,7 @@ def fill_cases(named: list[tuple[str, Any]], cases: Any) -> list[tuple[str, int 
                     "cases",
                     f"case {i} has no {missing[0]!r} for {{{missing[0]}}}; its columns: {', '.join(case)}",
                 )
-            out.append((name, i, case, text.format_map(case) if needed else text))
+            out.append((name, i, case, format_content(text, case) if needed else text))
     return out
 
 

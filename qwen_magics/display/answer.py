@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ..api.params import Prompt
 from ..api.record import metadata
 from ..api.render import (
     closing_markdown,
@@ -269,7 +270,7 @@ class StreamView:
 
 
 def show_answer(
-    prompt: str | None,
+    prompt: Prompt | None,
     *,
     model: str,
     raw: bool = False,

@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterator
 from typing import Any, Protocol
 
+from .vision import describe, image_parts, image_tokens
+
 __all__ = ["Generator", "SimpleGenerator", "split_tokens"]
 
 _TOKEN = re.compile(r"\s*[\w']+|\s*[^\w\s]|\s+")
@@ -212,7 +214,11 @@ def make_completion(
     stops = [stop] if isinstance(stop, str) else [s for s in stop or [] if isinstance(s, str)]
 
     completion = Completion(model=body["model"], thinking=thinking)
-    completion.prompt_tokens = sum(counts)
+    pictures = list(image_parts(messages))
+    most = info.image_budget(bool(body.get("vl_high_resolution_images")))
+    completion.image_tokens = sum(image_tokens(u, info.image_patch, most) for u in pictures)
+    completion.prompt_tokens = sum(counts) + completion.image_tokens
+
     completion.cached_tokens = cache.cached_tokens(counts, [json.dumps(m, sort_keys=True) for m in messages])
     # n > 1: more choices, other samples of the same request (seed + i when seeded)
     extra = [Completion(model=body["model"], thinking=thinking) for _ in range(1, body.get("n") or 1)]
@@ -221,6 +227,14 @@ def make_completion(
         seed = body.get("seed")
         sampling["seed"] = None if seed is None else seed + i
         _fill(choice, body, generator, prompt, steer, texts, sampling, max_tokens, stops, reply)
+    last = next(m for m in reversed(messages) if m.get("role") == "user")
+    seen = " ".join(filter(None, (describe(u) for u in image_parts([last]))))
+    if seen and reply is None and not body.get("response_format"):
+        for choice in choices:  # what the prompt's pictures show, as a vision model would begin
+            choice.answer_tokens = [*split_tokens(seen + "\n\n"), *choice.answer_tokens]
+            if len(choice.answer_tokens) > max_tokens:
+                choice.answer_tokens = choice.answer_tokens[:max_tokens]
+                choice.finish_reason = "length"
     completion.others = choices[1:]
     return completion
 

@@ -87,6 +87,9 @@ def validate(body: Any) -> ProtocolError | None:
             return _bad("The content field is a required field.")
     if not any(m.get("role") == "user" for m in messages):
         return _bad("The input messages do not contain elements with the role of user.")
+    pictures = [p for m in messages if isinstance(m.get("content"), list) for p in m["content"]]
+    if not info.vision and any(isinstance(p, dict) and p.get("type") == "image_url" for p in pictures):
+        return _bad("input content must be a string.")  # a text model's refusal of content parts
     t = body.get("temperature")
     if t is not None:
         if not _is_number(t):
@@ -191,6 +194,7 @@ class Completion:
     answer_tokens: list[str] = field(default_factory=list)
     prompt_tokens: int = 0
     cached_tokens: int = 0
+    image_tokens: int = 0  # of prompt_tokens
     finish_reason: str = "stop"
     thinking: bool = False
     others: list[Completion] = field(default_factory=list)  # choices 1.. when n > 1
@@ -216,6 +220,8 @@ class Completion:
                 "text_tokens": completion,
             }
         usage["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        if self.image_tokens:
+            usage["prompt_tokens_details"]["image_tokens"] = self.image_tokens
         return usage
 
     def _message(self) -> dict[str, Any]:

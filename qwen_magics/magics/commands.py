@@ -174,13 +174,14 @@ def _price(x: float | None) -> str:
 
 def _row(name: str, info: ModelInfo | None) -> list[str]:
     if info is None:
-        return [name, "—", "—", "—", "—", "—", "—"]
+        return [name, "—", "—", "—", "—", "—", "—", "—"]
     thinking_price = info.price_out if info.price_thinking is None else info.price_thinking
     return [
         name,
         f"{info.context:,}",
         f"{info.max_output:,}",
         info.describe_thinking(),
+        "yes" if info.vision else "—",
         _price(info.price_in),
         _price(info.price_out),
         _price(thinking_price) if info.thinking != "none" else "—",
@@ -203,7 +204,16 @@ def models_bundle(settings: config.Settings) -> dict[str, str]:
         why = ""
     except Exception as exc:  # any failure (no route, refused, timeout, odd body): the built-in table
         ids, why = None, _why(exc)
-    header = ["model", "context", "max output", "thinking", "input $/M", "output $/M", "thinking $/M"]
+    header = [
+        "model",
+        "context",
+        "max output",
+        "thinking",
+        "images",
+        "input $/M",
+        "output $/M",
+        "thinking $/M",
+    ]
     if ids is None:
         names = list(MODELS)
         source = (
@@ -266,7 +276,12 @@ COMMANDS = [
         "dialect",
     ),
     ("%qwen login [region]", "ask for the API key without showing it; kept in memory only"),
-    ("%qwen models", "list the models with context, max output, thinking and prices"),
+    ("%qwen models", "list the models with context, max output, thinking, images and prices"),
+    (
+        "%qwen explain [options] [question]",
+        "explain the last error: its traceback and the failing cell go to the model (%%qwen --error: "
+        "your own question with them)",
+    ),
     ("%qwen history", "show the current conversation"),
     ("%qwen reset", "forget the current conversation"),
     (

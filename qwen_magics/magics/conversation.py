@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..api.render import escape_text
+from ..images import text_of
+from ..templating import Content
 
 __all__ = ["Conversation"]
 
@@ -22,7 +24,7 @@ class Conversation:
     system: str | None = None
     turns: list[dict[str, Any]] = field(default_factory=list)  # an answer cut short: "partial": True
     model: str | None = None
-    unanswered: str | None = None  # the prompt of the last cell, when it kept no answer
+    unanswered: Content | None = None  # the prompt of the last cell, when it kept no answer
 
     def __bool__(self) -> bool:
         return bool(self.turns)
@@ -32,7 +34,7 @@ class Conversation:
         """The earlier turns, as messages to send before the next prompt."""
         return [{"role": t["role"], "content": t["content"]} for t in self.turns]
 
-    def add(self, prompt: str, answer: str, *, model: str | None = None, partial: bool = False) -> None:
+    def add(self, prompt: Content, answer: str, *, model: str | None = None, partial: bool = False) -> None:
         self.turns.append({"role": "user", "content": prompt})
         self.turns.append({"role": "assistant", "content": answer, **({"partial": True} if partial else {})})
         if model:
@@ -40,7 +42,7 @@ class Conversation:
 
     def record(
         self,
-        prompt: str,
+        prompt: Content,
         answer: str,
         *,
         system: str | None,
@@ -88,7 +90,7 @@ class Conversation:
         if self.system:
             lines.append(f"system: {self.system}")
         for turn in self.turns:
-            lines.append(f"{_who(turn)}: {turn['content']}")
+            lines.append(f"{_who(turn)}: {text_of(turn['content'])}")
         return "\n\n".join(lines)
 
     def markdown(self) -> str:
@@ -102,7 +104,8 @@ class Conversation:
             out.append(f"> **system:** {_quote(escape_text(self.system, markdown=True))}")
         for turn in self.turns:
             if turn["role"] == "user":  # what was typed; an answer is Markdown as the model wrote it
-                out.append(f"> **{_who(turn)}:** {_quote(escape_text(turn['content'], markdown=True))}")
+                typed = escape_text(text_of(turn["content"]), markdown=True)
+                out.append(f"> **{_who(turn)}:** {_quote(typed)}")
             else:
                 out.append(f"> **{_who(turn)}:** {_quote(turn['content'])}")
         return "\n\n".join(out)
@@ -122,7 +125,7 @@ def _who(turn: dict[str, Any]) -> str:
     return "qwen (partial: stopped before the end)" if turn.get("partial") else "qwen"
 
 
-def _short(prompt: str) -> str:
+def _short(prompt: Content) -> str:
     """A prompt named in a note: its first line, cut to 40 characters."""
-    line = prompt.strip().split("\n", 1)[0]
+    line = text_of(prompt).strip().split("\n", 1)[0]
     return repr(line if len(line) <= 40 else line[:39] + "…")

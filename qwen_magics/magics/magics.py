@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.process import arg_split
 from traitlets import Bool, Float, Int, TraitError, Unicode, observe, validate
@@ -26,12 +26,12 @@ from traitlets import Bool, Float, Int, TraitError, Unicode, observe, validate
 from .. import config, historydb, simulator
 from ..api import record
 from ..api import replay as _replay
-from ..api.params import PARAMS, build_messages, check_params
+from ..api.params import PARAMS, build_messages, check_images, check_params
 from ..display.answer import MAX_RATE, error_title, show_answer, show_error
 from ..display.live import is_rich_frontend
 from ..errors import ConfigError, ParameterError, QwenError
 from ..models import MODELS, get_model
-from ..templating import TemplateError, fields, fill, looks_templated
+from ..templating import Content, TemplateError, fields, fill, fill_content, looks_templated
 from .commandline import as_prompt, read_command, read_settings
 from .commands import (
     config_bundle,
@@ -45,6 +45,7 @@ from .commands import (
 from .conversation import Conversation
 from .helpend import install as install_help_end
 from .helpend import uninstall as uninstall_help_end
+from .lasterror import DEFAULT_QUESTION, last_error, with_error
 from .log import log_bundle, notebook_fields
 
 __all__ = ["QwenMagics", "load", "unload"]
@@ -218,11 +219,17 @@ class QwenMagics(Magics):
         "a JSON Schema dict or pydantic model",
     )
     @argument("--multi", action="store_true", help="a list of records (shown as a DataFrame)")
+    @argument(
+        "--error",
+        action="store_true",
+        help="add the last error (its traceback and the failing cell) to the prompt; %%qwen explain asks why",
+    )
+    @no_var_expand  # a line's prompt is filled by the templating (a table whole), not by str()
     @line_cell_magic
     def qwen(self, line: str, cell: str | None = None) -> None:
         """Ask Qwen. ``%%qwen [options]`` takes the cell as the prompt; ``%qwen [options] prompt``
-        takes one line. ``%qwen config|models|history|reset|help|login`` and ``%qwen panel`` are commands;
-        ``%qwen -- reset the counter`` sends a line that starts with one as a prompt.
+        takes one line. ``%qwen config|models|history|reset|help|login|explain`` and ``%qwen panel``
+        are commands; ``%qwen -- reset the counter`` sends a line that starts with one as a prompt.
         Prompt variables: {name} and {expression}; {{ and }} for literal braces.
         """
         if cell is None:
@@ -236,14 +243,19 @@ class QwenMagics(Magics):
                 options, prompt = self._split_line(command[1])
                 args = self._parse(options)
                 args.panel = True
+            elif command[0] == "explain":  # the last error, with a question of one's own or the usual one
+                options, prompt = self._split_line(command[1])
+                args = self._parse(options)
+                args.error = True
+                prompt = f"{DEFAULT_QUESTION} {prompt}".strip()  # `%qwen explain in French`
             elif command[0] == "config":
-                return self._cmd_config(command[1], line)
+                return self._cmd_config(self._expand(command[1]), line)
             elif command[0] == "log":
-                return self._show(log_bundle(command[1]))
+                return self._show(log_bundle(self._expand(command[1])))
             elif command[0] == "login":
                 return self._cmd_login(command[1])
             elif command[0] == "replay":
-                return self._cmd_replay(command[1], line)
+                return self._cmd_replay(self._expand(command[1]), line)
             elif command[1]:
                 raise UsageError(
                     f"%qwen {command[0]} takes no arguments (got {command[1]!r}); {as_prompt(line)}"
@@ -255,7 +267,20 @@ class QwenMagics(Magics):
             prompt = re.sub(r"\A\s*\n", "", cell).rstrip()
         return self._run(args, prompt)
 
+    def _expand(self, text: str) -> str:
+        """``{name}`` and ``$name`` in options filled as IPython fills a magic's line (as written when
+        that fails); the prompt itself is left to the templating."""
+        if self.shell is None or ("{" not in text and "$" not in text):
+            return text
+        from IPython.utils.text import DollarFormatter
+
+        try:
+            return DollarFormatter().vformat(text, args=[], kwargs=self.shell.user_ns)
+        except Exception:
+            return text
+
     def _parse(self, options: str) -> Any:
+        options = self._expand(options)
         try:
             argv = arg_split(options, posix=True)
         except ValueError as exc:
@@ -373,11 +398,16 @@ class QwenMagics(Magics):
             params["stop"] = args.stop
         stream = self.stream if args.stream is None else args.stream
         raw = self.raw if args.raw is None else args.raw
+        limit = self.max_prompt_chars
         try:
             # a case's {column} is filled per case by compare: keep it as written here
             kept = {k: f"{{{k}}}" for k in evaluation.get("columns", ())}
-            prompt_text = fill(prompt, {**ns, **kept} if kept else ns)
             system_given = fill(args.system, ns) if args.system is not None else None
+            system_size = len(system_given if system_given is not None else self.system or "")
+            budget = None if limit is None else max(0, limit - system_size)
+            prompt_text = fill_content(
+                prompt, {**ns, **kept} if kept else ns, budget=budget, output=self._output_text
+            )
         except TemplateError as exc:
             if kept:
                 raise UsageError(
@@ -385,6 +415,15 @@ class QwenMagics(Magics):
                     f"(its columns are {', '.join(kept)}) nor a notebook variable; nothing was sent"
                 ) from None
             raise UsageError(str(exc)) from None
+        if args.error:
+            error = last_error(self.shell)
+            if error is None:
+                raise UsageError(
+                    "there is no error to explain yet: run the cell that fails, then %qwen explain"
+                )
+            prompt_text = with_error(
+                prompt_text if _text_only(prompt_text).strip() else DEFAULT_QUESTION, error
+            )
         notes = []
         if fields(prompt) is None and looks_templated(prompt):
             notes.append("prompt sent as written: its braces are not all {variables} (use {{ }})")
@@ -399,7 +438,7 @@ class QwenMagics(Magics):
         else:
             system = system_given if system_given is not None else self.system
             messages = []
-        size, limit = len(prompt_text) + len(system or ""), self.max_prompt_chars
+        size = len(_text_only(prompt_text)) + len(system or "")
         if limit is not None and size > limit:
             raise UsageError(
                 f"the prompt is {size:,} characters (system prompt included), more than "
@@ -425,7 +464,10 @@ class QwenMagics(Magics):
         try:
             check_params(params, model, stream=stream if mode == "answer" else True)
             variants = mode == "panel" or "prompts" in evaluation  # the cell may be blank then
-            build_messages(prompt_text or "?" if variants else prompt_text, system=system, messages=messages)
+            sent = build_messages(
+                prompt_text or "?" if variants else prompt_text, system=system, messages=messages
+            )
+            check_images(model, sent)
         except ParameterError as exc:
             raise UsageError(f"{where(exc.param)}: {exc}") from None
 
@@ -470,7 +512,7 @@ class QwenMagics(Magics):
         self,
         mode: str,
         args: Any,
-        prompt: str,
+        prompt: Content,
         model: str,
         system: str | None,
         given: dict[str, Any],
@@ -486,6 +528,12 @@ class QwenMagics(Magics):
             if mode == "panel":
                 from ..widgets.panel import Panel, panel
 
+                if not isinstance(prompt, str):
+                    raise UsageError(
+                        "the panel edits a text prompt; a prompt with a picture goes to %%qwen, "
+                        "--compare or --json"
+                    )
+
                 controls = inspect.signature(Panel).parameters
                 for name in [k for k in params if k not in controls]:
                     if name in args.__dict__ and getattr(args, name) is not None:
@@ -500,7 +548,7 @@ class QwenMagics(Magics):
                 except (ValueError, TypeError, QwenError) as exc:
                     raise UsageError(f"--compare: {exc}") from None
                 judged = {k: v for k, v in (evaluation or {}).items() if k != "columns"}
-                if "prompts" in judged and not prompt.strip():
+                if "prompts" in judged and isinstance(prompt, str) and not prompt.strip():
                     prompt = None  # type: ignore[assignment]  # the variants are the prompts
                 return compare(prompt, samples=args.samples, **judged, **{**params, **grid})
             from ..structured.ask import ask_json, parse_schema
@@ -525,6 +573,19 @@ class QwenMagics(Magics):
         except QwenError as exc:
             show_error(str(exc), title=error_title(exc))
         return None
+
+    def _output_text(self, value: Any) -> Any:
+        """An earlier output as the notebook showed it: its text/markdown, else its text/plain; the
+        figure of what ``plt.plot`` returned."""
+        first = value[0] if isinstance(value, (list, tuple)) and value else None
+        figure = getattr(first, "figure", None)
+        if figure is not None and (type(first).__module__ or "").startswith("matplotlib"):
+            return figure
+        formatter = getattr(self.shell, "display_formatter", None)
+        if formatter is None:
+            return value
+        data, _ = formatter.format(value, include=("text/markdown", "text/plain"))
+        return data.get("text/markdown") or data.get("text/plain") or str(value)
 
     # -- line commands ------------------------------------------------------------------------
     def _show(self, bundle: dict[str, str]) -> None:
@@ -691,6 +752,13 @@ def unload(ip: Any) -> None:
     if _offline_started:
         simulator.stop()
         _offline_started = False
+
+
+def _text_only(content: Any) -> str:
+    """A prompt's characters: its text, its pictures left out (they are counted in tokens)."""
+    if isinstance(content, str):
+        return content
+    return "".join(p.get("text", "") for p in content if p.get("type") == "text")
 
 
 def _taken(name: str, ns: dict[str, Any], hidden: Any) -> str | None:

@@ -20,6 +20,7 @@ from ..api.response import Response, Usage
 from ..display.live import MAX_RATE, Live, is_rich_frontend
 from ..errors import ConfigError, ParameterError, QwenError
 from ..runner import Background
+from ..templating import Content, format_content
 from .ask import Plan, arun, plan
 from .records import typed, user_namespace
 from .schema import Schema, parse_schema
@@ -33,8 +34,11 @@ __all__ = ["apply"]
 
 
 # -- one question per row ----------------------------------------------------------------------
-def template_fields(template: str, columns: list[Any]) -> list[str]:
-    """The ``{column}`` names of a template; a clear error for one that is not a column."""
+def template_fields(template: Content, columns: list[Any]) -> list[str]:
+    """The ``{column}`` names of a template (its text parts, when it has pictures too); a clear error
+    for one that is not a column."""
+    if isinstance(template, list):
+        template = "".join(p.get("text", "") for p in template if p.get("type") == "text") or "?"
     if not isinstance(template, str) or not template.strip():
         raise ParameterError("template", "the template is the question for each row, with {column} fields")
     names = []
@@ -89,11 +93,11 @@ def apply(
     template_fields(template, list(df.columns))
     sch = parse_schema(schema, user_namespace(), multi=multi) if schema is not None else None
     rows = df.to_dict("records") if len(df.columns) else [{} for _ in range(len(df))]
-    prompts: list[str | None] = []
+    prompts: list[Content | None] = []
     outcomes: list[Any] = [None] * len(rows)
     for i, row in enumerate(rows):
-        try:
-            prompts.append(template.format_map({str(k): v for k, v in row.items()}))
+        try:  # a column of pictures gives each row's question its own
+            prompts.append(format_content(template, {str(k): v for k, v in row.items()}))
         except (ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:
             prompts.append(None)
             outcomes[i] = QwenError(f"the template does not fit this row: {type(exc).__name__}: {exc}")

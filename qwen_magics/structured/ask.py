@@ -18,9 +18,10 @@ from typing import Any, Literal
 from .. import config
 from ..api import record
 from ..api.client import AsyncClient, aask, ask
-from ..api.params import always_thinks
+from ..api.params import Prompt, always_thinks
 from ..api.response import Response, Usage
 from ..errors import ParameterError, StructuredOutputError
+from ..images import text_of
 from ..models import get_model
 from .jsonextract import ExtractionError, extract
 from .jsonview import JSONView
@@ -41,7 +42,7 @@ REASK = "Your answer could not be used: {error}. Answer again with only the corr
 class Plan:
     """One structured question: the request arguments for ``ask`` and what the answer must be."""
 
-    prompt: str | None
+    prompt: Prompt | None
     kw: dict[str, Any]
     mode: Mode
     schema: Schema | None
@@ -50,7 +51,7 @@ class Plan:
 
 
 def plan(
-    prompt: str | None,
+    prompt: Prompt | None,
     *,
     schema: Any = None,
     multi: bool = False,
@@ -88,7 +89,7 @@ def plan(
     system = params.pop("system", None)
     if system is None:
         system = "\n\n".join(str(m["content"]) for m in history if m.get("role") == "system") or None
-    said = [prompt or "", system or "", *(_text(m.get("content")) for m in history)]
+    said = [text_of(prompt) if prompt else "", system or "", *(_text(m.get("content")) for m in history)]
     mentions_json = any("json" in s.lower() for s in said)
     extra: list[str] = []
     if sch is not None and mode != "json_schema":
@@ -159,7 +160,7 @@ class Attempts:
             raise ParameterError("retries", f"retries must be a whole number >= 0; got {retries!r}")
         self.plan = plan
         self.retries = retries
-        self.prompt: str | None = plan.prompt
+        self.prompt: Prompt | None = plan.prompt
         self.kw = dict(plan.kw)
         self.usage = Usage()
         self.count = 0
@@ -234,7 +235,7 @@ class Attempts:
 
 
 def ask_json(
-    prompt: str | None = None,
+    prompt: Prompt | None = None,
     *,
     schema: Any = None,
     multi: bool = False,
@@ -276,7 +277,7 @@ def ask_json(
 
 
 async def aask_json(
-    prompt: str | None = None,
+    prompt: Prompt | None = None,
     *,
     schema: Any = None,
     multi: bool = False,
