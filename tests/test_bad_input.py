@@ -576,7 +576,7 @@ SERVER_CASES: list[tuple[str, str, dict[str, Any] | None, str, str]] = [
         "dashscope",
         {"kind": "think_inline"},
         "--thinking",
-        "The question is about Why is the sky blue?. I will answer briefly.\nYou asked:",
+        "Thinking: The question is about Why is the sky blue?. I will answer briefly.\n\nYou asked:",
     ),
 ]
 
