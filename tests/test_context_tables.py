@@ -12,13 +12,7 @@ from IPython.utils.capture import capture_output
 from qwen_magics.emulator import Emulator
 from qwen_magics.templating import TemplateError, fill
 
-
-def sent_prompt(ip, emulator: Emulator, body: str, line: str = "--no-thinking") -> str:  # type: ignore[no-untyped-def]
-    emulator.reset()
-    with capture_output():
-        ip.run_cell_magic("qwen", line, body)
-    (request,) = emulator.chat_requests
-    return str(request.body["messages"][-1]["content"])
+from .test_magics_prompt import sent_prompt
 
 
 def sales(n: int) -> pd.DataFrame:

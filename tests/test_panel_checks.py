@@ -13,27 +13,16 @@ import html
 import pytest
 from IPython.utils.capture import capture_output
 
-import qwen_magics
 from qwen_magics.comparison.grid import marks_text
 from qwen_magics.emulator import Emulator
 from qwen_magics.emulator.answers import SimpleGenerator
 from qwen_magics.widgets.panel import Panel
 
-from .test_panel import WIDGET_MIME, add_settings, compared, panel_threads
+from . import test_panel
+from .test_panel import add_settings, compared
 from .waiting import wait_until
 
-
-@pytest.fixture
-def make(shell):  # type: ignore[no-untyped-def]
-    def open_panel(prompt: str = "", **params: object) -> Panel:
-        with capture_output() as cap:
-            p = qwen_magics.panel(prompt, **params)
-        assert [WIDGET_MIME in o.data for o in cap.outputs] == [True]
-        return p
-
-    yield open_panel
-    for t in panel_threads():
-        t.join(5)
+make = test_panel.make  # the panel's fixture: a panel opened as a notebook user does
 
 
 def drawn(p: Panel) -> str:
