@@ -36,13 +36,19 @@ def test_saved_notebook_holds_the_final_render_and_no_key(emulator: Emulator) ->
     outputs = nb.cells[2].outputs
     # the folded Thinking block, then the answer: live updates replaced each display's frames
     assert len(outputs) == 2 and all(o.output_type == "display_data" for o in outputs)
-    assert all(set(o.data) == {"text/markdown", "text/plain"} for o in outputs)
+    # the folded block is Markdown alone; the answer's plain text is whole, its reasoning included
+    assert set(outputs[0].data) == {"text/markdown"} and set(outputs[1].data) == {
+        "text/markdown",
+        "text/plain",
+    }
     thinking, saved = outputs
     assert thinking.data["text/markdown"].startswith("<details class='qwen-thinking'><summary>Thinking")
     markdown = saved.data["text/markdown"]
     assert answer in markdown and "waiting" not in markdown
     assert "first token" in markdown and "tok/s" in markdown and "(est.)" in markdown
-    assert saved.data["text/plain"].startswith(answer)
+    assert (
+        saved.data["text/plain"].startswith("Thinking: ") and f"\n\n{answer}\n\n[" in saved.data["text/plain"]
+    )
     text = nbformat.writes(nb)
     assert TEST_KEY not in text and TEST_KEY[-12:] not in text
     assert emulator.chat_requests[-1].body["messages"][-1]["content"] == "Explain tides in one line."
