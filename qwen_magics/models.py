@@ -34,6 +34,8 @@ class ModelInfo:
     json_object: bool = True  # response_format json_object (outside thinking)
     json_schema: bool = False  # response_format json_schema
     n_max: int = 1  # largest n
+    tools: bool = True  # takes ``tools`` (function calling); n must then be 1
+    tools_stream: bool = True  # tool calls may stream (older guides said tools could not)
     note: str = ""
 
     @property
@@ -145,6 +147,8 @@ MODELS: dict[str, ModelInfo] = {
             max_cot=32_768,
             stream_only=True,
             json_object=False,
+            tools=False,
+            note="the guides list no function calling for QwQ",
         ),
     ]
 }
