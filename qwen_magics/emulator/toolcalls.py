@@ -263,7 +263,7 @@ def _value(
                 number = float(text)
                 return int(number) if kind == "integer" else number
         low, high = sch.get("minimum"), sch.get("maximum")
-        guess = low if isinstance(low, (int, float)) else (high if isinstance(high, (int, float)) else 1)
+        guess: Any = low if isinstance(low, (int, float)) else (high if isinstance(high, (int, float)) else 1)
         return int(guess) if kind == "integer" else float(guess)
     if kind == "boolean":
         return not re.search(r"\b(no|not|without|false)\b", prompt.lower())
