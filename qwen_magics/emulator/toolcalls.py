@@ -246,8 +246,8 @@ def _value(
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "string")
     if sch.get("enum"):
-        low = prompt.lower()
-        return next((v for v in sch["enum"] if str(v).lower() in low), sch["enum"][0])
+        said = prompt.lower()
+        return next((v for v in sch["enum"] if str(v).lower() in said), sch["enum"][0])
     if "const" in sch:
         return sch["const"]
     if kind == "object" or "properties" in sch:
@@ -263,7 +263,7 @@ def _value(
                 number = float(text)
                 return int(number) if kind == "integer" else number
         low, high = sch.get("minimum"), sch.get("maximum")
-        guess: Any = low if isinstance(low, (int, float)) else (high if isinstance(high, (int, float)) else 1)
+        guess = low if isinstance(low, (int, float)) else (high if isinstance(high, (int, float)) else 1)
         return int(guess) if kind == "integer" else float(guess)
     if kind == "boolean":
         return not re.search(r"\b(no|not|without|false)\b", prompt.lower())
