@@ -83,6 +83,8 @@ __all__ = [
     "StreamInterrupted",
     "StructuredOutputError",
     "to_dataframe",
+    "tool",
+    "tools",
     "unload_ipython_extension",
     "Usage",
 ]
@@ -108,6 +110,8 @@ _LAZY = {
     "offline": ".simulator",
     "panel": ".widgets.panel",
     "to_dataframe": ".structured.records",
+    "tool": ".tools.schema",  # @qwen_magics.tool(name=..., description=...)
+    "tools": ".tools",  # qwen_magics.tools.dataframe(df, name="sales")
 }
 
 
