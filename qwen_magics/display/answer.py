@@ -8,6 +8,9 @@ the open tail is redrawn; the Thinking block is drawn folded, in full, once the 
 "waiting" placeholder is drawn before the request goes out, so the first visible change after it is
 the first token. In a terminal (no rich front end) the answer is written as plain text as it arrives.
 Drawn into a widget (``publish``), there is one output, redrawn whole when it has grown enough.
+A tool loop's calls are drawn as they finish: each in an output of its own (below the reasoning
+that led to it, folded), name and arguments, the result shortened and its time; a terminal prints
+one line per call.
 The view knows nothing of HTTP: ``show_answer`` is the one place that asks and then shows.
 """
 
@@ -18,7 +21,16 @@ from collections.abc import Callable
 from typing import Any
 
 from ..api.record import metadata
-from ..api.render import closing_markdown, escape_text, footer_text, response_markdown, thinking_html
+from ..api.render import (
+    closing_markdown,
+    escape_text,
+    footer_text,
+    response_markdown,
+    thinking_html,
+    tool_call_line,
+    tool_call_markdown,
+    tools_markdown,
+)
 from ..api.response import Response
 from ..errors import APIConnectionError, APIError, ConfigError, QwenError
 from .blocks import settled
@@ -83,6 +95,10 @@ class StreamView:
         self._opened = False  # the header and the folded Thinking block have their own output
         self._printed = 0
         self._printed_reasoning = 0
+        self._thought = 0  # characters of the reasoning already frozen above a tool call
+        self._headed = False  # the header is in a frozen output
+        self._calls_shown = 0  # tool calls already drawn (frozen, or printed)
+        self._rethink = False  # a terminal: the next step's reasoning gets its own "Thinking:"
 
     @property
     def draws(self) -> int:
@@ -106,6 +122,9 @@ class StreamView:
         parts = [self.header] if self.header else []
         if reasoning:
             parts.append(thinking_html(reasoning, open_=not text))
+        calls = response.partial_tool_calls
+        if calls:
+            parts.append(tools_markdown(calls))
         if text:
             parts.append(text)
         elif not reasoning:
@@ -120,8 +139,8 @@ class StreamView:
         if self._opened or response.partial_text:
             # Markdown alone: this frame is replaced, and the frozen and final ones carry the plain text
             return {"text/markdown": f"{text}\n\n{status}"}, len(text)
-        parts = [self.header] if self.header else []
-        reasoning = response.partial_reasoning
+        parts = [self.header] if self.header and not self._headed else []
+        reasoning = response.partial_reasoning[self._thought :]
         if reasoning:
             shown = reasoning if len(reasoning) <= LIVE_REASONING else "…" + reasoning[-LIVE_REASONING:]
             parts.append(thinking_html(shown, open_=True))
@@ -132,8 +151,8 @@ class StreamView:
 
     def _opening(self, response: Response) -> dict[str, str] | None:
         """The header and the whole reasoning, folded: drawn once, when the answer starts."""
-        parts = [self.header] if self.header else []
-        reasoning = response.partial_reasoning
+        parts = [self.header] if self.header and not self._headed else []
+        reasoning = response.partial_reasoning[self._thought :]
         if reasoning:
             parts.append(thinking_html(reasoning, open_=False))
         return _md("\n\n".join(parts), reasoning) if parts else None
@@ -148,7 +167,44 @@ class StreamView:
 
     @staticmethod
     def _live_status(response: Response) -> str:
+        calls = response.partial_tool_calls
+        running = [c for c in calls if c.result is None and c.error is None]
+        if running and not response.partial_text:
+            doing = "calling " + ", ".join(dict.fromkeys(c.name for c in running)) + "…"
+            return f"{response.model} · step {response.steps} · {doing}"
         return f"{response.model} · {response.phase} · {response.chunks} chunks"
+
+    def tool_done(self, response: Response) -> None:
+        """Calls finished: each is drawn once, in an output of its own, under the reasoning (folded)
+        that led to it; a terminal prints a line each."""
+        calls = response.partial_tool_calls
+        done = [c for c in calls[self._calls_shown :] if c.result is not None or c.error is not None]
+        if not done:
+            return
+        if not self.rich:
+            self._print_new(response)
+            for call in done:
+                sys.stdout.write(f"\n[tool] {tool_call_line(call)}")
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+            self._printed_reasoning = len(response.partial_reasoning)
+            self._calls_shown += len(done)
+            self._rethink = True
+            return
+        if not self._freezing:
+            self._calls_shown += len(done)
+            self.refresh(force=True)
+            return
+        parts = [self.header] if self.header and not self._headed else []
+        reasoning = response.partial_reasoning[self._thought :]
+        if reasoning:
+            parts.append(thinking_html(reasoning, open_=False))
+        parts.extend(tool_call_markdown(c) for c in done)
+        plain = "\n".join(tool_call_line(c) for c in done)
+        self.live.freeze(_md("\n\n".join(parts), plain))
+        self._headed = True
+        self._thought = len(response.partial_reasoning)
+        self._calls_shown += len(done)
 
     # -- drawing ------------------------------------------------------------------------------
     def waiting(self, model: str) -> None:
@@ -227,8 +283,9 @@ class StreamView:
         out = sys.stdout
         reasoning = response.partial_reasoning
         if len(reasoning) > self._printed_reasoning and not response.partial_text:
-            if self._printed_reasoning == 0:
+            if self._printed_reasoning == 0 or self._rethink:
                 out.write("Thinking: ")
+                self._rethink = False
             out.write(reasoning[self._printed_reasoning :])
             self._printed_reasoning = len(reasoning)
         text = response.partial_text
@@ -250,6 +307,10 @@ class StreamView:
                 if event.type in ("text", "reasoning"):
                     self.refresh(force=first)
                     first = False
+                elif event.type == "tool_start":
+                    self.refresh(force=True)
+                elif event.type == "tool_result":
+                    self.tool_done(response)
         except KeyboardInterrupt:
             stop(response)
         finally:
