@@ -211,3 +211,41 @@ def test_queued_calls_are_sent_as_they_are(emulator: Emulator) -> None:
     emulator.queue_tool_calls(("get_weather", '{"city": '))
     call = post(emulator, tools=[WEATHER], stream=False).json()["choices"][0]["message"]["tool_calls"][0]
     assert call["function"] == {"arguments": '{"city": ', "name": "get_weather"}
+
+
+def test_quoted_comparisons_fill_filters_and_quoted_words_the_other_strings(emulator: Emulator) -> None:
+    table = {
+        "type": "function",
+        "function": {
+            "name": "sales_aggregate",
+            "description": "The total of a column of the sales table",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "column": {"type": "string"},
+                    "where": {"type": "string", "default": ""},
+                    "by": {"type": "string"},
+                },
+                "required": ["column"],
+            },
+        },
+    }
+    ask = "The total `amount` of sales by `region` where `amount > 100`"
+    body = post(emulator, tools=[table], stream=False, messages=[{"role": "user", "content": ask}]).json()
+    call = body["choices"][0]["message"]["tool_calls"][0]
+    assert json.loads(call["function"]["arguments"]) == {
+        "column": "amount",
+        "where": "amount > 100",
+        "by": "region",
+    }
+
+
+def test_after_a_result_only_a_tool_the_prompt_names_anew_is_called(emulator: Emulator) -> None:
+    count = {"type": "function", "function": {"name": "sales_count", "description": "Count the sales rows"}}
+    head = {"type": "function", "function": {"name": "sales_head", "description": "The first sales rows"}}
+    turns: list[dict[str, Any]] = [{"role": "user", "content": "Count the sales rows"}]
+    first = post(emulator, tools=[count, head], stream=False, messages=turns).json()["choices"][0]["message"]
+    assert [c["function"]["name"] for c in first["tool_calls"]] == ["sales_count"]
+    turns += [first, {"role": "tool", "tool_call_id": first["tool_calls"][0]["id"], "content": "4"}]
+    second = post(emulator, tools=[count, head], stream=False, messages=turns).json()["choices"][0]
+    assert second["finish_reason"] == "stop"  # "sales" was answered; "head" was never asked for

@@ -25,8 +25,10 @@ __all__ = ["ToolCall", "answered_results", "plan_calls", "validate_tools"]
 ToolCall = dict[str, str]  # {"id", "name", "arguments"}: arguments as the JSON text sent
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_QUOTED = re.compile(r"[\"“'‘]([^\"”'’\n]{1,60})[\"”'’]")
+_QUOTED = re.compile(r"`([^`\n]{1,120})`|[\"“'‘]([^\"”'’\n]{1,60})[\"”'’]")
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?")
+_COMPARISON = re.compile(r"==|!=|<=|>=|<|>")
+_FILTER_KEYS = ("where", "filter", "query", "condition", "expr")
 _GENERIC = _STOPWORDS | {"get", "set", "current", "fetch", "find", "return", "returns", "value", "given"}
 
 
@@ -159,13 +161,18 @@ def plan_calls(body: dict[str, Any], prompt: str) -> list[ToolCall]:
         forced = choice["function"]["name"]
         wanted = [t for t in tools if t["name"] == forced and forced not in done]
     else:
+        # once results are in, only a tool whose own name the prompt asks for (in words the tools
+        # already called do not share) is called next: a model stops when it has what it needs
+        known = set().union(*(_stems(n.lower()) for n in done))
         scored = [
             (score, i, t)
             for i, t in enumerate(tools)
-            if t["name"] not in done
+            if t["name"] not in done and (not done or _said_name(t, prompt, known))
             for score in [_score(t, prompt)]
         ]
-        wanted = [t for score, _, t in sorted(scored, key=lambda s: (-s[0], s[1])) if score >= 2]
+        # ties go to the tool whose name says least the prompt does not (count before value_counts)
+        ranked = sorted(scored, key=lambda s: (-s[0], _unsaid(s[2], prompt), s[1]))
+        wanted = [t for score, _, t in ranked if score >= 2]
         if not wanted and choice == "required" and not done:
             wanted = [max(scored, key=lambda s: (s[0], -s[1]))[2]] if scored else []
     if not body.get("parallel_tool_calls"):
@@ -186,10 +193,23 @@ def _stems(text: str) -> set[str]:
     }
 
 
+def _said_words(prompt: str) -> set[str]:
+    words = [w.lower() for w in _words(prompt) if w[0].isalnum()]
+    return {_stem(w) for w in words} | {a + b for a, b in itertools.pairwise(words)}
+
+
+def _unsaid(tool: dict[str, Any], prompt: str) -> int:
+    said = _said_words(prompt)
+    return sum(1 for w in re.split(r"[\W_]+", tool["name"].lower()) if w and _stem(w) not in said)
+
+
+def _said_name(tool: dict[str, Any], prompt: str, known: set[str]) -> bool:
+    return bool((_stems(tool["name"].lower()) - known) & _said_words(prompt))
+
+
 def _score(tool: dict[str, Any], prompt: str) -> int:
     """Two points per word of the tool's name the prompt uses, one per word of its description."""
-    words = [w.lower() for w in _words(prompt) if w[0].isalnum()]
-    said = {_stem(w) for w in words} | {a + b for a, b in itertools.pairwise(words)}
+    said = _said_words(prompt)
     name = _stems(tool["name"].lower())
     described = _stems(str(tool.get("description") or "").lower()) - name
     return 2 * len(name & said) + len(described & said)
@@ -227,16 +247,23 @@ def _fill_object(
     out: dict[str, Any] = {}
     for key, sub in props.items():
         sub = _resolve(sub, defs)
-        if key not in required and not _said(sub, prompt):
+        if key not in required and not _said(key, sub, prompt, taken):
             continue
         out[key] = _value(key, sub, prompt, about, taken, defs)
     return out
 
 
-def _said(sch: dict[str, Any], prompt: str) -> bool:
-    """An optional parameter is given when the prompt names one of its allowed values."""
+def _said(key: str, sch: dict[str, Any], prompt: str, taken: set[str]) -> bool:
+    """An optional parameter is given when the prompt names one of its allowed values, or, for a
+    string, quotes a value still unused (a comparison, for a filter)."""
     low = prompt.lower()
-    return any(isinstance(v, str) and v.lower() in low for v in sch.get("enum") or ())
+    if any(isinstance(v, str) and v.lower() in low for v in sch.get("enum") or ()):
+        return True
+    if sch.get("type") != "string" or "enum" in sch:
+        return False
+    filtering = any(w in key.lower() for w in _FILTER_KEYS)
+    quoted = [(a or b).strip() for a, b in _QUOTED.findall(prompt)]
+    return any(q not in taken and bool(_COMPARISON.search(q)) == filtering for q in quoted)
 
 
 def _value(
@@ -274,7 +301,10 @@ def _string(key: str, prompt: str, about: set[str], taken: set[str]) -> str:
     """A quoted phrase, else a capitalised name (not the first word) nearest the words that named
     the tool ("the time in Tokyo" gives Tokyo to the clock), else a content word the tool's own name
     and description do not use."""
-    candidates = [q.strip() for q in _QUOTED.findall(prompt)]
+    quoted = [(a or b).strip() for a, b in _QUOTED.findall(prompt)]
+    filtering = any(w in key.lower() for w in _FILTER_KEYS)
+    # a quoted comparison is a filter's; other strings take the plain quoted words
+    candidates = [q for q in quoted if bool(_COMPARISON.search(q)) == filtering]
     words = [w for w in _words(prompt) if w[0].isalnum()]
     anchors = [i for i, w in enumerate(words) if _stem(w.lower()) in about] or [0]
     names = [(i, w) for i, w in enumerate(words) if i and w[0].isupper() and w.lower() not in _GENERIC]

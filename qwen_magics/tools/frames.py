@@ -201,8 +201,8 @@ def dataframe(df: Any, name: str = "df") -> list[Tool]:
 
     @tool(
         name=f"{name}_aggregate",
-        description=f"Sum, mean, min, max, median or count of a column of {table}, over {grammar}, "
-        "optionally grouped by another column.",
+        description=f"The total (sum), mean, min, max, median or count of a column of {table}, "
+        f"over {grammar}, optionally grouped by another column.",
     )
     def aggregate(
         column: str,
