@@ -154,15 +154,15 @@ def tool_call_markdown(call: ToolCall) -> str:
     head = f"<code>{escape_text(call.name)}({escape_text(_args_text(call))})</code>"
     seconds = f" <sub>{call.seconds:.2f}s</sub>" if call.seconds is not None else ""
     if call.error is not None:
-        return f"<div class='qwen-tool'>🔧 {head} ✗ <i>{escape_text(call.error)}</i>{seconds}</div>"
+        return f"<div class='qwen-tool'><b>tool</b> {head} ✗ <i>{escape_text(call.error)}</i>{seconds}</div>"
     if call.result is None:
-        return f"<div class='qwen-tool'>🔧 {head} …</div>"
+        return f"<div class='qwen-tool'><b>tool</b> {head} …</div>"
     short = escape_text(_short(call.result))
     if len(" ".join(call.result.split())) <= RESULT_SHOWN:
-        return f"<div class='qwen-tool'>🔧 {head} → {short}{seconds}</div>"
+        return f"<div class='qwen-tool'><b>tool</b> {head} → {short}{seconds}</div>"
     whole = escape_text(call.result)
     return (
-        f"<details class='qwen-tool'><summary>🔧 {head} → {short}{seconds}</summary>"
+        f"<details class='qwen-tool'><summary><b>tool</b> {head} → {short}{seconds}</summary>"
         f"<div style='white-space:pre-wrap;font-size:.9em'>{whole}</div></details>"
     )
 
