@@ -147,3 +147,19 @@ def test_terminal_ipython_prints_a_plain_line_per_call(qwen_env: Emulator, tmp_p
     assert "get_weather returned rain in Paris, 12 C." in out.stdout
     assert "3 steps, 2 tool calls" in out.stdout
     assert "<code>" not in out.stdout and TEST_KEY not in out.stdout + out.stderr
+
+
+def test_ctrl_c_in_a_call_keeps_the_trace_and_the_cell_says_interrupted(
+    tools_ip: Any, qwen_env: Emulator
+) -> None:
+    tools_ip.run_cell(
+        'def get_time(zone: str) -> str:\n    """The current time in a timezone."""\n    raise KeyboardInterrupt'
+    )
+    text = rendered_markdown(magic(tools_ip, "-m qwen-plus --tools get_weather,get_time", PROMPT).outputs)
+    response = tools_ip.user_ns["_qwen"]
+    assert [(c.name, c.error) for c in response.tool_calls] == [
+        ("get_weather", None),
+        ("get_time", "interrupted"),
+    ]
+    assert "rain in Paris, 12 C" in text and "interrupted" in text
+    assert len(qwen_env.chat_requests) == 2
