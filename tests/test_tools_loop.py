@@ -250,3 +250,12 @@ def test_results_that_are_not_text_are_sent_as_json(qwen_env: Emulator) -> None:
 
     r = qm.ask("Weather in Oslo?", model="qwen-plus", tools=[get_weather])
     assert json.loads(r.tool_calls[0].result or "") == {"city": "Oslo", "temp": 12}
+
+
+def test_structured_output_after_tools(qwen_env: Emulator) -> None:
+    r = qm.ask_json(
+        "What's the weather in Paris?", schema="city, summary", model="qwen-plus", tools=[get_weather]
+    )
+    assert set(r.data) == {"city", "summary"} and [c.name for c in r.tool_calls] == ["get_weather"]
+    assert [m["role"] for m in sent(qwen_env)[-1]] == ["system", "user", "assistant", "tool"]
+    assert all(req.body["response_format"]["type"] == "json_schema" for req in qwen_env.chat_requests)

@@ -236,7 +236,9 @@ def make_completion(
             completion.finish_reason = "tool_calls"
         else:
             results = answered_results(messages)
-            if results:  # the answer starts from what the tools returned
+            rf = body.get("response_format") or {}
+            json_mode = isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema")
+            if results and not json_mode:  # the answer starts from what the tools returned
                 said = " ".join(f"{name} returned {_short(text)}." for name, text in results)
                 completion.answer_tokens = [*split_tokens(said + " "), *completion.answer_tokens]
     return completion
