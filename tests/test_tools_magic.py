@@ -153,7 +153,9 @@ def test_ctrl_c_in_a_call_keeps_the_trace_and_the_cell_says_interrupted(
     tools_ip: Any, qwen_env: Emulator
 ) -> None:
     tools_ip.run_cell(
-        'def get_time(zone: str) -> str:\n    """The current time in a timezone."""\n    raise KeyboardInterrupt'
+        "def get_time(zone: str) -> str:\n"
+        '    """The current time in a timezone."""\n'
+        "    raise KeyboardInterrupt"
     )
     text = rendered_markdown(magic(tools_ip, "-m qwen-plus --tools get_weather,get_time", PROMPT).outputs)
     response = tools_ip.user_ns["_qwen"]
