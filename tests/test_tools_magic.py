@@ -165,3 +165,10 @@ def test_ctrl_c_in_a_call_keeps_the_trace_and_the_cell_says_interrupted(
     ]
     assert "rain in Paris, 12 C" in text and "interrupted" in text
     assert len(qwen_env.chat_requests) == 2
+
+
+def test_raw_lists_the_calls_as_plain_lines(tools_ip: Any, qwen_env: Emulator) -> None:
+    cap = magic(tools_ip, "-m qwen-plus --raw --tools get_weather", "Weather in Oslo?")
+    plain = rendered(cap.outputs)[-1]["text/plain"]
+    assert plain.startswith("[tool] get_weather(city='Oslo') → rain in Oslo, 12 C · ")
+    assert "\nget_weather returned rain in Oslo, 12 C." in plain

@@ -108,17 +108,18 @@ class StreamView:
     def bundle(self, response: Response, *, final: bool) -> dict[str, str]:
         """The whole answer in one output (a widget target, or --raw)."""
         text = response.partial_text
+        calls = "".join(f"[tool] {tool_call_line(c)}\n" for c in response.partial_tool_calls)
         if final:
             status = footer_text(response)
             if self.raw:
-                return {"text/plain": f"{text}\n\n[{status}]"}
+                return {"text/plain": f"{calls}{text}\n\n[{status}]"}
             parts = [self.header] if self.header else []
             parts.append(response_markdown(response))
             return _md("\n\n".join(parts), f"{text}\n\n[{status}]")
         reasoning = response.partial_reasoning
         status = self._live_status(response)
         if self.raw:
-            return {"text/plain": f"{text}\n\n[{status}]"}
+            return {"text/plain": f"{calls}{text}\n\n[{status}]"}
         parts = [self.header] if self.header else []
         if reasoning:
             parts.append(thinking_html(reasoning, open_=not text))
