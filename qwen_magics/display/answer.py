@@ -123,9 +123,8 @@ class StreamView:
         parts = [self.header] if self.header else []
         if reasoning:
             parts.append(thinking_html(reasoning, open_=not text))
-        calls = response.partial_tool_calls
-        if calls:
-            parts.append(tools_markdown(calls))
+        if response.partial_tool_calls:
+            parts.append(tools_markdown(response.partial_tool_calls))
         if text:
             parts.append(text)
         elif not reasoning:
