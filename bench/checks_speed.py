@@ -3,7 +3,8 @@
 Issue 15's target: at most 100 ms in all for 10,000 answers (the judge, which asks a model, is not
 local and is left out). The answers are finished Responses with usage, a third of them failing each
 set somewhere, so failing Results (which carry reasons) are timed too. Each figure is the best of
-five runs. The first row is the typical set the target is for, and the exit status follows it; the
+nine runs, in this process's CPU time (other work on a shared machine stretches the wall clock, not
+this). The first row is the typical set the target is for, and the exit status follows it; the
 others (a case column and the word similarity; JSON found and validated against a schema) do
 more per answer and are shown against the same mark.
 """
@@ -31,6 +32,7 @@ from qwen_magics.checks import (
 
 N = 10_000
 TARGET = 0.100
+RUNS = 9
 SENTENCE = "the capital of France is Paris a city on the Seine with 2 million people"
 WORDS = SENTENCE.split()
 
@@ -57,11 +59,11 @@ def answers(n: int, json_share: float = 0.0) -> list[Response]:
 
 def best(checks: list[Check], batch: list[Response], cases: list[dict[str, str]] | None) -> float:
     times = []
-    for _ in range(5):
-        start = time.perf_counter()
+    for _ in range(RUNS):
+        start = time.process_time()
         for i, response in enumerate(batch):
             evaluate(checks, response, cases[i] if cases else None)
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     return min(times)
 
 
@@ -90,7 +92,8 @@ def main() -> int:
         ),
     ]
     print(
-        f"checks_speed: {N:,} answers, three local checks each, best of 5 (target <= {TARGET * 1000:.0f} ms)"
+        f"checks_speed: {N:,} answers, three local checks each, best of {RUNS} in CPU time "
+        f"(target <= {TARGET * 1000:.0f} ms)"
     )
     print(f"{'checks':<40} {'ms':>8} {'us/answer':>10}  result")
     failed = False

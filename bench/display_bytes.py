@@ -215,8 +215,16 @@ def measure(
     km, kc = start_kernel(tree, env, tmp, tree.name)
     results: dict[str, Stats] = {}
     try:
-        kc.execute("%load_ext qwen_magics", user_expressions={"f": "__import__('qwen_magics').__file__"})
-        where = kc.get_shell_msg(timeout=60)["content"]["user_expressions"]["f"]["data"]["text/plain"]
+        msg_id = kc.execute(
+            "%load_ext qwen_magics", user_expressions={"f": "__import__('qwen_magics').__file__"}
+        )
+        reply = kc.get_shell_msg(timeout=60)
+        while reply["parent_header"].get("msg_id") != msg_id:  # a late kernel_info_reply
+            reply = kc.get_shell_msg(timeout=60)
+        content = reply["content"]
+        if content.get("status") != "ok":
+            raise RuntimeError(f"%load_ext qwen_magics failed in {tree}: {content.get('evalue')}")
+        where = content["user_expressions"]["f"]["data"]["text/plain"]
         for code in [*WARM_UP, Scenario("", "", ["warm up"]).floor()]:
             run_cell(kc, code)
         for sc in scenarios:

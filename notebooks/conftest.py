@@ -61,22 +61,36 @@ nbval.kernel.start_new_kernel = _start_offline_kernel
 # open tail redrawn) depends on timing, as the timings in its footer do; a front end shows adjacent
 # Markdown outputs as one flow. So adjacent Markdown displays are compared joined, in both the saved
 # notebook and the new run: the text, its order and every other output are still compared strictly.
+# A comparison grid freezes its finished rows the same way: adjacent parts of one grid are joined
+# into the grid they draw together.
 _compare_outputs = nbval.plugin.IPyNbCell.compare_outputs
+GRID_OPEN, GRID_CLOSE = "<div class='qwen-compare'>", "</div>"
+
+
+def _kind(o: Any) -> str | None:
+    data = o.get("data") or {}
+    if o.get("output_type") != "display_data":
+        return None
+    if "text/markdown" in data:
+        return "markdown"
+    if str(data.get("text/html", "")).startswith(GRID_OPEN):
+        return "grid"
+    return None
+
+
+def _join(prev: dict[str, Any], data: dict[str, Any], kind: str) -> dict[str, str]:
+    if kind == "markdown":
+        return {k: f"{prev.get(k, '')}\n\n{data.get(k, '')}" for k in ("text/markdown", "text/plain")}
+    html = str(prev["text/html"])[: -len(GRID_CLOSE)] + str(data["text/html"])[len(GRID_OPEN) :]
+    return {"text/html": html, "text/plain": f"{prev.get('text/plain', '')}\n\n{data.get('text/plain', '')}"}
 
 
 def _joined(outputs: list[Any]) -> list[Any]:
     out: list[Any] = []
     for o in outputs:
-        data = o.get("data") or {}
-        prev = (out[-1].get("data") or {}) if out else {}
-        if (
-            o.get("output_type") == "display_data"
-            and "text/markdown" in data
-            and out
-            and out[-1].get("output_type") == "display_data"
-            and "text/markdown" in prev
-        ):
-            joined = {k: f"{prev.get(k, '')}\n\n{data.get(k, '')}" for k in ("text/markdown", "text/plain")}
+        kind = _kind(o)
+        if kind is not None and out and _kind(out[-1]) == kind:
+            joined = _join(out[-1].get("data") or {}, o.get("data") or {}, kind)
             out[-1] = NotebookNode({**out[-1], "data": NotebookNode(joined)})
         else:
             out.append(o)

@@ -40,7 +40,13 @@ def kind_of(value: Any) -> str:
     return type(value).__name__
 
 
+_PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {"string": str, "object": dict, "array": list}
+
+
 def _is(value: Any, kind: str) -> bool:
+    simple = _PYTHON_TYPES.get(kind)
+    if simple is not None:  # no bool, number or None is a str, dict or list: as kind_of would say
+        return isinstance(value, simple)
     if kind == "integer":
         return (isinstance(value, int) and not isinstance(value, bool)) or (
             isinstance(value, float) and value.is_integer()
@@ -60,7 +66,7 @@ def check(
     where = path or root
     if isinstance(sch.get("$ref"), str):
         sch = resolve({"$ref": sch["$ref"]}, defs)
-    for key in ("anyOf", "oneOf"):
+    for key in ("anyOf", "oneOf") if "anyOf" in sch or "oneOf" in sch else ():
         if isinstance(sch.get(key), list):
             trials = []
             for branch in sch[key]:
@@ -79,7 +85,7 @@ def check(
         kinds = "object"
     if kinds is not None:
         options = kinds if isinstance(kinds, list) else [kinds]
-        if not any(_is(value, k) for k in options):
+        if not (_is(value, kinds) if type(kinds) is str else any(_is(value, k) for k in options)):
             errors.append(
                 f"{where}: expected {' or '.join(options)}, got {kind_of(value)} "
                 f"{json.dumps(value, ensure_ascii=False)[:40]}"

@@ -24,8 +24,9 @@ def rendered_markdown(outputs: list[Any]) -> str:
 
 
 def sent_bytes(outputs: list[Any]) -> int:
-    """The bytes of every display message's data, as JSON: what went to the browser to render."""
-    return sum(len(json.dumps(o.data, ensure_ascii=False).encode()) for o in outputs)
+    """The bytes of every display message's data and metadata, as JSON: what went to the browser
+    (the metadata holds the records a saved notebook replays from)."""
+    return sum(len(json.dumps([o.data, o.metadata], ensure_ascii=False).encode()) for o in outputs)
 
 
 def run(ip: Any, source: str) -> Any:

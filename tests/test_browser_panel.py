@@ -109,6 +109,28 @@ def test_panel_streams_into_the_page_after_moving_the_temperature_slider(tmp_pat
         )
         nb.screenshot("browser_panel_compare")
 
+        # the same comparison judged: checks typed as --check takes them, one a line
+        checks = panel.locator(".qwen-compare-checks textarea")
+        checks.fill("contains:temperature 0.2\nicontains:YOU ASKED")
+        checks.press("Tab")  # the field is read when it is left
+        page.wait_for_function(
+            "([el]) => el.textContent.includes('icontains:YOU ASKED')",
+            arg=[code.element_handle()],
+            timeout=10_000,
+        )
+        panel.locator("button.qwen-compare-run").click()
+        page.wait_for_function(
+            "([el]) => el.textContent.includes('1/2 passed')",
+            arg=[status.element_handle()],
+            timeout=30_000,
+        )
+        judged = grid.inner_text()
+        assert "✓ contains('temperature 0.2') · ✓ icontains('YOU ASKED') · score 1.00" in judged
+        assert "✗ contains('temperature 0.2')" in judged and "pass rate" in judged
+        assert "1/2 passed" in status.inner_text() and len(emu.chat_requests) == 5
+        grid.scroll_into_view_if_needed()
+        nb.screenshot("browser_panel_checks")
+
 
 def test_a_missing_chromium_fails_the_browser_tests_with_the_install_command(tmp_path: Path) -> None:
     missing = str(tmp_path / "chromium")

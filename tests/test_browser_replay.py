@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from qwen_magics.api.record import answers
 from qwen_magics.emulator import Emulator
 from tests.jupyterlab import Notebook, chromium, lab_server
 
@@ -44,13 +45,13 @@ def test_a_notebook_replays_its_own_saved_answers_with_the_server_gone(tmp_path:
             "() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000
         )
         first = _saved(path)["cells"][2]["outputs"][-1]
-        assert first["metadata"]["qwen_magics"]["answers"][0]["text"] and KEY not in path.read_text()
+        assert answers(first)[0]["text"] and KEY not in path.read_text()
 
         emu.stop()  # the server is gone: the answer can only come from the saved file
         nb.run_all()
         assert nb.errors() == []
         text = page.evaluate("() => document.querySelector('.jp-Notebook').innerText")
         assert "replayed, recorded" in text and "True" in text
-        recorded = first["metadata"]["qwen_magics"]["answers"][0]["text"]
+        recorded = answers(first)[0]["text"]
         assert recorded.split()[0] in text and len(emu.chat_requests) == 1
         nb.screenshot("browser_replay")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -367,3 +368,126 @@ def test_judge_names_show_a_model_and_threshold_given() -> None:
     assert checks.judge("polite?", model="qwen-flash").name == "judge('polite?', model='qwen-flash')"
     assert checks.parse_spec("judge:0.7:polite?").name == "judge('polite?', 0.7)"
     assert checks.starts_with(" Yes").run(answer("Yes.")).passed
+
+
+# -- names of callables ---------------------------------------------------------------------------
+def test_a_lambda_check_is_named_by_its_expression() -> None:
+    made = checks.resolve([lambda r: "sea" in r.text, lambda r, case: len(r.text) < case["most"]])
+    assert [c.name for c in made] == ['"sea" in r.text', 'len(r.text) < case["most"]']
+    long = checks.resolve(lambda r: r.text.strip().lower().startswith("the answer is forty-two"))
+    assert long[0].name == 'r.text.strip().lower().startswith("the …' and len(long[0].name) == 40
+
+
+def test_a_callable_without_source_is_numbered_and_a_name_can_be_given() -> None:
+    unseen = eval("lambda r: True")  # no source file to read the expression from
+    made = checks.resolve([checks.contains("a"), unseen])
+    assert made[1].name == "check 2"
+    assert checks.check(unseen, name="always").name == "always"
+    assert checks.check(name="always")(unseen).name == "always"
+    assert checks.check("always", weight=2)(unseen).weight == 2.0
+
+    @checks.check
+    def short(response: Response) -> bool:
+        return len(response.text) < 10
+
+    assert short.name == "short" and short.run(answer("tiny")).passed
+    with pytest.raises(ParameterError, match="name once"):
+        checks.check("a", name="b")
+    with pytest.raises(ParameterError, match="threshold is a score"):
+        checks.check(unseen, threshold=2)
+    with pytest.raises(ParameterError, match="takes a function"):
+        checks.check(checks.contains("a"))  # type: ignore[call-overload]
+
+
+# -- graded checks: their own pass mark, then full credit ------------------------------------------
+CAT = "the cat sat on the mat"  # "the cat sat on a mat": 5 shared of 5 and 6 words, 0.91
+
+
+def test_a_graded_similar_that_reaches_its_mark_passes_the_answer_at_threshold_1() -> None:
+    verdict = checks.evaluate(
+        [checks.similar(CAT, 0.8), checks.contains("cat")], answer("the cat sat on a mat")
+    )
+    graded = verdict.results[0]
+    assert graded.passed and graded.score == pytest.approx(0.9129, abs=1e-4) and graded.credit == 1.0
+    assert verdict.score == 1.0 and verdict.passed  # threshold 1.0: every check passed
+
+
+def test_a_graded_similar_under_its_mark_counts_its_raw_score() -> None:
+    made = [checks.similar(CAT, 0.95), checks.contains("cat")]
+    verdict = checks.evaluate(made, answer("the cat sat on a mat"))
+    assert verdict.results[0].passed is False and verdict.results[0].credit == pytest.approx(0.9129, abs=1e-4)
+    assert verdict.score == pytest.approx((0.9129 + 1) / 2, abs=1e-4) and verdict.passed is False
+    assert checks.evaluate(made, answer("the cat sat on a mat"), threshold=0.9).passed  # a near miss
+
+
+def test_a_graded_similar_that_errors_leaves_the_score() -> None:
+    verdict = checks.evaluate(
+        [checks.similar("{reference}"), checks.contains("cat")], answer("a cat"), {"other": "x"}
+    )
+    assert verdict.results[0].errored and verdict.results[0].credit is None
+    assert verdict.score == 1.0 and verdict.passed
+
+
+def test_a_callable_score_passes_at_its_own_threshold() -> None:
+    def nine_tenths(response: Response) -> float:
+        return 0.9
+
+    marked = checks.check(nine_tenths, threshold=0.8)
+    verdict = checks.evaluate([marked, checks.contains("a")], answer("a"))
+    assert verdict.results[0].passed and verdict.results[0].score == 0.9 and verdict.score == 1.0
+    plain = checks.evaluate([checks.check(nine_tenths), checks.contains("a")], answer("a"))
+    assert plain.results[0].passed is False and plain.results[0].reason == "scored 0.90, under 1"
+    assert plain.score == pytest.approx(0.95) and plain.passed is False
+
+    def broken(response: Response) -> float:
+        raise ValueError("no score today")
+
+    errored = checks.evaluate([checks.check(broken, threshold=0.5), checks.contains("a")], answer("a"))
+    assert errored.results[0].errored and errored.score == 1.0 and errored.passed
+
+
+def test_a_callable_using_similarity_is_graded_too() -> None:
+    close = checks.check(lambda r: checks.similarity(r.text, CAT), threshold=0.9)
+    assert checks.evaluate([close], answer("the cat sat on a mat")).passed
+    assert checks.evaluate([close], answer("a dog")).score == 0.0
+
+
+def test_a_judge_that_reaches_its_mark_counts_in_full(qwen_env: Emulator) -> None:
+    qwen_env.queue_reply('{"score": 0.7, "reason": "mostly polite"}')
+    verdict = checks.evaluate([checks.judge("polite?"), checks.contains("sea")], answer("the sea"))
+    assert verdict.results[0].score == 0.7 and verdict.results[0].passed
+    assert verdict.score == 1.0 and verdict.passed
+
+
+def test_a_judge_under_its_mark_counts_its_grade(qwen_env: Emulator) -> None:
+    qwen_env.queue_reply('{"score": 0.7, "reason": "mostly polite"}')
+    made = [checks.judge("polite?", threshold=0.8), checks.contains("sea")]
+    verdict = checks.evaluate(made, answer("the sea"), threshold=0.8)
+    assert verdict.results[0].passed is False and verdict.score == pytest.approx(0.85) and verdict.passed
+
+
+def test_a_judge_that_errors_leaves_the_score(qwen_env: Emulator) -> None:
+    qwen_env.add_fault("status", status=429, times=None)
+    with Client(retry=Retry(attempts=1)) as client:
+        verdict = checks.evaluate(
+            [checks.judge("polite?", client=client), checks.contains("sea")], answer("the sea")
+        )
+    assert verdict.results[0].errored and verdict.score == 1.0 and verdict.passed
+
+
+def test_ascii_and_unicode_texts_split_into_the_same_words() -> None:
+    from qwen_magics.checks.similarity import _WORD, words
+
+    texts = ["Hello, World! it's 2_000-ish\tOK?", "a\x1fb\x0bc", "", "  ", "ÉCOLE école", "Zz@[`{~"]
+    texts += ["".join(map(chr, range(128)))]
+    for text in texts:
+        assert words(text) == frozenset(_WORD.findall(text.casefold())), text
+    for said in [*texts, "école Hello world", "hello WORLD"]:  # ASCII answers meet words as bytes
+        for reference in ("hello world", "École hello", ""):
+            made = checks.similar(reference, 0.0).run(answer(said))
+            assert made.score == pytest.approx(checks.similarity(said, reference)), (said, reference)
+
+
+def test_a_lambda_typed_in_a_notebook_cell_is_named_by_its_expression(ip: Any) -> None:
+    ip.run_cell("from qwen_magics import checks\nmade = checks.resolve([lambda r: 'x' in r.text])")
+    assert ip.user_ns["made"][0].name == "'x' in r.text"

@@ -357,7 +357,7 @@ def test_ctrl_c_stops_every_cell_and_keeps_partial_answers(clean_env: None) -> N
     grids: list[str] = []
 
     def both_answering() -> bool:  # the first two cells stream, the third waits its turn
-        return bool(grids) and grids[-1].count("· answering ·") == 2
+        return bool(grids) and grids[-1].count(">answering<") == 2
 
     with (
         Emulator(generator=SimpleGenerator(length=80), token_delay=0.02, api_key=TEST_KEY) as emu,
@@ -392,7 +392,7 @@ def test_interrupted_comparison_df_says_token_counts_are_unknown_not_zero(clean_
     grids: list[str] = []
     with (
         Emulator(generator=SimpleGenerator(length=80), token_delay=0.02, api_key=TEST_KEY) as emu,
-        CtrlC(lambda: bool(grids) and "· answering ·" in grids[-1], what="a cell to stream"),
+        CtrlC(lambda: bool(grids) and ">answering<" in grids[-1], what="a cell to stream"),
     ):
         c = compare(
             PROMPT,
@@ -456,7 +456,7 @@ def test_failing_inside_the_run_thread_does_not_leave_it_running(qwen_env: Emula
 # -- the live display -------------------------------------------------------------------------------
 def test_the_grid_streams_live_at_a_bounded_rate(shell, qwen_env: Emulator) -> None:  # type: ignore[no-untyped-def]
     qwen_env.generator = SimpleGenerator(length=60)
-    qwen_env.token_delay = 0.02  # about 1.5 s: the grid redraws as its text doubles, or each second
+    qwen_env.token_delay = 0.02  # about 1.5 s: the grid redraws each second (a small grid's frames are cheap)
     with capture_output() as cap:
         shell.run_cell(
             "import qwen_magics\n"
@@ -470,7 +470,7 @@ def test_the_grid_streams_live_at_a_bounded_rate(shell, qwen_env: Emulator) -> N
     assert not first.update and all(o.update for o in updates)  # one display, then updates to it
     display_id = first.transient["display_id"]
     assert all(o.transient["display_id"] == display_id for o in updates)
-    assert len(updates) >= 3, "the grid must redraw while the answers stream"
+    assert len(updates) >= 2, "the grid must redraw while the answers stream"
     assert len(updates) <= c.elapsed * 15 + 2, "no more than 15 redraws a second, plus the final one"
     assert any("answering" in o.data["text/html"] for o in updates[:-1])  # live, before the end
     final = updates[-1].data
@@ -507,8 +507,9 @@ def test_finished_rows_are_frozen_and_each_answer_is_sent_once(shell, qwen_env: 
         "8 settings × 1 sample · done" in last["text/html"]
         and "<style>" not in first["text/html"] + last["text/html"]
     )
+    assert "text/plain" not in first  # a frozen row is HTML alone: the closing output's text is whole
     for cell in c:
-        assert cell.text in (first if cell in list(c)[:4] else last)["text/plain"]
+        assert cell.text in last["text/plain"]
         assert sum(html.escape(cell.text, quote=False) in o.data["text/html"] for o in grids) == 1  # once
     live = [o.data["text/html"] for o in grids[:-1] if "<style>" in o.data["text/html"]]
     assert len(live) >= 3 and any("answering" in frame for frame in live)  # live frames: tails, classes
@@ -691,7 +692,7 @@ def test_the_stop_button_stops_every_cell_in_a_kernel(emulator: Emulator) -> Non
             msg = kc.get_iopub_msg(timeout=30)
             if msg["parent_header"].get("msg_id") != msg_id or msg["msg_type"] != "update_display_data":
                 continue
-            if msg["content"]["data"]["text/html"].count("You asked") == 2:
+            if msg["content"]["data"]["text/html"].count(">answering<") == 2:
                 break
         reply, final, took = press_stop(km, kc, msg_id)
         assert reply["status"] == "ok"  # no traceback

@@ -16,7 +16,7 @@ import pytest
 from IPython.core.error import UsageError
 
 from qwen_magics import ParameterError
-from qwen_magics.checks import Result, check, wilson
+from qwen_magics.checks import Result, check, similar, wilson
 from qwen_magics.comparison.compare import compare
 from qwen_magics.emulator import Emulator
 
@@ -98,11 +98,11 @@ def test_each_check_is_a_column_with_score_and_passed(qwen_env: Emulator) -> Non
         show=False,
     )
     df = c.df
-    assert c.check_names == ["<lambda>", "at_low_temperature"]
+    assert c.check_names == ['"France" in r.text', "at_low_temperature"]  # a lambda: its expression
     france = df["country"] == "France"
-    assert list(df["<lambda>"]) == [1.0 if f else 0.0 for f in france]
+    assert list(df['"France" in r.text']) == [1.0 if f else 0.0 for f in france]
     assert list(df["at_low_temperature"]) == [1.0 if t == 0.2 else 0.0 for t in df["temperature"]]
-    expected = (df["<lambda>"] + df["at_low_temperature"]) / 2
+    expected = (df['"France" in r.text'] + df["at_low_temperature"]) / 2
     assert list(df["score"]) == list(expected)
     assert list(df["passed"]) == list(expected == 1.0)
     assert df["passed"].sum() == 1  # France at 0.2 only
@@ -148,6 +148,15 @@ def test_checks_receive_the_case_and_may_return_a_result(qwen_env: Emulator) -> 
     f = c.failures()
     assert list(f["reason"]) == ["half marks for France"]
     assert list(f["text"]) == ["Paris is the capital."]
+
+
+def test_a_similar_answer_over_its_mark_passes_at_the_default_threshold(qwen_env: Emulator) -> None:
+    qwen_env.queue_reply("the cat sat on a mat")  # 0.91 similar to the reference
+    c = compare("Where is the cat?", checks=[similar("the cat sat on the mat", 0.8)], show=False)
+    column = "similar('the cat sat on the mat')"
+    assert c.df[column][0] == pytest.approx(0.9129, abs=1e-4)  # the check's own score
+    assert c.df["score"][0] == 1.0 and bool(c.df["passed"][0])  # passed: full credit
+    assert c.failures().empty
 
 
 # -- summary, failures, plot ----------------------------------------------------------------------
@@ -321,6 +330,24 @@ def test_a_slow_check_holds_up_no_other_cell(qwen_env: Emulator) -> None:
     c = compare("Name a colour", temperature=[0.1, 0.3, 0.5, 0.7, 0.9, 1.1], checks=slow, show=False)
     assert time.perf_counter() - started < 0.3 * 6 * 0.6  # the six checks overlap
     assert list(c.df["passed"]) == [True] * 6
+
+
+def test_checks_run_as_many_at_once_as_requests(qwen_env: Emulator) -> None:
+    """A judge asks a model: 12 answers at concurrency 12 are judged 12 at a time, not as many as
+    the event loop's default thread pool holds (CPUs + 4)."""
+    import threading
+
+    together = threading.Barrier(12, timeout=5)
+
+    def waits_for_the_others(r: Any) -> bool:
+        together.wait()  # BrokenBarrierError (an errored check) unless all 12 run at once
+        return True
+
+    temperatures = [round(0.1 * i, 1) for i in range(1, 13)]
+    c = compare(
+        "Name a colour", temperature=temperatures, checks=waits_for_the_others, concurrency=12, show=False
+    )
+    assert list(c.df["passed"]) == [True] * 12, c.failures()["reason"].tolist()
 
 
 def test_acompare_judges_too(qwen_env: Emulator) -> None:

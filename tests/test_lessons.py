@@ -3,6 +3,7 @@ what their prose says, and `make notebooks` saves footers at the pace of a real 
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -13,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from qwen_magics.api.record import answers
+from qwen_magics.comparison.compare import compare
 from qwen_magics.emulator.answers import split_tokens
 
 from .conftest import ENV_VARS
@@ -20,6 +23,7 @@ from .conftest import ENV_VARS
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 LESSONS = sorted(NOTEBOOKS.glob("0*.ipynb"))
+GRID = "<div class='qwen-compare'>"  # how a comparison grid's output opens
 
 
 def cells(path: Path) -> list[dict[str, Any]]:
@@ -82,7 +86,7 @@ def test_lesson_07_replays_a_comparison_with_the_server_stopped_and_itself_from_
     last = [c for c in cells(path) if c["cell_type"] == "code"][-2]
     shown = last["outputs"][-1]
     assert "replayed, recorded" in "".join(shown["data"]["text/markdown"])
-    [answer] = shown["metadata"]["qwen_magics"]["answers"]
+    [answer] = answers(shown)
     assert answer["text"] in "".join(shown["data"]["text/plain"]) and answer["fingerprint"]
 
 
@@ -103,16 +107,19 @@ def make_notebooks_rate() -> float:
 def test_make_notebooks_paces_answers_like_a_real_qwen_plus() -> None:
     rate = make_notebooks_rate()
     assert 40 <= rate <= 100, f"{rate} tok/s: qwen-plus streams about 50-80 tokens a second"
-    # the time the lessons' saved answers take to stream at that rate: `make notebooks` stays short
+    # the time the lessons' saved answers take to stream at that rate: `make notebooks` stays short.
+    # A comparison grid's answers stream side by side, compare's default concurrency at a time
+    side_by_side = inspect.signature(compare).parameters["concurrency"].default
     tokens = sum(
         len(split_tokens("".join(o["data"]["text/plain"])))
+        / (side_by_side if "".join(o["data"].get("text/html", "")).startswith(GRID) else 1)
         for path in LESSONS
         for c in cells(path)
         for o in c.get("outputs", ())
         if "text/plain" in o.get("data", {})
     )
-    print(f"{tokens} tokens, {tokens / rate:.0f}s at {rate} tok/s")
-    assert tokens / rate < 180, f"{tokens} tokens at {rate} tok/s: `make notebooks` would take minutes"
+    print(f"{tokens:.0f} tokens, {tokens / rate:.0f}s at {rate} tok/s")
+    assert tokens / rate < 180, f"{tokens:.0f} tokens at {rate} tok/s: `make notebooks` would take minutes"
 
 
 @pytest.mark.kernel
@@ -132,3 +139,17 @@ def test_make_notebooks_saves_footers_at_a_believable_speed() -> None:
     footer = nb.cells[1].outputs[-1].data["text/markdown"].rsplit("<sub>", 1)[1]
     speed = float(re.search(r"([\d,]+) tok/s", footer).group(1).replace(",", ""))  # type: ignore[union-attr]
     assert 0.6 * rate <= speed <= 1.2 * rate, footer
+
+
+def test_lesson_08_measures_temperatures_with_checks_a_summary_and_a_plot() -> None:
+    code = [c for c in cells(NOTEBOOKS / "08_evaluate.ipynb") if c["cell_type"] == "code"]
+    sources = " ".join(c["source"] for c in code)
+    for call in ("cases=cases", "checks=checks", "c.summary()", "c.failures()", 'c.plot(x="temperature")'):
+        assert call in sources, call
+    outputs = [o for c in code for o in c["outputs"]]
+    shown = [o.get("data") or {} for o in outputs]
+    plain = " ".join("".join(d.get("text/plain", "")) for d in shown)
+    assert "pass_rate" in plain and "does not contain" in plain and "temperature=1.5" in plain
+    assert any("image/png" in d for d in shown)  # the plot is saved as a picture
+    # the grids' "Highlight differences" toggles left with their cells: no widget in the saved file
+    assert not any("application/vnd.jupyter.widget-view+json" in d for d in shown)

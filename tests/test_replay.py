@@ -16,7 +16,7 @@ from IPython.utils.capture import capture_output
 import qwen_magics as qm
 from qwen_magics import historydb, simulator
 from qwen_magics.api import replay
-from qwen_magics.api.record import METADATA_KEY, fingerprint
+from qwen_magics.api.record import SHORT, USAGE, answers, fingerprint
 from qwen_magics.emulator import Emulator
 
 from .conftest import TEST_KEY
@@ -27,8 +27,8 @@ def records(outputs: list[Any]) -> list[dict[str, Any]]:
     """The answers' records the outputs carry in their metadata, as the saved notebook keeps them."""
     last: dict[Any, Any] = {}
     for o in outputs:
-        last[(o.transient or {}).get("display_id") or id(o)] = o.metadata or {}
-    return [a for meta in last.values() for a in (meta.get(METADATA_KEY) or {}).get("answers", [])]
+        last[(o.transient or {}).get("display_id") or id(o)] = {"data": o.data, "metadata": o.metadata or {}}
+    return [a for shown in last.values() for a in answers(shown)]
 
 
 def notebook(path: Path, *outputs_of_cells: list[Any]) -> Path:
@@ -41,7 +41,9 @@ def notebook(path: Path, *outputs_of_cells: list[Any]) -> Path:
         for o in outputs:
             last[(o.transient or {}).get("display_id") or id(o)] = o
         for o in last.values():
-            saved.append({"output_type": "display_data", "data": o.data, "metadata": o.metadata or {}})
+            # as nbformat writes them: a multi-line string as its lines
+            data = {k: v.splitlines(keepends=True) if isinstance(v, str) else v for k, v in o.data.items()}
+            saved.append({"output_type": "display_data", "data": data, "metadata": o.metadata or {}})
         cells.append(
             {"cell_type": "code", "source": "", "metadata": {}, "outputs": saved, "execution_count": 1}
         )
@@ -209,8 +211,9 @@ def test_a_saved_notebook_is_its_own_cassette(
     assert (
         record["text"] == a.text and record["reasoning"] == a.reasoning and record["finish_reason"] == "stop"
     )
-    assert record["usage"]["completion_tokens"] == a.usage.completion_tokens and record["ttft"] == a.ttft
-    assert record["fingerprint"] == fingerprint(a.request, f"127.0.0.1:{qwen_env.port}")
+    usage = dict(zip(USAGE, record["usage"], strict=True))  # the counts, in USAGE's order
+    assert usage["completion_tokens"] == a.usage.completion_tokens and record["ttft"] == round(a.ttft, 3)
+    assert record["fingerprint"] == fingerprint(a.request, f"127.0.0.1:{qwen_env.port}")[:SHORT]
     assert TEST_KEY not in saved.read_text() and TEST_KEY[-12:] not in saved.read_text()
 
     qwen_env.stop()
@@ -353,7 +356,8 @@ def test_apply_and_the_panel_leave_their_records_in_the_notebook(
     assert len(qwen_env.chat_requests) == 6
     kept = records(job.outputs)
     assert len(kept) == 3  # both attempts of row a, then row b
-    assert kept[0]["usage"]["completion_tokens"] < done.attrs["usage"]["completion_tokens"] / 2
+    kept_usage = dict(zip(USAGE, kept[0]["usage"], strict=True))
+    assert kept_usage["completion_tokens"] < done.attrs["usage"]["completion_tokens"] / 2
     grid = p.compare_mode.comparison
     assert grid is not None
     expected = [p.runs[0].response.text, *(r.text for r in grid.responses)]

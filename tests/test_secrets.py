@@ -21,6 +21,7 @@ from IPython.utils.capture import capture_output
 
 from qwen_magics import config
 from qwen_magics.api.client import AsyncClient, Client, ask
+from qwen_magics.api.record import answers
 from qwen_magics.emulator import Emulator
 
 from .kernels import kernel_env
@@ -50,8 +51,7 @@ class Haystack:
         found = []
         for _, text in self.pieces:
             if '"qwen_magics"' in text:
-                meta = json.loads(text).get("metadata") or {}
-                found.extend((meta.get("qwen_magics") or {}).get("answers", []))
+                found.extend(answers(json.loads(text)))
         return found
 
     def find(self, key: str) -> list[str]:

@@ -13,8 +13,11 @@ The fingerprint is a hash of the canonical request (model, messages, the paramet
 answer, the server's host and the sample index): the key replay looks answers up by. It must be
 the same in another process, so the host enters it as a name that outlives a port: the offline
 simulator is ``offline`` and any loopback server (the emulator, a local vLLM) is ``localhost``,
-whatever port it got this time; other servers are ``host[:port]``. ``cassette(response)`` is the
-record an answer's output carries in its metadata, so a saved notebook can replay itself.
+whatever port it got this time; other servers are ``host[:port]``. ``cassette(response, shown)`` is
+the record an answer's output carries in its metadata, so a saved notebook can replay itself. The
+output's own plain text already holds the answer, so the record points into it (a span and a hash)
+rather than repeating it, and keeps the fingerprints to 64 bits: a notebook's answers tell apart at
+that length, and the display sends each answer about once. ``answers(output)`` reads records back.
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "METADATA_KEY",
+    "SHORT",
     "add_provider",
     "annotate",
+    "answers",
     "cassette",
     "content",
     "context",
@@ -65,6 +70,7 @@ _LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0")
 OFFLINE_HOST = "offline"  # the simulator's host in a fingerprint: its port changes every start
 ANY_HOST = "*"  # request_fingerprint: the same request to whichever server
 METADATA_KEY = "qwen_magics"  # an output's metadata key for the records of its answers
+SHORT = 16  # hex digits of a fingerprint an output's record keeps: 64 bits tell a notebook's answers apart
 USAGE = ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "total_tokens")
 
 
@@ -257,31 +263,96 @@ def annotate(response: Response) -> None:
         log.debug("could not add structured data to the history", exc_info=True)
 
 
-def cassette(response: Response) -> dict[str, Any] | None:
+def cassette(response: Response, shown: str | None = None) -> dict[str, Any] | None:
     """What an answer's output keeps of it (its metadata), so the saved notebook replays it: the
     fingerprints and the answer. None for an answer that is not whole (cut short, failed): a replay
-    must not stand for it. Built from the request body and the answer, so never the key."""
+    must not stand for it. Built from the request body and the answer, so never the key.
+
+    ``shown`` is the output's own text/plain. Where it holds the answer's text or reasoning, the
+    record keeps a span of it and a hash instead of a second copy (``answers`` reads it back): the
+    saved notebook, and the display messages that made it, carry each answer about once."""
     if not response.done or response.incomplete or response.interrupted or not response.fingerprint:
         return None
     u = response.own_usage  # a re-asked answer's own, not the totals over its attempts
-    return {
-        "fingerprint": response.fingerprint,
-        "request": request_fingerprint(response.request, response.sample),
-        "sample": response.sample,
+    item = {
+        "fingerprint": response.fingerprint[:SHORT],
+        "request": request_fingerprint(response.request, response.sample)[:SHORT],
+        "sample": response.sample or None,
         "model": response.model,
-        "text": response.text,
-        "reasoning": response.reasoning or None,
-        "usage": {name: getattr(u, name) for name in USAGE} if u.reported else None,
-        "ttft": response.ttft,
-        "elapsed": response.own_elapsed,
-        "finish_reason": response.finish_reason,
-        "request_id": response.request_id,
-        "offline": response.offline,
-        "time": response.recorded_at if response.recorded_at is not None else time.time(),
+        "text": _span(response.text, shown),
+        "reasoning": _span(response.reasoning, shown) or None,
+        "usage": [getattr(u, name) for name in USAGE] if u.reported else None,  # in USAGE's order
+        "ttft": _ms(response.ttft),
+        "elapsed": _ms(response.own_elapsed),
+        "finish_reason": response.finish_reason,  # the request id stays in the history: no replay sends it
+        "offline": response.offline or None,
+        "time": _ms(response.recorded_at if response.recorded_at is not None else time.time()),
     }
+    return {k: v for k, v in item.items() if v is not None or k == "text"}
 
 
-def metadata(responses: Iterable[Response | None]) -> dict[str, Any] | None:
-    """The display metadata of an output showing these answers (None when none is whole)."""
-    records = [c for c in (cassette(r) for r in responses if r is not None) if c is not None]
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
+
+
+def metadata(responses: Iterable[Response | None], shown: str | None = None) -> dict[str, Any] | None:
+    """The display metadata of an output showing these answers (None when none is whole);
+    ``shown``: that output's text/plain, as ``cassette`` takes it."""
+    records = [c for c in (cassette(r, shown) for r in responses if r is not None) if c is not None]
     return {METADATA_KEY: {"answers": records}} if records else None
+
+
+_SPAN_MIN = 64  # shorter texts are kept as they are: a span and its hash would not be smaller
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
+def _span(value: str | None, shown: str | None) -> str | dict[str, Any] | None:
+    """``value``, or where ``shown`` holds it, ``{"plain": [start, stop], "sha256": ...}``."""
+    if not value or not shown or len(value) < _SPAN_MIN:
+        return value
+    at = shown.find(value)
+    if at < 0:
+        return value
+    return {"plain": [at, at + len(value)], "sha256": _digest(value)}
+
+
+def answers(output: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records an output carries (a saved notebook's output, or a display message's content),
+    with each text and reasoning read back from the output's own text/plain. A record whose span no
+    longer matches its hash (the output was edited) is left out: it must not replay wrong text."""
+    meta = output.get("metadata")
+    meta = meta.get(METADATA_KEY) if isinstance(meta, dict) else None
+    items = meta.get("answers") if isinstance(meta, dict) else None
+    if not isinstance(items, list):
+        return []
+    data = output.get("data")
+    plain = data.get("text/plain") if isinstance(data, dict) else None
+    if isinstance(plain, list):  # nbformat keeps a multi-line string as its lines
+        plain = "".join(str(line) for line in plain)
+    found = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        try:
+            values = {k: _read(item.get(k), plain) for k in ("text", "reasoning")}
+        except ValueError:
+            log.debug("a recorded answer no longer matches its output; left out")
+            continue
+        found.append({**item, **values})
+    return found
+
+
+def _read(value: Any, plain: Any) -> str | None:
+    if not isinstance(value, dict):
+        return value if isinstance(value, str) or value is None else str(value)
+    span = value.get("plain")
+    if not isinstance(plain, str) or not isinstance(span, list) or len(span) != 2:
+        raise ValueError("no text to read the span from")
+    start, stop = span
+    text = plain[start:stop] if isinstance(start, int) and isinstance(stop, int) else ""
+    if _digest(text) != value.get("sha256"):
+        raise ValueError("the span does not match its hash")
+    return text

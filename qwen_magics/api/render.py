@@ -208,3 +208,15 @@ def response_markdown(r: Response) -> str:
     out.append(r.text if r.done else r.partial_text)
     out.append(closing_markdown(r))
     return "\n\n".join(out)
+
+
+def response_plain(r: Response) -> str:
+    """The final render as plain text (a front end without Markdown, and the text a record's spans
+    point into): the reasoning, a tool loop's calls, the answer, the footer."""
+    reasoning = r.reasoning if r.done else r.partial_reasoning
+    text = r.text if r.done else r.partial_text
+    head = f"Thinking: {reasoning}\n\n" if reasoning else ""
+    calls = r.tool_calls if r.done else r.partial_tool_calls
+    if calls:  # a tool loop's calls, a line each, before the answer they led to
+        head += "".join(f"[tool] {tool_call_line(c)}\n" for c in calls) + "\n"
+    return f"{head}{text}\n\n[{footer_text(r)}]"

@@ -137,28 +137,27 @@ def _from_notebook(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, dic
     anyhost: dict[str, dict[str, Any]] = {}
     for cell in cells:
         for output in cell.get("outputs") or () if isinstance(cell, dict) else ():
-            meta = (
-                (output.get("metadata") or {}).get(record.METADATA_KEY) if isinstance(output, dict) else None
-            )
-            for item in (meta or {}).get("answers") or () if isinstance(meta, dict) else ():
-                if isinstance(item, dict) and isinstance(item.get("fingerprint"), str):
+            for item in record.answers(output) if isinstance(output, dict) else ():
+                if isinstance(item.get("fingerprint"), str):
                     row = _row_of(item)
-                    exact[item["fingerprint"]] = row
+                    exact[item["fingerprint"][: record.SHORT]] = row
                     if isinstance(item.get("request"), str):
-                        anyhost[item["request"]] = row
+                        anyhost[item["request"][: record.SHORT]] = row
     _notebooks[path] = (stamp, exact, anyhost)
     return exact, anyhost
 
 
 def _row_of(item: dict[str, Any]) -> dict[str, Any]:
     """An output's record (``record.cassette``) in the history's row shape."""
-    given = item.get("usage")
-    usage: dict[str, Any] = given if isinstance(given, dict) else {}
+    given = item.get("usage")  # token counts in record.USAGE's order
+    usage: dict[str, Any] = dict(zip(record.USAGE, given, strict=False)) if isinstance(given, list) else {}
     return {
         **{name: usage.get(name) for name in record.USAGE},
         **{k: item.get(k) for k in ("model", "text", "reasoning", "ttft", "elapsed", "finish_reason")},
-        **{k: item.get(k) for k in ("request_id", "fingerprint", "sample")},
-        "offline": item.get("offline"),
+        "request_id": item.get("request_id"),
+        "fingerprint": item.get("fingerprint"),
+        "sample": item.get("sample") or 0,
+        "offline": bool(item.get("offline")),
         "time": item.get("time") or 0.0,
         "uid": None,
     }
@@ -194,7 +193,8 @@ def lookup(
     for path in sources(replay):
         if path.suffix == ".ipynb":
             by_exact, by_request = _from_notebook(path)
-            found = by_exact.get(exact) or (by_request.get(loose) if loose else None)
+            short = record.SHORT
+            found = by_exact.get(exact[:short]) or (by_request.get(loose[:short]) if loose else None)
         else:
             found = _from_history(path, exact, loose, request)
         if found is not None:

@@ -13,9 +13,12 @@ in that cell; a mistake found before sending (compare's own arguments, or a cell
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .. import config as _config
@@ -334,6 +337,9 @@ class _Streams:
         self.retry = retry
         self.version = 0  # bumped on every change the grid should show
         self.group = record.new_group()  # the history's rows of this comparison
+        # the checks' threads (started as needed), as many as requests may run: a judge asks a model,
+        # and the loop's default pool (CPUs + 4 threads) would hold a 16-wide comparison's judges to 6
+        self.checks_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="qwen-checks")
 
     async def run(self) -> None:
         try:
@@ -346,6 +352,7 @@ class _Streams:
                 ]
                 await asyncio.gather(*jobs, return_exceptions=True)
         finally:
+            self.checks_pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C waits for no judge
             self.version += 1
 
     async def _one(self, client: AsyncClient, gate: asyncio.Semaphore, cell: Cell, i: int) -> None:
@@ -359,8 +366,11 @@ class _Streams:
         slow callable) holds neither the loop nor a request slot."""
         c, response = self.comparison, cell.slots[i]
         assert response is not None
+        judge = functools.partial(
+            contextvars.copy_context().run, evaluate, c.checks, response, cell.case, c.threshold
+        )
         try:
-            cell.verdicts[i] = await asyncio.to_thread(evaluate, c.checks, response, cell.case, c.threshold)
+            cell.verdicts[i] = await asyncio.get_running_loop().run_in_executor(self.checks_pool, judge)
         finally:
             self.version += 1
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import html
 import sys
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,11 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_RATE", "GridView", "cell_text", "grid_html", "grid_rows", "grid_text"]
 
-LIVE_CELL_CHARS = 120  # the tail of each answer a live frame shows
+LIVE_CELL_CHARS = 90  # the tail of each answer a live frame shows: two or three lines of a card
+# Live frames send at most this share of the text that arrived (their bytes against its characters)
+# plus LIVE_FREE bytes (a small grid's few frames), but one goes out at least every LIVE_WAIT
+# seconds, so a slow stream still moves.
+LIVE_SHARE, LIVE_FREE, LIVE_WAIT = 0.25, 1000, 3.0
 MAX_COLUMNS = 4
 STYLES = {
     "cell": "min-width:0;border:1px solid rgba(128,128,128,.35);border-radius:6px;padding:6px 8px",
@@ -124,9 +129,9 @@ def summary_text(c: Comparison) -> str:
 
 
 def _status(r: Response) -> str:
-    """A live cell's footer while it streams."""
-    phase = "waiting for the first token" if r.phase == "waiting" else r.phase
-    return f"{r.model} · {phase} · {r.chunks} chunks"
+    """A live cell's footer while it streams: its phase (the model is in the cell's label, or in
+    "every cell" above the grid; its tail shows how far it got)."""
+    return "waiting for the first token" if r.phase == "waiting" else r.phase
 
 
 def cell_footer(cell: Cell) -> str:
@@ -135,7 +140,7 @@ def cell_footer(cell: Cell) -> str:
     if len(cell.slots) == 1:
         r = cell.slots[0]
         if r is None:
-            return f"{cell.model} · queued"
+            return "queued"
         if not r.done:
             return _status(r)
         if r.error is not None and not r.partial_text and not r.usage.completion_tokens:
@@ -417,20 +422,16 @@ def cell_check_names(cell: Cell) -> list[str]:
     return [r.name for r in verdict.results] if verdict else []
 
 
-def grid_part_text(c: Comparison, rows: list[range], *, first: bool, last: bool) -> str:
-    parts = []
-    if first and c.shared:
-        parts.append("every cell: " + ", ".join(describe_setting(k, v) for k, v in c.shared.items()))
-    parts.extend(cell_text(c.cells[i]) for row in rows for i in row)
-    if last:
-        parts.append(summary_text(c))
-        if c.checks:
-            parts.append("\n".join(" | ".join(row) for row in summary_table(c)))
-    return "\n\n".join(parts)
-
-
 def grid_text(c: Comparison) -> str:
-    return grid_part_text(c, grid_rows(c.cells), first=True, last=True)
+    """The whole grid as plain text: the shared settings, every cell, the summary."""
+    parts = []
+    if c.shared:
+        parts.append("every cell: " + ", ".join(describe_setting(k, v) for k, v in c.shared.items()))
+    parts.extend(cell_text(cell) for cell in c.cells)
+    parts.append(summary_text(c))
+    if c.checks:
+        parts.append("\n".join(" | ".join(row) for row in summary_table(c)))
+    return "\n\n".join(parts)
 
 
 # -- the live view --------------------------------------------------------------------------------
@@ -459,9 +460,11 @@ class GridView:
 
     In a notebook each finished leading row is frozen: drawn once, whole, into an output of its own,
     and the live output below redraws only the rows still open, each cell as the tail of its answer.
-    A frame is due when the first text arrives, then once a second (a frame re-sends each open cell's
-    tail, so its cost is bounded by time, not by the answers' length); the final draw is exact and
-    immediate. A widget target (the panel) is one output: every row is redrawn there.
+    A frame is due once a second after the first, when the live frames so far stay within
+    ``LIVE_SHARE`` of the text that arrived and ``LIVE_FREE`` (a frame re-sends each open cell's
+    tail), and at least
+    every ``LIVE_WAIT`` seconds; the final draw is exact and immediate. A widget target (the panel)
+    is one output: every row is redrawn there.
     """
 
     def __init__(
@@ -475,7 +478,8 @@ class GridView:
         self.comparison = comparison
         self.rich = (is_rich_frontend() if rich is None else rich) or publish is not None
         # publish(bundle, update) draws elsewhere (the parameter panel)
-        self.output = Live(max_rate=max_rate, publish=publish, quiet=1.0)
+        # the first frame shows every cell queued: the first text waits for the beat
+        self.output = Live(max_rate=max_rate, publish=publish, quiet=1.0, eager=False)
         self.live = False
         self.rows = grid_rows(comparison.cells)
         self._frozen: list[tuple[int, int]] = []  # the rows of each frozen output, [start, stop)
@@ -483,6 +487,9 @@ class GridView:
         self._finished = False
         self._toggle: Any = None  # the display handle of the diff toggle
         self._drawn = -1
+        self._live_bytes = 0  # what the live frames sent so far
+        self._frame_cost = 0  # the last one's size: the next will be about as large
+        self._framed = time.perf_counter()  # when the last live frame went out
         self._printed: set[int] = set()
         comparison.view = self
 
@@ -494,13 +501,16 @@ class GridView:
         return sum(len(r.partial_text) + len(r.partial_reasoning) for r in self.comparison.responses)
 
     def _bundle(self, start: int, stop: int, *, final: bool) -> dict[str, str]:
-        """Rows [start, stop): whole when ``final``, else a live frame (tails; the summary as text)."""
+        """Rows [start, stop): whole when ``final``, else a live frame (tails; the summary as text).
+        A frozen part is HTML alone: the closing output's plain text is the whole grid, which the
+        records of its answers point into, so each answer is sent about once."""
         c, rows = self.comparison, self.rows[start:stop]
         first, last = start == 0, stop == len(self.rows)
         columns = len(self.rows[0])
         html_ = grid_part_html(c, rows, columns=columns, first=first, last=last, live=not final)
-        plain = grid_part_text(c, rows, first=first, last=last) if final else summary_text(c)
-        return {"text/html": html_, "text/plain": plain}
+        if final and not last:
+            return {"text/html": html_}
+        return {"text/html": html_, "text/plain": grid_text(c) if final else summary_text(c)}
 
     def start(self) -> None:
         c = self.comparison
@@ -561,7 +571,17 @@ class GridView:
             live.freeze(self._bundle(self._open, done, final=True))  # freeze together
             self._frozen.append((self._open, done))
             self._open = done
-        live.draw(self._bundle(self._open, end, final=False), size=size)
+        elif live.can_freeze:  # a live frame re-sends every open cell: within its share of the text
+            waited = time.perf_counter() - self._framed
+            over = self._live_bytes + self._frame_cost > LIVE_SHARE * size + LIVE_FREE
+            if over and waited < LIVE_WAIT:
+                self._drawn = -1  # due again on the next beat
+                return
+        frame = self._bundle(self._open, end, final=False)
+        self._frame_cost = len(frame["text/html"])
+        self._live_bytes += self._frame_cost
+        self._framed = time.perf_counter()
+        live.draw(frame, size=size)
 
     def redraw(self, *, frozen: bool = True) -> None:
         """Draw the open output now (final once the run ended) and, with ``frozen``, the frozen
@@ -571,8 +591,9 @@ class GridView:
         if frozen:
             self.output.redraw_frozen([self._bundle(a, b, final=True) for a, b in self._frozen])
         # the closing output carries every sample's record: the saved notebook replays the grid
-        record = metadata(self.comparison.responses) if self._finished else None
-        self.output.draw(self._bundle(self._open, len(self.rows), final=self._finished), metadata=record)
+        bundle = self._bundle(self._open, len(self.rows), final=self._finished)
+        record = metadata(self.comparison.responses, bundle["text/plain"]) if self._finished else None
+        self.output.draw(bundle, metadata=record)
 
     def finish(self) -> None:
         self._finished = True

@@ -4,7 +4,9 @@
 than ``max_rate`` display messages in any second, whatever the token rate, and the final render is
 exact and immediate. Each byte goes to the browser about once: finished top-level Markdown blocks
 are frozen into outputs of their own (``blocks.settled`` says where a cut keeps the render) and only
-the open tail is redrawn; the Thinking block is drawn folded, in full, once the answer starts. A
+the open tail is redrawn; the Thinking block is drawn folded, in full, once the answer starts. The
+frozen outputs hold Markdown alone: the final output's plain text is the whole answer (reasoning,
+text, footer), and the record that lets a saved notebook replay the answer points into it. A
 "waiting" placeholder is drawn before the request goes out, so the first visible change after it is
 the first token. In a terminal (no rich front end) the answer is written as plain text as it arrives.
 Drawn into a widget (``publish``), there is one output, redrawn whole when it has grown enough.
@@ -26,6 +28,7 @@ from ..api.render import (
     escape_text,
     footer_text,
     response_markdown,
+    response_plain,
     thinking_html,
     tool_call_line,
     tool_call_markdown,
@@ -115,7 +118,7 @@ class StreamView:
                 return {"text/plain": f"{calls}{text}\n\n[{status}]"}
             parts = [self.header] if self.header else []
             parts.append(response_markdown(response))
-            return _md("\n\n".join(parts), f"{text}\n\n[{status}]")
+            return _md("\n\n".join(parts), response_plain(response))
         reasoning = response.partial_reasoning
         status = self._live_status(response)
         if self.raw:
@@ -137,7 +140,7 @@ class StreamView:
         text = response.partial_text[self._frozen :]
         status = f"<sub>{escape_text(self._live_status(response))}</sub>"
         if self._opened or response.partial_text:
-            # Markdown alone: this frame is replaced, and the frozen and final ones carry the plain text
+            # Markdown alone: this frame is replaced, and the final one carries the plain text
             return {"text/markdown": f"{text}\n\n{status}"}, len(text)
         parts = [self.header] if self.header and not self._headed else []
         reasoning = response.partial_reasoning[self._thought :]
@@ -155,7 +158,7 @@ class StreamView:
         reasoning = response.partial_reasoning[self._thought :]
         if reasoning:
             parts.append(thinking_html(reasoning, open_=False))
-        return _md("\n\n".join(parts), reasoning) if parts else None
+        return {"text/markdown": "\n\n".join(parts)} if parts else None  # the final output has the plain
 
     def placeholder(self, model: str) -> dict[str, str]:
         status = f"{model} · {WAITING}"
@@ -200,8 +203,7 @@ class StreamView:
         if reasoning:
             parts.append(thinking_html(reasoning, open_=False))
         parts.extend(tool_call_markdown(c) for c in done)
-        plain = "\n".join(tool_call_line(c) for c in done)
-        self.live.freeze(_md("\n\n".join(parts), plain))
+        self.live.freeze({"text/markdown": "\n\n".join(parts)})  # the final output has the plain
         self._headed = True
         self._thought = len(response.partial_reasoning)
         self._calls_shown += len(done)
@@ -243,7 +245,7 @@ class StreamView:
         if cut > self._frozen:
             block = text[self._frozen : cut].rstrip("\n")
             self._frozen = cut
-            live.freeze(_md(block, block))
+            live.freeze({"text/markdown": block})  # its plain text is in the final output, whole
             return
         bundle, size = self._tail(response)
         if force or live.due(size):
@@ -258,9 +260,10 @@ class StreamView:
             sys.stdout.write(f"\n\n[{footer_text(response)}]\n")
             sys.stdout.flush()
             return
-        record = metadata([response])  # the saved notebook keeps the answer: it can replay itself
         if not self._freezing:
-            self.live.draw(self.bundle(response, final=True), metadata=record)
+            bundle = self.bundle(response, final=True)
+            # the saved notebook keeps the answer (by spans of the plain text): it can replay itself
+            self.live.draw(bundle, metadata=metadata([response], bundle["text/plain"]))
             return
         if not self._opened:
             self._opened = True
@@ -270,7 +273,8 @@ class StreamView:
         rest = response.partial_text[self._frozen :]
         closing = closing_markdown(response)
         markdown = f"{rest}\n\n{closing}" if rest else closing
-        self.live.draw(_md(markdown, f"{rest}\n\n[{footer_text(response)}]"), metadata=record)
+        plain = response_plain(response)  # the whole answer: the frozen outputs hold Markdown alone
+        self.live.draw(_md(markdown, plain), metadata=metadata([response], plain))
 
     def fail(self, message: str, *, title: str = "Qwen error") -> None:
         """Replace the placeholder with one error box (or print the box in a terminal)."""

@@ -10,7 +10,9 @@ tail. ``growth``, ``step`` and ``quiet`` let a view skip redraws that would re-s
 for a small change: a redraw is then due when the first text arrives, when the frame grew by
 ``growth`` (a fraction) plus ``step`` characters, or when ``quiet`` seconds went by without one
 (``quiet`` alone: one frame each ``quiet`` seconds); after a freeze, the new output waits ``quiet``
-seconds for its first due redraw, so a piece that finishes sooner is sent once, frozen.
+seconds for its first due redraw, so a piece that finishes sooner is sent once, frozen. A view whose
+first frame already shows its layout (the grid) sets ``eager=False``: the first text then waits for
+the next beat like any other change.
 """
 
 from __future__ import annotations
@@ -51,8 +53,10 @@ class Live:
         growth: float = 0.0,
         step: int = 0,
         quiet: float = 0.0,
+        eager: bool = True,
     ) -> None:
         self.max_rate = max_rate
+        self.eager = eager
         # One draw a second is kept for the final render, so the steady rate is max_rate - 1.
         self.interval = 1.0 / max(max_rate - 1, 1.0) if max_rate > 0 else 0.0
         self.growth = growth
@@ -92,7 +96,7 @@ class Live:
             return True
         if now - self._opened < self.quiet:
             return False  # a piece that finishes this soon goes straight to its frozen output
-        if size and not self._size:
+        if size and not self._size and self.eager:
             return True  # the first text
         if (self.growth or self.step) and size >= self._size * (1.0 + self.growth) + self.step:
             return True

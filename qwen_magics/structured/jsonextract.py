@@ -56,6 +56,8 @@ def extract(text: str) -> Extracted:
         return Extracted(json.loads(body), "json")
     except ValueError:
         pass
+    if "{" not in body and "[" not in body and "`" not in body:  # no object, array or fence to find
+        raise ExtractionError(f"no JSON object or array in the answer: {_preview(body)}")
     best: tuple[int, int, Any, Path] | None = None
     for value, length, rank in _fenced(body):
         if best is None or (length, rank) > best[:2]:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..api.record import metadata
-from ..api.render import escape_text, footer_text, thinking_html
+from ..api.render import escape_text, footer_text, response_plain, thinking_html
 from ..api.response import Response
 from ..display.live import MAX_RATE, Live, drain, is_rich_frontend, stop
 from .jsonextract import count_records
@@ -24,7 +24,8 @@ from .records import find_records, to_dataframe
 
 __all__ = ["JSONView"]
 
-LIVE_CHARS = 400  # the tail of the JSON shown while it streams; a redraw waits for twice as much
+LIVE_CHARS = 240  # the tail of the JSON shown while it streams: a few lines
+STEP = 800  # a redraw waits for this many more characters, or a second
 
 
 class JSONView:
@@ -39,7 +40,7 @@ class JSONView:
     ) -> None:
         self.rich = is_rich_frontend() if rich is None else rich
         target = (lambda bundle, update: publish(bundle)) if publish is not None else None
-        self.live = Live(max_rate=max_rate, publish=target, step=2 * LIVE_CHARS, quiet=1.0)
+        self.live = Live(max_rate=max_rate, publish=target, step=STEP, quiet=1.0)
         self.attempts: list[Response] = []  # every answer this view showed, re-asks included
 
     @property
@@ -73,7 +74,7 @@ class JSONView:
             tail = reasoning if len(reasoning) <= LIVE_CHARS else "…" + reasoning[-LIVE_CHARS:]
             parts.append(thinking_html(tail, open_=not text))
         if text:
-            parts.append(f"<pre style='white-space:pre-wrap'>{html.escape(shown)}</pre>")
+            parts.append(f"<pre style='white-space:pre-wrap'>{html.escape(shown, quote=False)}</pre>")
         parts.append(f"<sub>{escape_text(line)}</sub>")
         return {"text/html": "\n".join(parts), "text/plain": f"[{line}]"}
 
@@ -98,28 +99,45 @@ class JSONView:
 
     # -- the end ------------------------------------------------------------------------------
     def result_bundle(self, response: Response) -> dict[str, str]:
+        """The table or the JSON, and as plain text the answer as the model wrote it (whole, where a
+        DataFrame's repr is cut at pandas' display limits): the text the record points into."""
         footer = footer_text(response)
         reasoning = response.partial_reasoning
         head = thinking_html(reasoning, open_=False) + "\n" if reasoning else ""
+        frame = self._frame(response)
+        if frame is not None:
+            body = getattr(frame, "_repr_html_", lambda: None)() or frame.to_html()
+        else:
+            body = f"<pre>{html.escape(self._pretty(response), quote=False)}</pre>"
+        html_ = f"{head}{body}\n<sub>{escape_text(footer)}</sub>"
+        return {"text/html": html_, "text/plain": response_plain(response)}
+
+    def result_text(self, response: Response) -> str:
+        """The result in a terminal: the DataFrame's repr, or the JSON indented."""
+        frame = self._frame(response)
+        shown = repr(frame) if frame is not None else self._pretty(response)
+        return f"{shown}\n\n[{footer_text(response)}]"
+
+    @staticmethod
+    def _frame(response: Response) -> Any:
         data = response.data
         found = find_records(data) if data is not None else None
-        if found is not None and found.tabular:
-            frame = to_dataframe(response)
-            table = getattr(frame, "_repr_html_", lambda: None)() or frame.to_html()
-            return {
-                "text/html": f"{head}{table}\n<sub>{escape_text(footer)}</sub>",
-                "text/plain": f"{frame!r}\n\n[{footer}]",
-            }
-        pretty = json.dumps(data, indent=2, ensure_ascii=False) if data is not None else response.partial_text
-        return {
-            "text/html": f"{head}<pre>{html.escape(pretty)}</pre>\n<sub>{escape_text(footer)}</sub>",
-            "text/plain": f"{pretty}\n\n[{footer}]",
-        }
+        return to_dataframe(response) if found is not None and found.tabular else None
+
+    @staticmethod
+    def _pretty(response: Response) -> str:
+        data = response.data
+        return json.dumps(data, indent=2, ensure_ascii=False) if data is not None else response.partial_text
 
     def show_result(self, response: Response) -> None:
         """The table or JSON, with every attempt's record in its metadata (a replay asks again
         as the original did)."""
-        self._show(self.result_bundle(response), metadata([*self.attempts[:-1], response]))
+        if not self.rich:
+            sys.stdout.write(self.result_text(response) + "\n")
+            sys.stdout.flush()
+            return
+        bundle = self.result_bundle(response)
+        self._draw(bundle, metadata=metadata([*self.attempts[:-1], response], bundle["text/plain"]))
 
     def show_failure(self, response: Response, message: str) -> None:
         """Keep the answer on screen with what was wrong; the caller reports the error itself."""
@@ -128,7 +146,7 @@ class JSONView:
         self._show(
             {
                 "text/html": (
-                    f"<pre style='white-space:pre-wrap'>{html.escape(text)}</pre>\n"
+                    f"<pre style='white-space:pre-wrap'>{html.escape(text, quote=False)}</pre>\n"
                     f"<sub>{escape_text(footer)} · not usable JSON</sub>"
                 ),
                 "text/plain": f"{text}\n\n[{footer} · not usable JSON: {message}]",

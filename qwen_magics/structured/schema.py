@@ -13,6 +13,7 @@ pandas dtypes of its flattened columns.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -116,7 +117,7 @@ class Schema:
     def _validate_pydantic(self, value: Any) -> Any:
         import pydantic
 
-        adapter = pydantic.TypeAdapter(list[self.model] if self.multi else self.model)  # type: ignore[name-defined]
+        adapter = _adapter(self.model, self.multi)
         try:
             parsed = adapter.validate_python(value)
         except pydantic.ValidationError as exc:
@@ -154,6 +155,14 @@ def _dotted(loc: Any) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+@functools.lru_cache(maxsize=32)
+def _adapter(model: Any, multi: bool) -> Any:
+    """A Pydantic model's TypeAdapter, built once: building one costs far more than a validation."""
+    import pydantic
+
+    return pydantic.TypeAdapter(list[model] if multi else model)
 
 
 # -- building a Schema -------------------------------------------------------------------------

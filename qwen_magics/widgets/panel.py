@@ -44,6 +44,11 @@ _STYLE = {"description_width": "90px"}
 # DashScope's [0, 2) and (0, 1] as slider ranges; where a slider rests while unset (not sent)
 SLIDERS = {"temperature": (0.0, 1.99), "top_p": (0.01, 1.0)}
 _SLIDER_REST = {"temperature": 0.7, "top_p": 0.8}
+_CODE_NOTE = (
+    "<div style='opacity:.7;font-size:.9em'>Paste into a cell to {} (defaults set with "
+    "<code>%qwen config</code> fill the options it leaves out):</div>"
+)
+_CODE_STYLE = "style='user-select:all;white-space:pre-wrap;background:#f6f8fa;padding:6px'"
 
 
 def panel(prompt: str = "", **params: Any) -> Panel:
@@ -316,12 +321,17 @@ class Panel:
         its settings as a cell and the runs so far, refreshed after each run."""
         note = "Qwen parameter panel (interactive: run the cell to use it); its settings as a cell:"
         runs = f"<div>{runs_table(self.runs)}</div>" if self.runs else ""
+        compared, compared_html = "", ""
+        if self.compare_mode.settings:  # the comparison too, checks and all
+            said = "its comparison as code:"
+            compared = f"\n{said}\n{self.compare_mode.code}"
+            compared_html = f"<div>{said}</div><pre>{html.escape(self.compare_mode.code)}</pre>"
         stand_in = (
             f"<div style='border:1px solid rgba(128,128,128,.35);padding:4px 8px'>{html.escape(note)}"
-            f"<pre>{html.escape(self.code)}</pre>{runs}</div>"
+            f"<pre>{html.escape(self.code)}</pre>{compared_html}{runs}</div>"
         )
         last = f"\nlast run: {self.runs[-1].number}, {self.runs[-1].state}" if self.runs else ""
-        return {"text": f"{note}\n{self.code}{last}", "html": stand_in}
+        return {"text": f"{note}\n{self.code}{compared}{last}", "html": stand_in}
 
     def __repr__(self) -> str:
         last = f", last {self.runs[-1].state}" if self.runs else ""
@@ -473,14 +483,25 @@ class Panel:
         lines = [f"<div style='color:#a94442'>⚠ {html.escape(p)}</div>" for p in problems]
         lines += [f"<div style='opacity:.75'>ℹ {html.escape(n)}</div>" for n in self._notes]
         self.notes.value = "".join(lines)
-        self.code_view.value = (
-            "<div style='opacity:.7;font-size:.9em'>Paste into a cell to send exactly these settings "
-            "(defaults set with <code>%qwen config</code> fill the options it leaves out):</div>"
-            "<pre style='user-select:all;white-space:pre-wrap;background:#f6f8fa;padding:6px'>"
-            f"{html.escape(cell_code(cell_prompt(self.prompt.value), settings))}</pre>"
-        )
+        self._show_code(settings)
         if not self._running:
             self.run_button.disabled = bool(problems)
+
+    def _show_code(self, settings: dict[str, Any] | None = None) -> None:
+        """The code view: the cell for Run and, once the Compare tab lists settings, the one for
+        Compare (its samples and checks included)."""
+        code = cell_code(cell_prompt(self.prompt.value), self.settings() if settings is None else settings)
+        parts = [
+            _CODE_NOTE.format("send exactly these settings"),
+            f"<pre {_CODE_STYLE}>{html.escape(code)}</pre>",
+        ]
+        mode = self.compare_mode
+        if mode.settings:
+            parts.append(_CODE_NOTE.format("run the Compare tab's comparison"))
+            if mode.parsed_checks()[1] is not None:
+                parts.append("<div style='color:#a94442'>⚠ the checks are left out until they read</div>")
+            parts.append(f"<pre {_CODE_STYLE}>{html.escape(mode.code)}</pre>")
+        self.code_view.value = "".join(parts)
 
     # -- running ---------------------------------------------------------------------------------
     @property
@@ -551,7 +572,7 @@ class Panel:
         self.status.value = status
         self.stop_button.disabled = True
         self.run_button.disabled = bool(self.problems())
-        self.compare_mode.refresh()
+        self.compare_mode._draw_list()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the current run ends; True when nothing is running any more."""

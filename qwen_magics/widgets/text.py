@@ -1,4 +1,5 @@
-"""The parameter panel in words: the ``%%qwen`` cell for its settings, a summary line, its runs table.
+"""The parameter panel in words: the ``%%qwen`` cell for its settings (and for its comparison), a
+summary line, its runs table.
 
 Pure functions of plain values, so the panel's widgets stay thin and these are easy to check.
 *Settings* here is what a run sends: ``model``, ``system`` when given, and only the parameters a user
@@ -8,6 +9,7 @@ set, under their user names (``temperature``, ``thinking``, ``budget``, ...).
 from __future__ import annotations
 
 import html
+import itertools
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -15,9 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api.response import Response
+from ..comparison.gridspec import parse_grid
+from ..errors import ParameterError
 from ..templating import Field, fields
 
-__all__ = ["Run", "cell_code", "cell_prompt", "python_code", "runs_table", "summary"]
+__all__ = ["Run", "cell_code", "cell_prompt", "compare_code", "python_code", "runs_table", "summary"]
 
 # user name -> %%qwen option, in the order the magic's help lists them
 OPTIONS = (
@@ -69,7 +73,9 @@ def cell_code(prompt: str, settings: Mapping[str, Any]) -> str:
         return python_code(prompt, settings, why="%%qwen would fill its {…} from the notebook")
     if cell_prompt(prompt) != prompt:
         return python_code(prompt, settings, why="a %%qwen cell drops leading blank lines and trailing space")
-    words = ["%%qwen", "-m", _quote(str(settings["model"]))]
+    words = ["%%qwen"]
+    if "model" in settings:  # a comparison of models says them in its --compare
+        words += ["-m", _quote(str(settings["model"]))]
     if system is not None:
         words += ["-s", _quote(system)]
     for name, flag in OPTIONS[:3]:
@@ -92,6 +98,77 @@ def python_code(prompt: str, settings: Mapping[str, Any], *, why: str = "") -> s
     lines += ["import qwen_magics", "", "qwen_magics.ask(", f"    {prompt!r},"]
     lines += [f"    {name}={value!r}," for name, value in settings.items()]
     lines.append(").complete()")
+    return "\n".join(lines)
+
+
+# what --compare can vary, as the magic's parser reads the values back
+_GRID_WORDS = ("model", "temperature", "top_p", "top_k", "thinking", "budget", "max_tokens", "seed")
+
+
+def _grid_spec(configs: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], str] | None:
+    """(the settings every config shares, the ``--compare`` spec of the rest), when the configs are
+    exactly that grid's cells in its order; None when ``--compare`` cannot say them."""
+    keys = list(dict.fromkeys(k for c in configs for k in c))
+    shared = {k: configs[0][k] for k in keys if all(k in c and c[k] == configs[0][k] for c in configs)}
+    varying = [k for k in keys if k not in shared]
+    if not varying or any(k not in _GRID_WORDS for k in varying):
+        return None
+    words = []
+    for k in varying:
+        values = list(dict.fromkeys(c.get(k) for c in configs))
+        shown = [
+            "default" if v is None else ("on" if v else "off") if k == "thinking" else str(v) for v in values
+        ]
+        if any(not _BARE.fullmatch(v) or "," in v for v in shown):
+            return None
+        words.append(f"{k}={','.join(shown)}")
+    spec = " ".join(words)
+    try:
+        grid = parse_grid(spec)  # the magic's own reading of it
+    except ParameterError:
+        return None
+    cells = [
+        {**shared, **{k: v for k, v in zip(grid, combo, strict=True) if v is not None}}
+        for combo in itertools.product(*grid.values())
+    ]
+    return (shared, spec) if cells == [dict(c) for c in configs] else None
+
+
+def compare_code(
+    prompt: str,
+    configs: Sequence[Mapping[str, Any]],
+    *,
+    samples: int = 1,
+    checks: Sequence[str] = (),
+    threshold: float = 1.0,
+) -> str:
+    """The code that runs this comparison: a ``%%qwen --compare`` cell when its grid and prompt can
+    say it, else a ``qwen_magics.compare`` call. ``checks`` are the ``--check`` short forms."""
+    grid = _grid_spec(configs)
+    cell = cell_code(prompt, grid[0]) if grid is not None else ""
+    if grid is not None and cell.startswith("%%qwen"):
+        head, body = cell.split("\n", 1)
+        words = [head, "--compare", _quote(grid[1])]
+        if samples != 1:
+            words += ["--samples", str(samples)]
+        for spec in checks:
+            words += ["--check", _quote(spec)]
+        if checks and threshold != 1.0:
+            words += ["--threshold", _number(threshold)]
+        return " ".join(words) + "\n" + body
+    lines = ["import qwen_magics"]
+    if checks:
+        lines.append("from qwen_magics.checks import parse_spec")
+    lines += ["", "qwen_magics.compare(", f"    {prompt!r},", "    configs=["]
+    lines += [f"        {dict(c)!r}," for c in configs]
+    lines.append("    ],")
+    if samples != 1:
+        lines.append(f"    samples={samples},")
+    if checks:
+        lines.append(f"    checks=[{', '.join(f'parse_spec({s!r})' for s in checks)}],")
+        if threshold != 1.0:
+            lines.append(f"    threshold={threshold!r},")
+    lines.append(")")
     return "\n".join(lines)
 
 
