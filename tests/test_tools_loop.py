@@ -259,3 +259,15 @@ def test_structured_output_after_tools(qwen_env: Emulator) -> None:
     assert set(r.data) == {"city", "summary"} and [c.name for c in r.tool_calls] == ["get_weather"]
     assert [m["role"] for m in sent(qwen_env)[-1]] == ["system", "user", "assistant", "tool"]
     assert all(req.body["response_format"]["type"] == "json_schema" for req in qwen_env.chat_requests)
+
+
+def test_a_replayed_tool_step_says_its_record_lacks_the_calls(qwen_env: Emulator, history: Path) -> None:
+    from qwen_magics.api import replay
+
+    qm.ask("Weather in Oslo?", model="qwen-plus", tools=[get_weather], seed=1).complete()
+    assert rows(history)
+    replay.use("on")
+    r = qm.ask("Weather in Oslo?", model="qwen-plus", tools=[get_weather], seed=1)
+    r.complete()
+    assert r.steps == 1 and r.tool_calls == []
+    assert any("its record does not keep" in n for n in r.notes)

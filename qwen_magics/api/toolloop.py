@@ -134,6 +134,11 @@ class Loop:
         calls = step.tool_calls
         for call in calls:
             call.step = self.step
+        if step.replayed and not calls and step.finish_reason == "tool_calls" and self.outer is not None:
+            self.outer.notes.append(  # a record keeps an answer's text, not the calls it asked for
+                "a replayed step had asked for tool calls its record does not keep: the loop ends "
+                "there; turn replay off to run the tools"
+            )
         if step.error is not None or step.interrupted or not calls:
             return events, None
         if self.step >= self.max_steps:
