@@ -85,6 +85,8 @@ __all__ = [
     "StreamInterrupted",
     "StructuredOutputError",
     "to_dataframe",
+    "tool",
+    "tools",
     "unload_ipython_extension",
     "Usage",
 ]
@@ -111,6 +113,8 @@ _LAZY = {
     "offline": ".simulator",
     "panel": ".widgets.panel",
     "to_dataframe": ".structured.records",
+    "tool": ".tools.schema",  # @qwen_magics.tool(name=..., description=...)
+    "tools": ".tools",  # qwen_magics.tools.dataframe(df, name="sales")
 }
 
 

@@ -42,6 +42,8 @@ class ModelInfo:
     vision: bool = False  # takes image parts
     image_patch: int = 0  # pixels on a side of one image token
     image_tokens: int = 0  # most tokens one image takes (default resolution)
+    tools: bool = True  # takes ``tools`` (function calling); n must then be 1
+    tools_stream: bool = True  # tool calls may stream (older guides said tools could not)
     note: str = ""
 
     @property
@@ -170,6 +172,8 @@ MODELS: dict[str, ModelInfo] = {
             max_cot=32_768,
             stream_only=True,
             json_object=False,
+            tools=False,
+            note="the guides list no function calling for QwQ",
         ),
         # the vision models (protocol reference §12); limits and prices from Model Studio's model
         # list, lower confidence than the text models' above

@@ -24,7 +24,7 @@ from .. import config as _config
 from .. import simulator
 from ..errors import ParameterError, QwenError, StreamInterrupted
 from . import dialect as _dialects
-from . import record
+from . import record, toolloop
 from . import replay as _replay
 from .dialect import Dialect
 from .params import PARAMS, Prompt
@@ -93,7 +93,7 @@ def _found_dialect(status: int, raw: bytes, headers: httpx.Headers, settings: _c
 
 
 def _is_token(event: Event) -> bool:
-    return event.type in ("text", "reasoning", "error")
+    return event.type in ("text", "reasoning", "tool_call", "error")
 
 
 def _until_first_token(events: Iterator[Event]) -> list[Event]:
@@ -116,7 +116,11 @@ async def _auntil_first_token(events: AsyncIterator[Event]) -> AsyncIterator[Eve
 def _answering(head: list[Event]) -> bool:
     """The stream gave a token (or ended cleanly): the Response is handed out, never retried."""
     last = head[-1] if head else None
-    return last is None or last.type != "error" or any(e.type in ("text", "reasoning") for e in head)
+    return (
+        last is None
+        or last.type != "error"
+        or any(e.type in ("text", "reasoning", "tool_call") for e in head)
+    )
 
 
 def _stream_end(parser: ChunkParser) -> list[Event]:
@@ -133,6 +137,24 @@ def _stream_end(parser: ChunkParser) -> list[Event]:
             ),
         ),
     ]
+
+
+TOOL_OPTIONS = ("tools", "max_steps", "parallel_tool_calls", "tool_choice", "confirm")
+
+
+def _tool_options(kw: dict[str, Any]) -> dict[str, Any] | None:
+    """The tool loop's options taken out of ``kw``; None when no tools were given."""
+    if kw.get("tools") is None:
+        for name in TOOL_OPTIONS:
+            if kw.pop(name, None) not in (None, False) and name != "max_steps":
+                raise ParameterError(
+                    name, f"{name} goes with tools=[...]; pass the functions the model may call"
+                )
+        return None
+    opts = {name: kw.pop(name, None) for name in TOOL_OPTIONS}
+    if opts["max_steps"] is None:
+        opts["max_steps"] = toolloop.DEFAULT_MAX_STEPS
+    return opts
 
 
 class _Base:
@@ -311,6 +333,16 @@ class Client(_Base):
         self.close()
 
     def ask(self, prompt: Prompt | None = None, **kw: Any) -> Response:
+        """One request; with ``tools=[...]`` the whole tool loop (``api/toolloop.py``) as one Response."""
+        opts = _tool_options(kw)
+        if opts is not None:
+            loop = toolloop.prepare_loop(kw, kw.get("model") or self.settings().model, **opts)
+            started = time.perf_counter()
+            return toolloop.run(self, self.ask_once(prompt, **kw), loop, started)
+        return self.ask_once(prompt, **kw)
+
+    def ask_once(self, prompt: Prompt | None = None, **kw: Any) -> Response:
+        """One request, whatever it carries (a tool loop's steps are these)."""
         settings, found, ask_server = self._settings_for(kw)
         replayed = self._replayed(prompt, settings, found, ask_server, kw, "sync")
         if replayed is not None:
@@ -438,6 +470,16 @@ class AsyncClient(_Base):
         await self.aclose()
 
     async def ask(self, prompt: Prompt | None = None, **kw: Any) -> Response:
+
+        opts = _tool_options(kw)
+        if opts is not None:
+            loop = toolloop.prepare_loop(kw, kw.get("model") or self.settings().model, **opts)
+            started = time.perf_counter()
+            return toolloop.arun(self, await self.ask_once(prompt, **kw), loop, started)
+        return await self.ask_once(prompt, **kw)
+
+    async def ask_once(self, prompt: Prompt | None = None, **kw: Any) -> Response:
+        """One request, whatever it carries (a tool loop's steps are these)."""
         import asyncio  # here, not at import time: a program that only asks synchronously never loads it
 
         settings, found, ask_server = self._settings_for(kw)
@@ -568,12 +610,20 @@ def ask(
     seed: int | None = None,
     stop: str | list[str] | None = None,
     response_format: dict[str, Any] | None = None,
+    tools: list[Any] | None = None,
+    max_steps: int = toolloop.DEFAULT_MAX_STEPS,
+    parallel_tool_calls: bool | None = None,
+    tool_choice: Any = None,
+    confirm: Any = None,
     stream: bool = True,
     api_key: str | None = None,
     base_url: str | None = None,
     **extra: Any,
 ) -> Response:
-    """Ask Qwen once. Parameters left as None are not sent, so the model's defaults apply."""
+    """Ask Qwen once. Parameters left as None are not sent, so the model's defaults apply.
+
+    ``tools=[fn, ...]`` lets the model call notebook functions: the loop runs the calls it asks for
+    and sends their results back, up to ``max_steps`` requests; ``Response.tool_calls`` is the trace."""
     return _shared_client().ask(
         prompt,
         model=model,
@@ -592,8 +642,17 @@ def ask(
         stream=stream,
         api_key=api_key,
         base_url=base_url,
+        **_tool_kw(tools, max_steps, parallel_tool_calls, tool_choice, confirm),
         **extra,
     )
+
+
+def _tool_kw(tools: Any, max_steps: int, parallel: bool | None, choice: Any, confirm: Any) -> dict[str, Any]:
+    given = {"tools": tools, "parallel_tool_calls": parallel, "tool_choice": choice, "confirm": confirm}
+    out = {k: v for k, v in given.items() if v is not None}
+    if tools is not None:
+        out["max_steps"] = max_steps
+    return out
 
 
 async def aask(
@@ -612,6 +671,11 @@ async def aask(
     seed: int | None = None,
     stop: str | list[str] | None = None,
     response_format: dict[str, Any] | None = None,
+    tools: list[Any] | None = None,
+    max_steps: int = toolloop.DEFAULT_MAX_STEPS,
+    parallel_tool_calls: bool | None = None,
+    tool_choice: Any = None,
+    confirm: Any = None,
     stream: bool = True,
     api_key: str | None = None,
     base_url: str | None = None,
@@ -636,6 +700,7 @@ async def aask(
         stream=stream,
         api_key=api_key,
         base_url=base_url,
+        **_tool_kw(tools, max_steps, parallel_tool_calls, tool_choice, confirm),
         **extra,
     )
     if client is not None:

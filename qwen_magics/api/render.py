@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ..models import get_model
 
 if TYPE_CHECKING:
-    from .response import Response
+    from .response import Response, ToolCall
 
 __all__ = [
     "closing_markdown",
@@ -18,7 +18,12 @@ __all__ = [
     "format_cost",
     "response_markdown",
     "thinking_html",
+    "tool_call_line",
+    "tool_call_markdown",
+    "tools_markdown",
 ]
+
+RESULT_SHOWN = 160  # characters of a tool's result shown before "show all"
 
 # A `$` that no front end reads as TeX. JupyterLab pairs `$...$` twice: in the Markdown source (which
 # `\$` escapes) and then, with MathJax, in the rendered page's text (where that backslash is gone):
@@ -71,6 +76,10 @@ def footer_text(r: Response) -> str:
     tokens = f"{u.prompt_tokens:,} in / {u.completion_tokens:,} out"
     if detail:
         tokens += f" ({', '.join(detail)})"
+    calls = r.partial_tool_calls if not r.done else r.tool_calls
+    if r.steps > 1 or (calls and any(c.result is not None or c.error is not None for c in calls)):
+        ran = len(calls)
+        tokens += f" · {r.steps} steps, {ran} tool call{'s' if ran != 1 else ''}"
     reported = u.reported
     if not reported:  # stopped before its usage chunk, or a server that sends none: not "0 in / 0 out"
         tokens = "usage not reported"
@@ -119,6 +128,52 @@ def thinking_html(reasoning: str, *, open_: bool) -> str:
     )
 
 
+def _args_text(call: ToolCall) -> str:
+    args = call.args
+    if isinstance(args, dict):
+        return ", ".join(f"{k}={v!r}" for k, v in args.items())
+    return call.arguments
+
+
+def _short(text: str, most: int = RESULT_SHOWN) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= most else flat[: most - 1] + "…"
+
+
+def tool_call_line(call: ToolCall) -> str:
+    """One call in plain text: ``get_weather(city='Paris') → rain · 0.01s`` (a terminal's line)."""
+    head = f"{call.name}({_args_text(call)})"
+    seconds = f" · {call.seconds:.2f}s" if call.seconds is not None else ""
+    if call.error is not None:
+        return f"{head} ✗ {call.error}{seconds}"
+    if call.result is None:
+        return f"{head} …"
+    return f"{head} → {_short(call.result)}{seconds}"
+
+
+def tool_call_markdown(call: ToolCall) -> str:
+    """One call as a block: name and arguments, the result shortened (all of it one click away),
+    or the error sent back, and how long the function ran."""
+    head = f"<code>{escape_text(call.name)}({escape_text(_args_text(call))})</code>"
+    seconds = f" <sub>{call.seconds:.2f}s</sub>" if call.seconds is not None else ""
+    if call.error is not None:
+        return f"<div class='qwen-tool'><b>tool</b> {head} ✗ <i>{escape_text(call.error)}</i>{seconds}</div>"
+    if call.result is None:
+        return f"<div class='qwen-tool'><b>tool</b> {head} …</div>"
+    short = escape_text(_short(call.result))
+    if len(" ".join(call.result.split())) <= RESULT_SHOWN:
+        return f"<div class='qwen-tool'><b>tool</b> {head} → {short}{seconds}</div>"
+    whole = escape_text(call.result)
+    return (
+        f"<details class='qwen-tool'><summary><b>tool</b> {head} → {short}{seconds}</summary>"
+        f"<div style='white-space:pre-wrap;font-size:.9em'>{whole}</div></details>"
+    )
+
+
+def tools_markdown(calls: list[ToolCall]) -> str:
+    return "\n".join(tool_call_markdown(c) for c in calls)
+
+
 def closing_markdown(r: Response) -> str:
     """What ends a render: the Interrupted or Incomplete mark when there is one, then the footer.
 
@@ -150,6 +205,9 @@ def response_markdown(r: Response) -> str:
     reasoning = r.reasoning if r.done else r.partial_reasoning
     if reasoning:
         out.append(thinking_html(reasoning, open_=False))
+    calls = r.tool_calls if r.done else r.partial_tool_calls
+    if calls:
+        out.append(tools_markdown(calls))
     out.append(r.text if r.done else r.partial_text)
     out.append(closing_markdown(r))
     return "\n\n".join(out)
@@ -157,8 +215,11 @@ def response_markdown(r: Response) -> str:
 
 def response_plain(r: Response) -> str:
     """The final render as plain text (a front end without Markdown, and the text a record's spans
-    point into): the reasoning, the answer, the footer."""
+    point into): the reasoning, a tool loop's calls, the answer, the footer."""
     reasoning = r.reasoning if r.done else r.partial_reasoning
     text = r.text if r.done else r.partial_text
     head = f"Thinking: {reasoning}\n\n" if reasoning else ""
+    calls = r.tool_calls if r.done else r.partial_tool_calls
+    if calls:  # a tool loop's calls, a line each, before the answer they led to
+        head += "".join(f"[tool] {tool_call_line(c)}\n" for c in calls) + "\n"
     return f"{head}{text}\n\n[{footer_text(r)}]"

@@ -16,7 +16,7 @@ from ..errors import QwenError, StreamInterrupted, api_error
 from ..models import estimate_cost
 from .render import footer_text, response_markdown
 
-__all__ = ["ChunkParser", "Event", "Response", "Usage"]
+__all__ = ["ChunkParser", "Event", "Response", "ToolCall", "Usage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +24,9 @@ class Event:
     """One thing a stream said.
 
     ``type`` is ``start`` (data: id, model), ``reasoning`` or ``text`` (a delta in ``text``),
+    ``tool_call`` (data: one fragment of a tool call, ``{"index", "id", "name", "arguments"}``),
     ``finish`` (data: finish_reason), ``usage`` (data: Usage) or ``error`` (data: the exception).
+    A tool loop (``api/toolloop.py``) adds ``tool_start`` and ``tool_result`` (data: the ToolCall).
     """
 
     type: str
@@ -73,6 +75,46 @@ class Usage:
             self.total_tokens,
             self.image_tokens,
         )
+
+
+@dataclass(slots=True, eq=False)
+class ToolCall:
+    """One call the model asked for, and, once a tool loop ran it, what came of it."""
+
+    id: str = ""
+    name: str = ""
+    arguments: str = ""  # the JSON text as the model wrote it
+    index: int = 0
+    step: int = 1  # which request of the loop asked for it
+    result: str | None = None  # the text sent back to the model
+    error: str | None = None  # the error sent back instead (bad arguments, an exception, a refusal)
+    seconds: float | None = None  # how long the function ran
+
+    @property
+    def args(self) -> Any:
+        """The arguments parsed (None when they are not valid JSON)."""
+        try:
+            return json.loads(self.arguments or "{}")
+        except ValueError:
+            return None
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None and self.error is None
+
+    def message(self) -> dict[str, Any]:
+        """The ``tool_calls`` entry of the assistant turn that asked for it."""
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments or "{}"},
+        }
+
+    def __repr__(self) -> str:
+        outcome = (
+            f"error={self.error!r}" if self.error is not None else f"result={(self.result or '')[:40]!r}"
+        )
+        return f"<ToolCall step {self.step} {self.name}({self.arguments[:60]}) {outcome}>"
 
 
 class ChunkParser:
@@ -130,6 +172,20 @@ class ChunkParser:
             content = delta.get("content")
             if isinstance(content, str) and content:
                 events.extend(self._content(content))
+            for frag in delta.get("tool_calls") or ():
+                if isinstance(frag, dict):
+                    fn = frag.get("function") or {}
+                    events.append(
+                        Event(
+                            "tool_call",
+                            data={
+                                "index": frag.get("index", 0),
+                                "id": frag.get("id") or "",
+                                "name": fn.get("name") or "",
+                                "arguments": fn.get("arguments") or "",
+                            },
+                        )
+                    )
             if choice.get("finish_reason"):
                 events.extend(self.flush())
                 self.finished = True
@@ -242,6 +298,8 @@ class Response:
         self.json_earlier: list[Response] = []  # the attempts before this one, when it was re-asked
         self._own: tuple[Usage, float | None] | None = None  # this request's own, before set_totals
         self.schema: Any = None  # the schema structured output validated .data against
+        self._tool_calls: list[ToolCall] = []
+        self.steps = 1  # requests a tool loop made for this answer
         self.history_id: str | None = None  # this answer's row in the history (its uid), once written
         self.fingerprint: str | None = None  # the request's, as replay looks it up (api/record.py)
         self.sample = 0  # the sample index inside a comparison
@@ -287,7 +345,11 @@ class Response:
         """``waiting`` (no token yet), ``thinking``, ``answering`` or ``done``."""
         if self.done:
             return "done"
-        return "answering" if self._text else ("thinking" if self._reasoning else "waiting")
+        if self._text:
+            return "answering"
+        if self._tool_calls:
+            return "calling tools"
+        return "thinking" if self._reasoning else "waiting"
 
     @property
     def chunks(self) -> int:
@@ -308,6 +370,18 @@ class Response:
     def usage(self) -> Usage:
         self._settle()
         return self._usage
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The calls this answer asked for; for a tool loop, the whole trace (name, arguments,
+        result or error, time, step)."""
+        self._settle()
+        return list(self._tool_calls)
+
+    @property
+    def partial_tool_calls(self) -> list[ToolCall]:
+        """The calls so far, without waiting."""
+        return list(self._tool_calls)
 
     @property
     def own_usage(self) -> Usage:
@@ -405,6 +479,10 @@ class Response:
             self.model = event.data.get("model") or self.model
             if not self.request_id and isinstance(event.data.get("id"), str):
                 self.request_id = event.data["id"].removeprefix("chatcmpl-")
+        elif kind == "tool_call":
+            self._tool_fragment(event.data)
+        elif kind == "tool_start" and event.data not in self._tool_calls:
+            self._tool_calls.append(event.data)
         elif kind == "finish":
             self._finish_reason = event.data
         elif kind == "usage":
@@ -412,6 +490,16 @@ class Response:
         elif kind == "error":
             self._error = self._error or event.data
             self._incomplete = True
+
+    def _tool_fragment(self, frag: dict[str, Any]) -> None:
+        """A piece of a streamed call: a new index starts a call; an empty id means the same one."""
+        call = next((c for c in self._tool_calls if c.index == frag["index"]), None)
+        if call is None:
+            call = ToolCall(index=frag["index"])
+            self._tool_calls.append(call)
+        call.id = call.id or frag["id"]
+        call.name = call.name or frag["name"]
+        call.arguments += frag["arguments"]
 
     def _finish(self) -> None:
         if self._elapsed is None:

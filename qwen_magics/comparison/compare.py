@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .. import config as _config
 from .. import simulator
 from ..api import dialect as _dialects
-from ..api import record
+from ..api import record, toolloop
 from ..api.client import AsyncClient, Client, Retry
 from ..api.params import PARAMS, SEED_MAX, Prompt, build_messages
 from ..api.request import prepare as _prepare_request
@@ -547,6 +547,16 @@ def _prepare(
                 extra={},
                 dialect=found,
             )
+            if fixed.get("tools") is not None:  # the loop's own refusals (a model without tools...)
+                toolloop.prepare_loop(
+                    {k: v for k, v in setting.items() if k in PARAMS},
+                    resolved.model,
+                    tools=fixed["tools"],
+                    max_steps=fixed.get("max_steps", toolloop.DEFAULT_MAX_STEPS),
+                    parallel_tool_calls=fixed.get("parallel_tool_calls"),
+                    tool_choice=fixed.get("tool_choice"),
+                    confirm=None,
+                )
         except ParameterError as exc:
             refused.append((i, exc))
         cells.append(Cell("", setting, resolved.model, samples))

@@ -26,7 +26,8 @@ __all__ = [
 ]
 
 GRID_NAMES = ("model", "system", *PARAMS)  # what may vary from cell to cell
-FIXED_NAMES = ("messages", "api_key", "base_url")  # the same for every cell
+# the same for every cell (a tool loop's options included: every cell may call the same functions)
+FIXED_NAMES = ("messages", "api_key", "base_url", "tools", "max_steps", "parallel_tool_calls", "tool_choice")
 
 
 def describe_setting(name: str, value: Any) -> str:

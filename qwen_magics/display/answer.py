@@ -10,6 +10,9 @@ text, footer), and the record that lets a saved notebook replay the answer point
 "waiting" placeholder is drawn before the request goes out, so the first visible change after it is
 the first token. In a terminal (no rich front end) the answer is written as plain text as it arrives.
 Drawn into a widget (``publish``), there is one output, redrawn whole when it has grown enough.
+A tool loop's calls are drawn as they finish: each in an output of its own (below the reasoning
+that led to it, folded), name and arguments, the result shortened and its time; a terminal prints
+one line per call.
 The view knows nothing of HTTP: ``show_answer`` is the one place that asks and then shows.
 """
 
@@ -28,6 +31,9 @@ from ..api.render import (
     response_markdown,
     response_plain,
     thinking_html,
+    tool_call_line,
+    tool_call_markdown,
+    tools_markdown,
 )
 from ..api.response import Response
 from ..errors import APIConnectionError, APIError, ConfigError, QwenError
@@ -93,6 +99,10 @@ class StreamView:
         self._opened = False  # the header and the folded Thinking block have their own output
         self._printed = 0
         self._printed_reasoning = 0
+        self._thought = 0  # characters of the reasoning already frozen above a tool call
+        self._headed = False  # the header is in a frozen output
+        self._calls_shown = 0  # tool calls already drawn (frozen, or printed)
+        self._rethink = False  # a terminal: the next step's reasoning gets its own "Thinking:"
 
     @property
     def draws(self) -> int:
@@ -102,20 +112,23 @@ class StreamView:
     def bundle(self, response: Response, *, final: bool) -> dict[str, str]:
         """The whole answer in one output (a widget target, or --raw)."""
         text = response.partial_text
+        calls = "".join(f"[tool] {tool_call_line(c)}\n" for c in response.partial_tool_calls)
         if final:
             status = footer_text(response)
             if self.raw:
-                return {"text/plain": f"{text}\n\n[{status}]"}
+                return {"text/plain": f"{calls}{text}\n\n[{status}]"}
             parts = [self.header] if self.header else []
             parts.append(response_markdown(response))
             return _md("\n\n".join(parts), response_plain(response))
         reasoning = response.partial_reasoning
         status = self._live_status(response)
         if self.raw:
-            return {"text/plain": f"{text}\n\n[{status}]"}
+            return {"text/plain": f"{calls}{text}\n\n[{status}]"}
         parts = [self.header] if self.header else []
         if reasoning:
             parts.append(thinking_html(reasoning, open_=not text))
+        if response.partial_tool_calls:
+            parts.append(tools_markdown(response.partial_tool_calls))
         if text:
             parts.append(text)
         elif not reasoning:
@@ -130,8 +143,8 @@ class StreamView:
         if self._opened or response.partial_text:
             # Markdown alone: this frame is replaced, and the final one carries the plain text
             return {"text/markdown": f"{text}\n\n{status}"}, len(text)
-        parts = [self.header] if self.header else []
-        reasoning = response.partial_reasoning
+        parts = [self.header] if self.header and not self._headed else []
+        reasoning = response.partial_reasoning[self._thought :]
         if reasoning:
             shown = reasoning if len(reasoning) <= LIVE_REASONING else "…" + reasoning[-LIVE_REASONING:]
             parts.append(thinking_html(shown, open_=True))
@@ -142,8 +155,8 @@ class StreamView:
 
     def _opening(self, response: Response) -> dict[str, str] | None:
         """The header and the whole reasoning, folded: drawn once, when the answer starts."""
-        parts = [self.header] if self.header else []
-        reasoning = response.partial_reasoning
+        parts = [self.header] if self.header and not self._headed else []
+        reasoning = response.partial_reasoning[self._thought :]
         if reasoning:
             parts.append(thinking_html(reasoning, open_=False))
         return {"text/markdown": "\n\n".join(parts)} if parts else None  # the final output has the plain
@@ -158,7 +171,43 @@ class StreamView:
 
     @staticmethod
     def _live_status(response: Response) -> str:
+        calls = response.partial_tool_calls
+        running = [c for c in calls if c.result is None and c.error is None]
+        if running and not response.partial_text:
+            doing = "calling " + ", ".join(dict.fromkeys(c.name for c in running)) + "…"
+            return f"{response.model} · step {response.steps} · {doing}"
         return f"{response.model} · {response.phase} · {response.chunks} chunks"
+
+    def tool_done(self, response: Response) -> None:
+        """Calls finished: each is drawn once, in an output of its own, under the reasoning (folded)
+        that led to it; a terminal prints a line each."""
+        calls = response.partial_tool_calls
+        done = [c for c in calls[self._calls_shown :] if c.result is not None or c.error is not None]
+        if not done:
+            return
+        if not self.rich:
+            self._print_new(response)
+            for call in done:
+                sys.stdout.write(f"\n[tool] {tool_call_line(call)}")
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+            self._printed_reasoning = len(response.partial_reasoning)
+            self._calls_shown += len(done)
+            self._rethink = True
+            return
+        if not self._freezing:
+            self._calls_shown += len(done)
+            self.refresh(force=True)
+            return
+        parts = [self.header] if self.header and not self._headed else []
+        reasoning = response.partial_reasoning[self._thought :]
+        if reasoning:
+            parts.append(thinking_html(reasoning, open_=False))
+        parts.extend(tool_call_markdown(c) for c in done)
+        self.live.freeze({"text/markdown": "\n\n".join(parts)})  # the final output has the plain
+        self._headed = True
+        self._thought = len(response.partial_reasoning)
+        self._calls_shown += len(done)
 
     # -- drawing ------------------------------------------------------------------------------
     def waiting(self, model: str) -> None:
@@ -239,8 +288,9 @@ class StreamView:
         out = sys.stdout
         reasoning = response.partial_reasoning
         if len(reasoning) > self._printed_reasoning and not response.partial_text:
-            if self._printed_reasoning == 0:
+            if self._printed_reasoning == 0 or self._rethink:
                 out.write("Thinking: ")
+                self._rethink = False
             out.write(reasoning[self._printed_reasoning :])
             self._printed_reasoning = len(reasoning)
         text = response.partial_text
@@ -262,6 +312,10 @@ class StreamView:
                 if event.type in ("text", "reasoning"):
                     self.refresh(force=first)
                     first = False
+                elif event.type == "tool_start":
+                    self.refresh(force=True)
+                elif event.type == "tool_result":
+                    self.tool_done(response)
         except KeyboardInterrupt:
             stop(response)
         finally:

@@ -194,10 +194,13 @@ def make_completion(
     generator: Generator,
     cache: PrefixCache,
     reply: tuple[str, str | None] | None = None,
+    calls: list[dict[str, str]] | None = None,
 ):  # type: ignore[no-untyped-def]
-    """Run the generator for a validated body and package its tokens with honest usage."""
+    """Run the generator for a validated body and package its tokens with honest usage. With
+    ``tools`` the answer may be tool calls (``calls``: the ones a test queued), and ``n`` is 1."""
     from ..models import get_model
     from .protocol import Completion, thinking_on
+    from .toolcalls import answered_results, plan_calls
 
     info = get_model(body["model"])
     assert info is not None
@@ -218,10 +221,12 @@ def make_completion(
     most = info.image_budget(bool(body.get("vl_high_resolution_images")))
     completion.image_tokens = sum(image_tokens(u, info.image_patch, most) for u in pictures)
     completion.prompt_tokens = sum(counts) + completion.image_tokens
-
+    if body.get("tools"):  # tool descriptions are input too
+        completion.prompt_tokens += generator.count_tokens(json.dumps(body["tools"]))
     completion.cached_tokens = cache.cached_tokens(counts, [json.dumps(m, sort_keys=True) for m in messages])
     # n > 1: more choices, other samples of the same request (seed + i when seeded)
-    extra = [Completion(model=body["model"], thinking=thinking) for _ in range(1, body.get("n") or 1)]
+    n = 1 if body.get("tools") else body.get("n") or 1  # forced to 1 when tools are given
+    extra = [Completion(model=body["model"], thinking=thinking) for _ in range(1, n)]
     choices = [completion, *extra]
     for i, choice in enumerate(choices):
         seed = body.get("seed")
@@ -236,7 +241,30 @@ def make_completion(
                 choice.answer_tokens = choice.answer_tokens[:max_tokens]
                 choice.finish_reason = "length"
     completion.others = choices[1:]
+    if body.get("tools") and reply is None:
+        completion.tool_calls = plan_calls(body, prompt) if calls is None else calls
+        if completion.tool_calls:
+            completion.answer_tokens = []
+            completion.argument_tokens = [_argument_pieces(c["arguments"]) for c in completion.tool_calls]
+            completion.finish_reason = "tool_calls"
+        else:
+            results = answered_results(messages)
+            rf = body.get("response_format") or {}
+            json_mode = isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema")
+            if results and not json_mode:  # the answer starts from what the tools returned
+                said = " ".join(f"{name} returned {_short(text)}." for name, text in results)
+                completion.answer_tokens = [*split_tokens(said + " "), *completion.answer_tokens]
     return completion
+
+
+def _short(text: str, most: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
+def _argument_pieces(arguments: str) -> list[str]:
+    """Arguments text in slices of a few characters, as a model writes them; they join back."""
+    return [arguments[i : i + 6] for i in range(0, len(arguments), 6)] or [""]
 
 
 def _fill(

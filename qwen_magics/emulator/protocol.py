@@ -180,7 +180,9 @@ def validate(body: Any) -> ProtocolError | None:
                     "'messages' must contain the word 'json' in some form, to use "
                     "'response_format' of type 'json_object'."
                 )
-    return None
+    from .toolcalls import validate_tools  # it builds on ProtocolError
+
+    return validate_tools(body, takes_tools=info.tools, thinking=thinking)
 
 
 @dataclass
@@ -198,6 +200,8 @@ class Completion:
     finish_reason: str = "stop"
     thinking: bool = False
     others: list[Completion] = field(default_factory=list)  # choices 1.. when n > 1
+    tool_calls: list[dict[str, str]] = field(default_factory=list)  # {"id", "name", "arguments"}
+    argument_tokens: list[list[str]] = field(default_factory=list)  # each call's arguments in pieces
 
     @property
     def id(self) -> str:
@@ -208,7 +212,13 @@ class Completion:
         return [self, *self.others]
 
     def usage(self) -> dict[str, Any]:
-        completion = sum(len(c.reasoning_tokens) + len(c.answer_tokens) for c in self.choices)
+        completion = sum(
+            len(c.reasoning_tokens)
+            + len(c.answer_tokens)
+            + sum(map(len, c.argument_tokens))
+            + len(c.tool_calls)
+            for c in self.choices
+        )
         usage: dict[str, Any] = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": completion,
@@ -228,6 +238,16 @@ class Completion:
         message: dict[str, Any] = {"content": "".join(self.answer_tokens), "role": "assistant"}
         if self.thinking:
             message["reasoning_content"] = "".join(self.reasoning_tokens)
+        if self.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "function": {"arguments": call["arguments"], "name": call["name"]},
+                    "id": call["id"],
+                    "index": i,
+                    "type": "function",
+                }
+                for i, call in enumerate(self.tool_calls)
+            ]
         return message
 
     def body(self) -> dict[str, Any]:
@@ -267,9 +287,14 @@ class Completion:
                 )
                 for tok in c.reasoning_tokens[1:]:
                     out.append(self._chunk({"content": None, "reasoning_content": tok}, None, i))
+                if c.tool_calls:
+                    out.extend(c._call_chunks(role=False))
+                    continue
                 for tok in c.answer_tokens:
                     out.append(self._chunk({"content": tok, "reasoning_content": None}, None, i))
                 out.append(self._chunk({"content": "", "reasoning_content": None}, c.finish_reason, i))
+            elif c.tool_calls:
+                out.extend(c._call_chunks(role=True))
             else:
                 out.append(self._chunk({"content": "", "role": "assistant"}, None, i))
                 for tok in c.answer_tokens:
@@ -291,6 +316,37 @@ class Completion:
             )
         out.append(b"data: [DONE]\n\n")
         return out
+
+    def _call_chunks(self, *, role: bool) -> list[bytes]:
+        """Tool calls as qwen-plus streams them: the first fragment of each call carries its id, name
+        and first slice of arguments; the others ``"id": ""`` and more arguments; then a fragment
+        with ``"arguments": null`` in a choice without finish_reason, and the finish chunk."""
+        out: list[bytes] = []
+        for n, (call, pieces) in enumerate(zip(self.tool_calls, self.argument_tokens, strict=True)):
+            for k, piece in enumerate(pieces or [""]):
+                fn: dict[str, Any] = {"arguments": piece}
+                if k == 0:
+                    fn = {"name": call["name"], "arguments": piece}
+                frag = {"index": n, "id": call["id"] if k == 0 else "", "type": "function", "function": fn}
+                delta: dict[str, Any] = {"content": None, "tool_calls": [frag]}
+                if role and n == 0 and k == 0:
+                    delta["role"] = "assistant"
+                out.append(self._chunk(delta))
+        last = len(self.tool_calls) - 1
+        tail = {"function": {"arguments": None}, "index": last, "id": "", "type": "function"}
+        out.append(sse({**self._frame(), "choices": [{"delta": {"tool_calls": [tail]}, "index": 0}]}))
+        out.append(self._chunk({}, "tool_calls"))
+        return out
+
+    def _frame(self) -> dict[str, Any]:
+        return {
+            "object": "chat.completion.chunk",
+            "usage": None,
+            "created": self.created,
+            "system_fingerprint": None,
+            "model": self.model,
+            "id": self.id,
+        }
 
 
 def sse(obj: Any) -> bytes:

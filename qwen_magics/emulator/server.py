@@ -182,6 +182,7 @@ class Emulator:
         self.requests: list[RequestRecord] = []
         self.faults: list[Fault] = []
         self.replies: list[tuple[str, str | None]] = []
+        self.tool_replies: list[list[dict[str, str]]] = []
         self._cache = PrefixCache()
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
@@ -268,11 +269,24 @@ class Emulator:
         with self._lock:
             self.replies.append((text, reasoning))
 
+    def queue_tool_calls(self, *calls: tuple[str, str] | dict[str, str]) -> None:
+        """The next request with ``tools`` is answered with exactly these calls: (name, arguments
+        text) pairs, the text sent as it is (malformed JSON included); no calls: a text answer."""
+        from .toolcalls import new_call_id
+
+        turn = [
+            dict(c) if isinstance(c, dict) else {"id": new_call_id(), "name": c[0], "arguments": c[1]}
+            for c in calls
+        ]
+        with self._lock:
+            self.tool_replies.append(turn)
+
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
             self.faults.clear()
             self.replies.clear()
+            self.tool_replies.clear()
             self._attempts.clear()
 
     @property
@@ -303,6 +317,10 @@ class Emulator:
     def _next_reply(self) -> tuple[str, str | None] | None:
         with self._lock:
             return self.replies.pop(0) if self.replies else None
+
+    def _next_calls(self, body: dict[str, Any]) -> list[dict[str, str]] | None:
+        with self._lock:
+            return self.tool_replies.pop(0) if body.get("tools") and self.tool_replies else None
 
 
 def _generator(spec: Generator | str) -> Generator:
@@ -457,7 +475,9 @@ class _Handler(BaseHTTPRequestHandler):
         if err is not None:
             record.status = err.status
             return self._error(err, request_id, stream)
-        completion = make_completion(body, emu.generator, emu._cache, emu._next_reply())
+        completion = make_completion(
+            body, emu.generator, emu._cache, emu._next_reply(), emu._next_calls(body)
+        )
         completion.request_id = request_id
         if not stream:
             return self._json(200, completion.body(), request_id)
@@ -552,6 +572,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/_emulator/replies":
             for reply in data.get("replies", []):
                 emu.queue_reply(reply["text"], reply.get("reasoning"))
+        elif path == "/_emulator/tool_calls":
+            for turn in data.get("turns", []):
+                emu.queue_tool_calls(*turn)
         elif path == "/_emulator/reset":
             emu.reset()
         else:

@@ -76,6 +76,11 @@ OPTION_NAMES = {
     "prompts": "--prompts",
     "threshold": "--threshold",
     "template": "the prompt",
+    "tools": "--tools",
+    "max_steps": "--max-steps",
+    "tool_choice": "--tools",
+    "n": "--tools",
+    "confirm": "--confirm",
 }
 # the options that have a default (a trait) too; stop is given per cell only
 REQUEST_PARAMS = tuple(p for p in PARAMS if p not in ("stop", "response_format"))
@@ -224,6 +229,15 @@ class QwenMagics(Magics):
         action="store_true",
         help="add the last error (its traceback and the failing cell) to the prompt; %%qwen explain asks why",
     )
+    @argument(
+        "--tools",
+        metavar="NAMES",
+        help="notebook functions the model may call, comma-separated (a name may hold a list of them)",
+    )
+    @argument(
+        "--max-steps", type=int, metavar="N", help="with --tools: most requests in the loop (default 10)"
+    )
+    @argument("--confirm", action="store_true", help="with --tools: ask before each call")
     @no_var_expand  # a line's prompt is filled by the templating (a table whole), not by str()
     @line_cell_magic
     def qwen(self, line: str, cell: str | None = None) -> None:
@@ -388,6 +402,7 @@ class QwenMagics(Magics):
             raise UsageError("-c/--continue works with plain answers, not with --panel/--compare/--json")
         if mode == "answer" and args.samples != 1:
             raise UsageError("--samples goes with --compare")
+        tools = self._tools(args, ns, mode)
 
         explicit = {name: getattr(args, name) for name in REQUEST_PARAMS}
         params = {
@@ -461,6 +476,9 @@ class QwenMagics(Magics):
                 return "QwenMagics.stream"
             return OPTION_NAMES.get(param, param)
 
+        given = {k: v for k, v in params.items() if v is not None}
+        if tools is not None:
+            given.update(tools)
         try:
             check_params(params, model, stream=stream if mode == "answer" else True)
             variants = mode == "panel" or "prompts" in evaluation  # the cell may be blank then
@@ -468,10 +486,13 @@ class QwenMagics(Magics):
                 prompt_text or "?" if variants else prompt_text, system=system, messages=messages
             )
             check_images(model, sent)
+            if tools is not None:
+                from ..api.toolloop import prepare_loop
+
+                prepare_loop({**given, "stream": stream}, model, **tools)
         except ParameterError as exc:
             raise UsageError(f"{where(exc.param)}: {exc}") from None
 
-        given = {k: v for k, v in params.items() if v is not None}
         if mode == "answer":
             response = show_answer(
                 prompt_text,
@@ -507,6 +528,39 @@ class QwenMagics(Magics):
         if out:
             ns[out] = result
         return None
+
+    def _tools(self, args: Any, ns: dict[str, Any], mode: str) -> dict[str, Any] | None:
+        """``--tools a,b``: the notebook's callables (or lists of them) by name, and the loop's options."""
+        if args.tools is None:
+            for given, option in ((args.max_steps is not None, "--max-steps"), (args.confirm, "--confirm")):
+                if given:
+                    raise UsageError(f"{option} goes with --tools NAMES (the functions the model may call)")
+            return None
+        if mode != "answer":
+            raise UsageError(f"--tools works with plain answers (and -c), not with --{mode}")
+        names = [n.strip() for n in args.tools.split(",") if n.strip()]
+        if not names:
+            raise UsageError(
+                "--tools: name the notebook functions the model may call, as in --tools get_weather"
+            )
+        found: list[Any] = []
+        for name in names:
+            if name not in ns:
+                raise UsageError(
+                    f"--tools: {name!r} is not defined in the notebook; run the cell that defines it"
+                )
+            value = ns[name]
+            items = list(value) if isinstance(value, (list, tuple)) else [value]
+            if not items or not all(callable(v) for v in items):
+                raise UsageError(f"--tools: {name!r} is not a function (nor a list of functions)")
+            found.extend(items)
+        options: dict[str, Any] = {"tools": found, "max_steps": args.max_steps or 10}
+        if args.max_steps is not None:
+            options["max_steps"] = args.max_steps
+        options["parallel_tool_calls"] = None
+        options["tool_choice"] = None
+        options["confirm"] = True if args.confirm else None
+        return options
 
     def _hand_off(
         self,

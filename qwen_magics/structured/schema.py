@@ -21,6 +21,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ParameterError
+from ..schemacheck import check, resolve
+from ..schemacheck import kind_of as _kind
+from ..schemacheck import type_of as _type_of
 
 __all__ = ["Schema", "SchemaMismatch", "parse_schema"]
 
@@ -103,9 +106,9 @@ class Schema:
         errors: list[str] = []
         if self.multi:
             for i, item in enumerate(value):
-                _check(item, self.record, f"items[{i}]", self, errors)
+                check(item, self.record, f"items[{i}]", self.defs, errors)
         else:
-            _check(value, self.record, "", self, errors)
+            check(value, self.record, "", self.defs, errors)
         if errors:
             more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
             raise SchemaMismatch("; ".join(errors[:5]) + more)
@@ -144,48 +147,7 @@ class Schema:
 
     def _resolve(self, sch: Any) -> dict[str, Any]:
         """Follow a local $ref; collapse ``anyOf: [X, null]`` (Optional) to X."""
-        for _ in range(20):
-            if not isinstance(sch, dict):
-                return {}
-            ref = sch.get("$ref")
-            if isinstance(ref, str):
-                sch = self.defs.get(ref.rsplit("/", 1)[-1], {})
-                continue
-            branches = sch.get("anyOf") or sch.get("oneOf")
-            if isinstance(branches, list):
-                real = [b for b in branches if not (isinstance(b, dict) and b.get("type") == "null")]
-                if len(real) == 1:
-                    sch = real[0]
-                    continue
-            return sch
-        return {}
-
-
-def _type_of(sch: dict[str, Any]) -> str | None:
-    kind = sch.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), None)
-    if kind is None and "properties" in sch:
-        return "object"
-    return kind if isinstance(kind, str) else None
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
+        return resolve(sch, self.defs)
 
 
 def _dotted(loc: Any) -> str:
@@ -201,92 +163,6 @@ def _adapter(model: Any, multi: bool) -> Any:
     import pydantic
 
     return pydantic.TypeAdapter(list[model] if multi else model)
-
-
-_PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {"string": str, "object": dict, "array": list}
-
-
-def _is(value: Any, kind: str) -> bool:
-    simple = _PYTHON_TYPES.get(kind)
-    if simple is not None:  # no bool, number or None is a str, dict or list: as _kind would say
-        return isinstance(value, simple)
-    if kind == "integer":
-        return (isinstance(value, int) and not isinstance(value, bool)) or (
-            isinstance(value, float) and value.is_integer()
-        )
-    if kind == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return _kind(value) == kind
-
-
-def _check(value: Any, sch: Any, path: str, schema: Schema, errors: list[str]) -> None:
-    """The small JSON Schema subset models are asked for: types, properties, required, items,
-    enum/const, additionalProperties, anyOf/oneOf/allOf, local $ref, and simple bounds."""
-    if not isinstance(sch, dict):
-        return
-    where = path or "the answer"
-    if isinstance(sch.get("$ref"), str):
-        sch = schema._resolve({"$ref": sch["$ref"]})
-    for key in ("anyOf", "oneOf") if "anyOf" in sch or "oneOf" in sch else ():
-        if isinstance(sch.get(key), list):
-            trials = []
-            for branch in sch[key]:
-                trial: list[str] = []
-                _check(value, branch, path, schema, trial)
-                if not trial:
-                    break
-                trials.append(trial[0])
-            else:
-                errors.append(f"{where}: matches none of the allowed shapes ({'; '.join(trials[:3])})")
-                return
-    for branch in sch.get("allOf") or []:
-        _check(value, branch, path, schema, errors)
-    kinds = sch.get("type")
-    if kinds is None and "properties" in sch:
-        kinds = "object"
-    if kinds is not None:
-        options = kinds if isinstance(kinds, list) else [kinds]
-        if not (_is(value, kinds) if type(kinds) is str else any(_is(value, k) for k in options)):
-            errors.append(
-                f"{where}: expected {' or '.join(options)}, got {_kind(value)} "
-                f"{json.dumps(value, ensure_ascii=False)[:40]}"
-            )
-            return
-    if "enum" in sch and value not in sch["enum"]:
-        errors.append(f"{where}: {value!r} is not one of {sch['enum']!r}")
-    if "const" in sch and value != sch["const"]:
-        errors.append(f"{where}: must be {sch['const']!r}")
-    if isinstance(value, dict):
-        props = sch.get("properties") or {}
-        for name in sch.get("required") or []:
-            if name not in value:
-                errors.append(f"{where}: missing required field {name!r}")
-        extra = sch.get("additionalProperties", True)
-        for name, item in value.items():
-            sub = f"{path}.{name}" if path else name
-            if name in props:
-                _check(item, props[name], sub, schema, errors)
-            elif extra is False:
-                errors.append(f"{where}: unexpected field {name!r} (allowed: {', '.join(props)})")
-            elif isinstance(extra, dict):
-                _check(item, extra, sub, schema, errors)
-    elif isinstance(value, list):
-        if "minItems" in sch and len(value) < sch["minItems"]:
-            errors.append(f"{where}: needs at least {sch['minItems']} items, got {len(value)}")
-        if "maxItems" in sch and len(value) > sch["maxItems"]:
-            errors.append(f"{where}: allows at most {sch['maxItems']} items, got {len(value)}")
-        for i, item in enumerate(value):
-            _check(item, sch.get("items"), f"{path}[{i}]", schema, errors)
-    elif _is(value, "number"):
-        if "minimum" in sch and value < sch["minimum"]:
-            errors.append(f"{where}: {value} is below the minimum {sch['minimum']}")
-        if "maximum" in sch and value > sch["maximum"]:
-            errors.append(f"{where}: {value} is above the maximum {sch['maximum']}")
-    elif isinstance(value, str):
-        if "minLength" in sch and len(value) < sch["minLength"]:
-            errors.append(f"{where}: shorter than {sch['minLength']} characters")
-        if "maxLength" in sch and len(value) > sch["maxLength"]:
-            errors.append(f"{where}: longer than {sch['maxLength']} characters")
 
 
 # -- building a Schema -------------------------------------------------------------------------
