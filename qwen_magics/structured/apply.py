@@ -241,8 +241,7 @@ def _frame(df: pd.DataFrame, outcomes: list[Any], schema: Schema | None, interru
         if isinstance(outcome, Response):
             usage = usage + outcome.usage
             unreported += not outcome.usage.reported
-            data = outcome.data
-            records.append(data if isinstance(data, dict) else {"value": data})
+            records.append(record_of(outcome.data))
             errors.append(pd.NA)
         else:
             records.append({})
@@ -250,17 +249,57 @@ def _frame(df: pd.DataFrame, outcomes: list[Any], schema: Schema | None, interru
                 errors.append(NOT_DONE if interrupted else "not asked")
             else:
                 errors.append(str(outcome) or type(outcome).__name__)
-    frame = pd.json_normalize(records, sep=".") if records else pd.DataFrame()
-    frame.index = df.index
-    frame = typed(frame, schema) if schema is not None else frame.convert_dtypes()
-    frame["_error"] = pd.Series(errors, index=df.index, dtype="string")
-    frame.attrs["usage"] = {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
-        "total_tokens": usage.total_tokens,
-        "rows_not_reported": unreported,  # answers whose server sent no usage: unknown, not zero
-    }
+    frame = answers_frame(df.index, records, errors, schema)
+    frame.attrs["usage"] = usage_totals(
+        usage.prompt_tokens, usage.completion_tokens, usage.reasoning_tokens, usage.total_tokens, unreported
+    )
     if interrupted:
         frame.attrs["interrupted"] = True
     return frame
+
+
+def record_of(data: Any) -> dict[str, Any]:
+    """A row's answer as the record its columns come from."""
+    return data if isinstance(data, dict) else {"value": data}
+
+
+def answers_frame(index: pd.Index, records: list[dict[str, Any]], errors: list[Any], schema: Schema | None) -> pd.DataFrame:
+    """apply's result: the records flattened into columns (``pd.json_normalize``'s, built faster), in
+    the schema's types, with ``index`` and the ``_error`` column. Live and batch apply share it."""
+    import pandas as pd
+
+    if any(type(v) is dict for r in records for v in r.values()):
+        records = [_flat(r) for r in records]
+    frame = pd.DataFrame(records) if records else pd.DataFrame()
+    frame.index = index
+    frame = typed(frame, schema) if schema is not None else frame.convert_dtypes()
+    frame["_error"] = pd.Series(errors, index=index, dtype="string")
+    return frame
+
+
+def _flat(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as ``pd.json_normalize(sep=".")`` flattens it: plain values first, then the nested
+    objects' values under dotted names (an empty object leaves nothing)."""
+    nested = {k: v for k, v in record.items() if type(v) is dict}
+    if not nested:
+        return record
+    out = {k: v for k, v in record.items() if type(v) is not dict}
+    stack: list[tuple[str, Any]] = list(reversed(nested.items()))
+    while stack:
+        key, value = stack.pop()
+        if type(value) is dict:
+            stack.extend((f"{key}.{k}", v) for k, v in reversed(value.items()))
+        else:
+            out[key] = value
+    return out
+
+
+def usage_totals(prompt: int, completion: int, reasoning: int, total: int, unreported: int) -> dict[str, int]:
+    """``.attrs["usage"]`` of apply's frame."""
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "reasoning_tokens": reasoning,
+        "total_tokens": total,
+        "rows_not_reported": unreported,  # answers whose server sent no usage: unknown, not zero
+    }

@@ -119,7 +119,9 @@ def _text(content: Any) -> str:
     return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
 
 
-class _Failure(Exception):
+class Failure(Exception):
+    """An answer that cannot be used, and whether asking again may help."""
+
     def __init__(self, message: str, *, retry: bool = True, resend: bool = False) -> None:
         super().__init__(message)
         self.retry = retry  # worth asking again
@@ -127,26 +129,31 @@ class _Failure(Exception):
 
 
 def read(response: Response, plan: Plan) -> tuple[Any, str]:
-    """The validated value of a finished answer and its extraction path, or _Failure."""
+    """The validated value of a finished answer and its extraction path, or Failure."""
     if response.incomplete and not response.interrupted and response.finish_reason is None:
-        raise _Failure(f"the stream broke before the answer ended ({response.error})", resend=True)
+        raise Failure(f"the stream broke before the answer ended ({response.error})", resend=True)
+    return read_text(response.text, response.finish_reason, plan)
+
+
+def read_text(text: str, finish_reason: str | None, plan: Plan) -> tuple[Any, str]:
+    """``read`` for an answer known by its text alone (a batch's output line), or Failure."""
     try:
-        found = extract(response.text)
+        found = extract(text)
     except ExtractionError as exc:
-        raise _Failure(str(exc), retry=response.finish_reason != "length") from None
+        raise Failure(str(exc), retry=finish_reason != "length") from None
     value = found.value
     if plan.schema is not None:
         try:
             value = plan.schema.validate(value)
         except SchemaMismatch as exc:
-            raise _Failure(
-                f"the JSON does not follow the schema: {exc}", retry=response.finish_reason != "length"
+            raise Failure(
+                f"the JSON does not follow the schema: {exc}", retry=finish_reason != "length"
             ) from None
     elif plan.multi:
         try:
             records = find_records(value)
         except ValueError as exc:  # several lists: which one holds the records?
-            raise _Failure(str(exc)) from None
+            raise Failure(str(exc)) from None
         if records is not None and records.tabular:
             value = records.rows
     return value, found.path
@@ -175,7 +182,7 @@ class Attempts:
         self.usage = self.usage + response.usage
         try:
             value, path = read(response, self.plan)
-        except _Failure as failure:
+        except Failure as failure:
             if response.interrupted:  # keep what arrived, checked or not
                 try:
                     found = extract(response.partial_text)

@@ -1,0 +1,640 @@
+"""``apply`` on DashScope's Batch API: rows to JSON lines, output lines back to apply's frame.
+
+Building: everything a row's request shares (the checked parameters, the JSON mode and its
+instructions, the thinking switch, which a batch must set explicitly on hybrid models) is worked out
+once, by the same ``plan`` and ``prepare`` live ``apply`` uses, and serialised around a marker; a
+row then only fills the template and splices its prompt's JSON between the two halves. Lines go
+straight to files in the job's folder, split at the service's limits (``Limits``).
+
+Merging: ``finish`` streams the job's output and error lines, maps each to its row by
+``custom_id`` (the row's position, never the order of lines), reads every answer with the live
+path's ``read_text`` and builds the frame with the live path's ``answers_frame``: the same
+columns, dtypes, index and ``_error`` column as ``apply(batch=False)``. What it needs beyond the
+lines is saved in the job's folder at submit time (``rows.pkl``: the frame's index, pickled; the
+schema as JSON, the template and parameters in the job's state), so a job resumed after a kernel
+restart merges from its folder alone. This module is the "apply" finisher of ``qwen_magics.jobs``.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import string
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from json.encoder import encode_basestring
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import config, simulator
+from ..api import dialect as _dialects
+from ..api.params import PARAMS, check_text
+from ..api.request import prepare
+from ..errors import ParameterError, QwenError, api_error
+from ..models import batch_models, estimate_cost, get_model
+from ..templating import Content, format_content, format_value
+from .ask import Failure, Plan, plan, read_text
+from .schema import Schema
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..jobs import Batch
+
+__all__ = ["Limits", "failed", "finish", "retry_failed", "submit"]
+
+URL = "/v1/chat/completions"
+MARKER = "@@qwen-magics-row@@"  # the user message's place in the shared body
+BATCH_PRICE = 0.5  # batch lines cost half the live price
+OUTPUT_GUESS = 100  # tokens an answer is guessed at for the estimate, unless max_tokens says
+NOT_ANSWERED = "the batch returned no line for this row"
+SECRET = ("api_key",)  # never saved in the job's folder
+
+try:  # orjson reads a line five times faster; the standard library reads it the same
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - orjson comes with the data extra
+    _loads = json.loads
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The service's limits on one input file: more lines or bytes split into several files (and
+    batches); a longer line is refused before anything is uploaded."""
+
+    lines: int = 50_000
+    bytes: int = 500 * 1024 * 1024
+    line_bytes: int = 6 * 1024 * 1024
+
+
+# -- which models ----------------------------------------------------------------------------
+def check_model(model: str) -> None:
+    """A model the table knows to take no batch jobs is refused here, naming those that do; a model
+    the table does not know is the service's to judge."""
+    info = get_model(model)
+    if info is not None and not info.batch:
+        raise ParameterError(
+            "model",
+            f"{model} takes no Batch API jobs; use one of {', '.join(batch_models())} "
+            "(model=...), or ask live (batch=False); nothing was sent",
+        )
+
+
+# -- the shared body -------------------------------------------------------------------------
+class Request:
+    """The request every row shares, serialised once around the user message's place."""
+
+    def __init__(
+        self, settings: config.Settings, schema: Schema | None, multi: bool, params: dict[str, Any]
+    ) -> None:
+        self.settings, self.schema, self.multi = settings, schema, multi
+        self.params = params
+        self.info = get_model(settings.model)
+        self.dialect = _dialects.known(settings)
+        # the instructions depend on whether the row's prompt says "json": one body for each case
+        self.halves = {False: self._halves(MARKER), True: self._halves(MARKER + " json")}
+        self.json_sensitive = self.halves[False] != self.halves[True]
+
+    def _plan(self, prompt: Content) -> Plan:
+        p = plan(prompt, schema=self.schema, multi=self.multi, **self.params)
+        if self.info is not None and self.info.thinking == "hybrid" and p.kw.get("thinking") is None:
+            # a batch takes no model default: hybrid models get the switch as live apply would leave it
+            p.kw["thinking"] = self.info.thinks_by_default or p.kw.get("budget") is not None
+        return p
+
+    def body(self, prompt: Content) -> dict[str, Any]:
+        """One row's body as ``prepare`` makes it for a non-streaming request, without ``stream``."""
+        kw = dict(self._plan(prompt).kw)
+        for name in ("model", "api_key", "base_url"):
+            kw.pop(name, None)
+        if kw.get("tools") is not None:
+            raise ParameterError("tools", "a batch line cannot run a tool loop; ask live (batch=False)")
+        system = kw.pop("system", None)
+        messages = kw.pop("messages", None)
+        kw.pop("stream", None)
+        params = {k: kw.pop(k, None) for k in PARAMS}
+        prep = prepare(
+            prompt,
+            settings=self.settings,
+            system=system,
+            messages=messages,
+            params=params,
+            stream=False,
+            extra=kw,
+            dialect=self.dialect,
+        )
+        body = prep.body
+        body.pop("stream", None)
+        return body
+
+    def _halves(self, marker: str) -> tuple[bytes, bytes]:
+        head, found, tail = dumps(self.body(marker)).partition(encode_basestring(marker))
+        if not found:  # pragma: no cover - the marker is the user message's whole content
+            raise QwenError("the row's place was not found in the shared request")
+        return head.encode(), tail.encode()
+
+    def line(self, custom_id: str, prompt: Content) -> bytes:
+        """One JSON line: the shared halves around the prompt, or the whole body for a prompt with
+        pictures (which ``prepare`` may scale)."""
+        if isinstance(prompt, str):
+            check_text("prompt", prompt)
+            if not prompt.strip():
+                raise ParameterError("prompt", "the prompt is empty; write the question to ask")
+            loud = self.json_sensitive and "json" in prompt.lower()
+            head, tail = self.halves[loud]
+            return b"".join((_OPEN, custom_id.encode(), _MIDDLE, head, encode_basestring(prompt).encode(), tail, b"}\n"))
+        return b"".join((_OPEN, custom_id.encode(), _MIDDLE, dumps(self.body(prompt)).encode(), b"}\n"))
+
+
+_OPEN = b'{"custom_id":"'
+_MIDDLE = b'","method":"POST","url":"' + URL.encode() + b'","body":'
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# -- the rows' prompts -----------------------------------------------------------------------
+def prompts(df: pd.DataFrame, template: Content) -> Iterator[Content | Exception]:
+    """Each row's prompt as live apply fills it (``format_content``), or the error that row gets.
+    A text template of plain ``{column}`` fields is filled from the columns' lists directly."""
+    names = {str(c): c for c in df.columns}
+    parsed = list(string.Formatter().parse(template)) if isinstance(template, str) else None
+    simple = parsed is not None and all(
+        name is None or (name in names and not spec and not conversion) for _, name, spec, conversion in parsed
+    )
+    if not simple:
+        rows = df.to_dict("records") if len(df.columns) else [{} for _ in range(len(df))]
+        for row in rows:
+            yield _filled(template, {str(k): v for k, v in row.items()})
+        return
+    assert parsed is not None
+    literals = [literal for literal, _, _, _ in parsed]
+    fields = [name for _, name, _, _ in parsed]
+    columns = [df[names[f]].tolist() if f is not None else None for f in fields]
+    plain = (str, int, float)
+    for i in range(len(df)):
+        pieces: list[str] = []
+        for literal, values in zip(literals, columns, strict=True):
+            pieces.append(literal)
+            if values is not None:
+                value = values[i]
+                if type(value) in plain:
+                    pieces.append(value if type(value) is str else str(value))
+                    continue
+                shown = format_value(value)
+                if not isinstance(shown, str):  # a picture: the content parts, as live apply makes them
+                    row = {f: columns[k][i] for k, f in enumerate(fields) if f is not None}  # type: ignore[index]
+                    pieces = []
+                    yield _filled(template, row)
+                    break
+                pieces.append(shown)
+        else:
+            yield "".join(pieces)
+
+
+def _filled(template: Content, row: dict[str, Any]) -> Content | Exception:
+    try:
+        return format_content(template, row)
+    except (ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:
+        return QwenError(f"the template does not fit this row: {type(exc).__name__}: {exc}")
+
+
+# -- writing the files -----------------------------------------------------------------------
+@dataclass
+class Written:
+    inputs: list[tuple[Path, str, int]]  # (file, model, lines): what Batch.submit takes
+    skipped: dict[int, str]  # row position -> why it has no line
+    bytes: int
+
+
+def write_lines(
+    request: Request,
+    rows: Iterable[Content | Exception],
+    labels: Any,
+    folder: Path,
+    limits: Limits,
+    *,
+    prefix: str = "input",
+) -> Written:
+    """Every row's line into ``folder``/``prefix``-N.jsonl, a new file before one would pass a limit."""
+    model = request.settings.model
+    inputs: list[tuple[Path, str, int]] = []
+    skipped: dict[int, str] = {}
+    total = 0
+    out: Any = None
+    count = size = 0
+
+    def start() -> Any:
+        path = folder / f"{prefix}-{len(inputs)}.jsonl"
+        inputs.append((path, model, 0))
+        return open(path, "wb", buffering=1 << 20)
+
+    try:
+        for i, prompt in enumerate(rows):
+            if isinstance(prompt, Exception):
+                skipped[i] = str(prompt)
+                continue
+            try:
+                line = request.line(str(i), prompt)
+            except ParameterError as exc:
+                raise ParameterError(exc.param, f"row {labels[i]!r}: {exc}") from None
+            n = len(line)
+            if n > limits.line_bytes:
+                raise ParameterError(
+                    "df",
+                    f"row {labels[i]!r} makes a batch line of {n / 2**20:.1f} MB; a line takes at most "
+                    f"{limits.line_bytes / 2**20:g} MB: shorten that row, or ask it live (batch=False); "
+                    "nothing was uploaded",
+                )
+            if out is None or count + 1 > limits.lines or size + n > limits.bytes:
+                if out is not None:
+                    out.close()
+                    inputs[-1] = (inputs[-1][0], model, count)
+                out, count, size = start(), 0, 0
+            out.write(line)
+            count += 1
+            size += n
+            total += n
+    finally:
+        if out is not None:
+            out.close()
+            inputs[-1] = (inputs[-1][0], model, count)
+    return Written(inputs, skipped, total)
+
+
+def estimate(model: str, written: Written, rows: int, max_tokens: int | None) -> float | None:
+    """The batch price guessed before sending: four bytes of the lines a token in, ``max_tokens``
+    (else OUTPUT_GUESS) a row out, at half the live price."""
+    live = estimate_cost(model, written.bytes // 4, rows * (max_tokens or OUTPUT_GUESS))
+    return None if live is None else live * BATCH_PRICE
+
+
+# -- submitting ------------------------------------------------------------------------------
+def submit(
+    df: pd.DataFrame,
+    template: Content,
+    *,
+    schema: Schema | None,
+    multi: bool,
+    retries: int,
+    completion_window: str,
+    limits: Limits | None,
+    params: dict[str, Any],
+) -> Batch:
+    """Build the lines of ``df``'s rows, save what the merge needs, upload and create the batch(es)."""
+    from ..jobs import Batch, new_workdir
+
+    simulator.ensure(explicit=bool(params.get("api_key") or params.get("base_url")))
+    settings = config.settings(
+        api_key=params.get("api_key"), base_url=params.get("base_url"), model=params.get("model")
+    )
+    check_model(settings.model)
+    request = Request(settings, schema, multi, dict(params))
+    labels = df.index
+    folder = new_workdir()
+    written = write_lines(request, prompts(df, template), labels, folder, limits or Limits())
+    if not written.inputs:
+        raise ParameterError("df", "no row makes a request (the template fits none); nothing was sent")
+    with open(folder / "rows.pkl", "wb") as f:
+        pickle.dump(df.index, f, protocol=pickle.HIGHEST_PROTOCOL)
+    state = {
+        "rows": len(df),
+        "template": template if isinstance(template, str) else None,
+        "schema": schema_state(schema),
+        "multi": multi,
+        "retries": retries,
+        "params": {k: v for k, v in params.items() if k not in SECRET},
+        "skipped": {str(i): why for i, why in written.skipped.items()},
+    }
+    guess = estimate(settings.model, written, len(df) - len(written.skipped), params.get("max_tokens"))
+    return Batch.submit(
+        written.inputs,
+        kind="apply",
+        state=state,
+        completion_window=completion_window,
+        estimate=guess,
+        settings=settings,
+        workdir=folder,
+    )
+
+
+def schema_state(schema: Schema | None) -> dict[str, Any] | None:
+    """The schema as JSON, and where its Pydantic model lives (found again by name on resume)."""
+    if schema is None:
+        return None
+    model = schema.model
+    return {
+        "name": schema.name,
+        "record": schema.record,
+        "multi": schema.multi,
+        "defs": schema.defs,
+        "model": f"{model.__module__}:{model.__qualname__}" if model is not None else None,
+    }
+
+
+def schema_from(saved: dict[str, Any] | None) -> Schema | None:
+    """The saved schema; with its Pydantic model when that is still importable (or defined in the
+    notebook) and gives the same JSON Schema, else the JSON Schema alone."""
+    if saved is None:
+        return None
+    schema = Schema(saved["name"], saved["record"], saved["multi"], defs=saved.get("defs") or {})
+    where = saved.get("model")
+    if where:
+        model = _find_model(where)
+        if model is not None:
+            record = model.model_json_schema()
+            defs = record.pop("$defs", {})
+            if record == schema.record and defs == schema.defs:
+                return Schema(schema.name, schema.record, schema.multi, model=model, defs=schema.defs)
+    return schema
+
+
+def _find_model(where: str) -> Any:
+    import importlib
+
+    from .records import user_namespace
+
+    module, _, qualname = where.partition(":")
+    scope: Any = None
+    if module == "__main__":
+        scope = user_namespace() or vars(sys.modules.get("__main__", object()))
+    else:
+        try:
+            scope = vars(importlib.import_module(module))
+        except ImportError:
+            return None
+    head, *rest = qualname.split(".")
+    obj = scope.get(head) if isinstance(scope, dict) else None
+    for attr in rest:
+        obj = getattr(obj, attr, None)
+    return obj if isinstance(obj, type) else None
+
+
+# -- merging back ----------------------------------------------------------------------------
+@dataclass
+class Merged:
+    records: list[dict[str, Any]]
+    errors: list[Any]
+    failed: dict[int, str]  # answers that came but are not usable JSON: position -> answer text
+    usage: list[int]  # prompt, completion, reasoning, total, rows without usage
+    answered: int
+
+
+class _Saved:
+    """What the merge reads from the job: its state and the files saved at submit time."""
+
+    def __init__(self, job: Batch) -> None:
+        state = job.state
+        self.root = Path(state.get("root") or job.dir)
+        self.rows: int = state["rows"]
+        self.schema = schema_from(state.get("schema"))
+        self.multi: bool = state.get("multi", False)
+        self.retries: int = state.get("retries", 2)
+        self.params: dict[str, Any] = state.get("params") or {}
+        self.template: str | None = state.get("template")
+        self.skipped = {int(k): v for k, v in (state.get("skipped") or {}).items()}
+        self.parent: str | None = state.get("parent")
+        self.plan = Plan(None, {}, "json_object", self.schema, self.multi or bool(self.schema and self.schema.multi))
+
+    def index(self) -> pd.Index:
+        with open(self.root / "rows.pkl", "rb") as f:
+            return pickle.load(f)
+
+
+def merge(lines: Iterable[tuple[str, bytes]], saved: _Saved, into: Merged | None = None) -> Merged:
+    """Each line onto its row: the answer read as live apply reads it, or the line's error."""
+    import pandas as pd
+
+    from .apply import record_of
+
+    n = saved.rows
+    if into is None:
+        into = Merged([{}] * n, [NOT_ANSWERED] * n, {}, [0, 0, 0, 0, 0], 0)
+        for i, why in saved.skipped.items():
+            into.errors[i] = why
+    records, errors, failures, usage = into.records, into.errors, into.failed, into.usage
+    na = pd.NA
+    for kind, raw in lines:
+        line = _loads(raw)
+        i = int(line["custom_id"])
+        response = line.get("response") or {}
+        body = response.get("body")
+        if kind != "output" or response.get("status_code") != 200 or line.get("error") or not isinstance(body, dict):
+            records[i] = {}
+            errors[i] = line_error(line)
+            failures.pop(i, None)
+            continue
+        into.answered += 1
+        counts = body.get("usage")
+        if isinstance(counts, dict):
+            usage[0] += counts.get("prompt_tokens") or 0
+            usage[1] += counts.get("completion_tokens") or 0
+            usage[2] += (counts.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
+            usage[3] += counts.get("total_tokens") or 0
+        else:
+            usage[4] += 1
+        choice = (body.get("choices") or [{}])[0]
+        text = (choice.get("message") or {}).get("content") or ""
+        finish_reason = choice.get("finish_reason")
+        try:
+            value, _ = read_text(text, finish_reason, saved.plan)
+        except Failure as failure:
+            hint = " The answer was cut at max_tokens; raise max_tokens." if finish_reason == "length" else ""
+            records[i] = {}
+            errors[i] = f"no usable JSON after 1 attempt: {failure}.{hint}"
+            failures[i] = text
+            continue
+        records[i] = record_of(value)
+        errors[i] = na
+        failures.pop(i, None)
+    return into
+
+
+def line_error(line: dict[str, Any]) -> str:
+    """An error line's message, as live apply's ``_error`` shows the same API error."""
+    response = line.get("response") or {}
+    error = line.get("error") or {}
+    status, body = response.get("status_code"), response.get("body")
+    if isinstance(status, int) and status != 200 and body is not None:
+        return str(api_error(status, body, request_id=response.get("request_id")))
+    message = str(error.get("message") or "the batch returned an error for this row")
+    code = error.get("code")
+    return f"{code}: {message}" if code else message
+
+
+def _merged(job: Batch) -> tuple[Merged, _Saved]:
+    saved = _Saved(job)
+    into = None
+    if saved.parent:  # a retry batch: the parent's rows first, this batch's lines over them
+        from ..jobs import Batch as _Batch
+
+        into, _ = _merged(_Batch.resume(saved.parent))
+    return merge(job.lines(), saved, into), saved
+
+
+def _frame(job: Batch, merged: Merged, saved: _Saved) -> pd.DataFrame:
+    from .apply import answers_frame, usage_totals
+
+    frame = answers_frame(saved.index(), merged.records, merged.errors, saved.schema)
+    frame.attrs["usage"] = usage_totals(*merged.usage)
+    model = saved.params.get("model") or config.settings().model
+    cost = estimate_cost(model, merged.usage[0], merged.usage[1], merged.usage[2])
+    frame.attrs["batch"] = {
+        "id": job.id,
+        "cost": None if cost is None else cost * BATCH_PRICE,
+        "failed": len(merged.failed),
+    }
+    return frame
+
+
+def summary(job: Batch, frame: pd.DataFrame, merged: Merged) -> str:
+    errors = int(frame["_error"].notna().sum())
+    parts = [f"qwen apply (batch {job.id}): {len(frame)} row{'s' * (len(frame) != 1)}"]
+    if errors:
+        parts.append(f"{errors} failed (see the _error column; job.retry_failed() asks them again)")
+    if merged.failed:
+        parts.append(f"{len(merged.failed)} answered without usable JSON (job.failed() lists them)")
+    cost = frame.attrs["batch"]["cost"]
+    if cost is not None:
+        parts.append(f"${cost:.4f} at the batch price")
+    return " · ".join(parts)
+
+
+def finish(job: Batch) -> pd.DataFrame:
+    """The frame live ``apply`` returns for the same rows, from the job's lines and folder."""
+    merged, saved = _merged(job)
+    frame = _frame(job, merged, saved)
+    print(summary(job, frame, merged))
+    return frame
+
+
+def failed(job: Batch) -> pd.DataFrame:
+    """The rows that have an ``_error``, with the answer text of those that came but were not
+    usable JSON (``answer``; missing for rows the service failed)."""
+    import pandas as pd
+
+    merged, saved = _merged(job)
+    index = saved.index()
+    rows = [i for i, e in enumerate(merged.errors) if e is not pd.NA]
+    return pd.DataFrame(
+        {
+            "_error": pd.array([merged.errors[i] for i in rows], dtype="string"),
+            "answer": pd.array([merged.failed.get(i) for i in rows], dtype="string"),
+        },
+        index=index[rows],
+    )
+
+
+def retry_failed(job: Batch, *, batch: bool = False) -> pd.DataFrame:
+    """Ask the failed rows again, live (as apply would, with its re-asking) or as a new batch, and
+    return the whole frame with their new answers. Rows the template does not fit stay failed."""
+    import pandas as pd
+
+    merged, saved = _merged(job)
+    again = [i for i, e in enumerate(merged.errors) if e is not pd.NA and i not in saved.skipped]
+    if not again:
+        return _frame(job, merged, saved)
+    if batch:
+        return _retry_as_batch(job, saved, again)
+    prompts_of = _prompts(job, saved, set(again))
+    from .apply import NOT_DONE, Progress, _ask_all, record_of
+    from ..api.response import Response
+    from ..runner import Background
+
+    params = dict(saved.params)
+    plans = [plan(prompts_of[i], schema=saved.schema, multi=saved.multi, **params) for i in again]
+    outcomes: list[Any] = [None] * len(again)
+    labels = [str(label) for label in saved.index()[again]]
+    bar = Progress(len(again), enabled=True)
+    work = Background[None]("qwen-apply")
+    work.start(lambda: _ask_all(plans, outcomes, 8, saved.retries, bar.tick, labels))
+    try:
+        while not work.wait(0.1):
+            bar.refresh()
+    except KeyboardInterrupt:
+        work.stop()
+    work.result()
+    bar.close(None)
+    for i, outcome in zip(again, outcomes, strict=True):
+        if isinstance(outcome, Response):
+            merged.records[i] = record_of(outcome.data)
+            merged.errors[i] = pd.NA
+            merged.failed.pop(i, None)
+            u = outcome.usage
+            for k, v in enumerate((u.prompt_tokens, u.completion_tokens, u.reasoning_tokens, u.total_tokens)):
+                merged.usage[k] += v
+        elif outcome is None:
+            merged.errors[i] = NOT_DONE
+        else:
+            merged.errors[i] = str(outcome) or type(outcome).__name__
+    frame = _frame(job, merged, saved)
+    print(summary(job, frame, merged))
+    return frame
+
+
+def _input_lines(job: Batch, saved: _Saved) -> Iterator[bytes]:
+    """The lines this job (and the jobs it retried) sent, from the files kept in its folder."""
+    for part in job.parts:
+        with open(part.input_path, "rb") as f:
+            yield from f
+
+
+def _prompts(job: Batch, saved: _Saved, wanted: set[int]) -> dict[int, Content]:
+    """The user prompt each wanted row was sent, read back from the input files."""
+    found: dict[int, Content] = {}
+    jobs = [job]
+    parent = saved.parent
+    while parent:
+        from ..jobs import Batch as _Batch
+
+        older = _Batch.resume(parent)
+        jobs.append(older)
+        parent = older.state.get("parent")
+    for one in jobs:
+        for raw in _input_lines(one, saved):
+            line = _loads(raw)
+            i = int(line["custom_id"])
+            if i in wanted and i not in found:
+                found[i] = line["body"]["messages"][-1]["content"]
+    return found
+
+
+def _retry_as_batch(job: Batch, saved: _Saved, again: list[int]) -> pd.DataFrame:
+    """A new batch of the failed rows' lines as they were sent; its merge starts from this job's."""
+    from ..jobs import Batch as _Batch
+    from ..jobs import new_workdir
+
+    wanted = set(again)
+    folder = new_workdir()
+    limits = Limits()
+    inputs: list[tuple[Path, str, int]] = []
+    out: Any = None
+    count = size = 0
+    model = job.parts[0].model
+    jobs = [job]
+    try:
+        for one in jobs:
+            for raw in _input_lines(one, saved):
+                i = int(_loads(raw)["custom_id"])
+                if i not in wanted:
+                    continue
+                wanted.discard(i)
+                if out is None or count + 1 > limits.lines or size + len(raw) > limits.bytes:
+                    if out is not None:
+                        out.close()
+                        inputs[-1] = (inputs[-1][0], model, count)
+                    path = folder / f"retry-{len(inputs)}.jsonl"
+                    inputs.append((path, model, 0))
+                    out, count, size = open(path, "wb"), 0, 0
+                out.write(raw)
+                count += 1
+                size += len(raw)
+    finally:
+        if out is not None:
+            out.close()
+            inputs[-1] = (inputs[-1][0], model, count)
+    state = dict(job.state)
+    state.update(parent=job.id, root=str(saved.root))
+    retry = _Batch.submit(inputs, kind="apply", state=state, workdir=folder)
+    return retry.result()
