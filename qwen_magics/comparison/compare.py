@@ -428,8 +428,12 @@ def compare(
     retry: Retry | None = None,
     publish: Callable[[dict[str, str], bool], None] | None = None,
     cancel: threading.Event | None = None,
+    batch: bool = False,
+    wait: bool = True,
+    completion_window: str = "24h",
+    limits: Any = None,
     **params: Any,
-) -> Comparison:
+) -> Any:
     """Ask one prompt with every setting of a grid, concurrently, and show the answers side by side.
 
     Each parameter (``model``, ``system``, ``temperature``, ``top_p``, ``top_k``,
@@ -455,9 +459,20 @@ def compare(
         compare("Name a colour.", temperature=[0.1, 0.9], thinking=[True, False], samples=3).df
         compare("Capital of {country}?", cases=[{"country": "France", "city": "Paris"}],
                 checks=lambda r, case: case["city"] in r.text, temperature=[0.2, 1.0]).summary()
+
+    ``batch=True`` sends every cell × sample as a line of a Batch API job instead, one batch per
+    model, at half the price (see ``comparison/batch.py``): the same Comparison once done
+    (``wait``), else the ``qwen_magics.Batch`` at once, whose ``result()`` gives it later.
     """
     evaluation = (prompts, cases, checks, threshold)
     comparison, streams = _prepare(prompt, samples, concurrency, labels, configs, retry, params, evaluation)
+    if batch:
+        from .batch import submit
+
+        job = submit(
+            comparison, streams.prompt, streams.fixed, completion_window=completion_window, limits=limits
+        )
+        return job.wait(progress=show is not False).result() if wait else job
     return _run(comparison, streams, show, publish, cancel)
 
 

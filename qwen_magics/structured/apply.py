@@ -30,6 +30,8 @@ NOT_DONE = "interrupted before this row was answered"
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .batch import Limits
+
 __all__ = ["apply"]
 
 
@@ -74,8 +76,12 @@ def apply(
     concurrency: int = 8,
     retries: int = 2,
     progress: bool = True,
+    batch: bool = False,
+    wait: bool = True,
+    completion_window: str = "24h",
+    limits: Limits | None = None,
     **params: Any,
-) -> pd.DataFrame:
+) -> Any:
     """Ask ``template`` (with ``{column}`` fields filled from the row) for every row of ``df``.
 
     Returns a DataFrame with ``df``'s index, the schema's fields (or the answers' keys) as columns
@@ -83,6 +89,11 @@ def apply(
     a failing row does not stop the others. Ctrl-C stops the rest and returns the rows done so far.
     ``.attrs["usage"]`` holds the tokens of all requests; ``rows_not_reported`` counts the answers
     whose server sent no usage (their tokens are unknown, not counted as zero). Other keywords go to ``ask``.
+
+    ``batch=True`` sends the rows as a Batch API job instead (half the price, done within
+    ``completion_window``; see ``structured/batch.py``): with ``wait`` the same DataFrame once it is
+    done, else the ``qwen_magics.Batch`` at once (``job.result()`` gives the frame later, also after
+    a kernel restart through ``Batch.resume(id)``). ``limits`` splits the rows into several files.
     """
     import pandas as pd
 
@@ -92,6 +103,24 @@ def apply(
         raise ParameterError("concurrency", f"concurrency must be a whole number >= 1; got {concurrency!r}")
     template_fields(template, list(df.columns))
     sch = parse_schema(schema, user_namespace(), multi=multi) if schema is not None else None
+    if batch:
+        from .batch import submit
+
+        job = submit(
+            df,
+            template,
+            schema=sch,
+            multi=multi,
+            retries=retries,
+            completion_window=completion_window,
+            limits=limits,
+            params=params,
+        )
+        return job.wait(progress=progress).result() if wait else job
+    if not wait or limits is not None or completion_window != "24h":
+        raise ParameterError(
+            "batch", "wait, completion_window and limits are the Batch API's; pass batch=True with them"
+        )
     rows = df.to_dict("records") if len(df.columns) else [{} for _ in range(len(df))]
     prompts: list[Content | None] = []
     outcomes: list[Any] = [None] * len(rows)
@@ -263,7 +292,9 @@ def record_of(data: Any) -> dict[str, Any]:
     return data if isinstance(data, dict) else {"value": data}
 
 
-def answers_frame(index: pd.Index, records: list[dict[str, Any]], errors: list[Any], schema: Schema | None) -> pd.DataFrame:
+def answers_frame(
+    index: pd.Index, records: list[dict[str, Any]], errors: list[Any], schema: Schema | None
+) -> pd.DataFrame:
     """apply's result: the records flattened into columns (``pd.json_normalize``'s, built faster), in
     the schema's types, with ``index`` and the ``_error`` column. Live and batch apply share it."""
     import pandas as pd

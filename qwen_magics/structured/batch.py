@@ -17,11 +17,13 @@ restart merges from its folder alone. This module is the "apply" finisher of ``q
 
 from __future__ import annotations
 
+import gc
 import json
 import pickle
 import string
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from json.encoder import encode_basestring
 from pathlib import Path
@@ -65,6 +67,19 @@ class Limits:
     lines: int = 50_000
     bytes: int = 500 * 1024 * 1024
     line_bytes: int = 6 * 1024 * 1024
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Tens of thousands of small dicts kept alive: the cycle collector would rescan them all, over
+    and over, for cycles they cannot form (a third of a merge's time)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 # -- which models ----------------------------------------------------------------------------
@@ -142,7 +157,8 @@ class Request:
                 raise ParameterError("prompt", "the prompt is empty; write the question to ask")
             loud = self.json_sensitive and "json" in prompt.lower()
             head, tail = self.halves[loud]
-            return b"".join((_OPEN, custom_id.encode(), _MIDDLE, head, encode_basestring(prompt).encode(), tail, b"}\n"))
+            quoted = encode_basestring(prompt).encode()
+            return b"".join((_OPEN, custom_id.encode(), _MIDDLE, head, quoted, tail, b"}\n"))
         return b"".join((_OPEN, custom_id.encode(), _MIDDLE, dumps(self.body(prompt)).encode(), b"}\n"))
 
 
@@ -161,7 +177,7 @@ def prompts(df: pd.DataFrame, template: Content) -> Iterator[Content | Exception
     names = {str(c): c for c in df.columns}
     parsed = list(string.Formatter().parse(template)) if isinstance(template, str) else None
     simple = parsed is not None and all(
-        name is None or (name in names and not spec and not conversion) for _, name, spec, conversion in parsed
+        name is None or (name in names and not spec and not conv) for _, name, spec, conv in parsed
     )
     if not simple:
         rows = df.to_dict("records") if len(df.columns) else [{} for _ in range(len(df))]
@@ -201,66 +217,73 @@ def _filled(template: Content, row: dict[str, Any]) -> Content | Exception:
 
 
 # -- writing the files -----------------------------------------------------------------------
+class Files:
+    """Lines into ``folder``/``prefix``-N.jsonl, a new file before one would pass a limit."""
+
+    def __init__(self, folder: Path, prefix: str, model: str, limits: Limits) -> None:
+        self.folder, self.prefix, self.model, self.limits = folder, prefix, model, limits
+        self.inputs: list[tuple[Path, str, int]] = []  # (file, model, lines): what Batch.submit takes
+        self.bytes = 0
+        self._out: Any = None
+        self._count = self._size = 0
+
+    def write(self, line: bytes) -> None:
+        n = len(line)
+        if self._out is None or self._count >= self.limits.lines or self._size + n > self.limits.bytes:
+            self._next()
+        self._out.write(line)
+        self._count += 1
+        self._size += n
+        self.bytes += n
+
+    def _next(self) -> None:
+        self.close()
+        path = self.folder / f"{self.prefix}-{len(self.inputs)}.jsonl"
+        self.inputs.append((path, self.model, 0))
+        self._out = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed by close()
+        self._count = self._size = 0
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+            self.inputs[-1] = (self.inputs[-1][0], self.model, self._count)
+
+
 @dataclass
 class Written:
-    inputs: list[tuple[Path, str, int]]  # (file, model, lines): what Batch.submit takes
+    inputs: list[tuple[Path, str, int]]
     skipped: dict[int, str]  # row position -> why it has no line
     bytes: int
 
 
 def write_lines(
-    request: Request,
-    rows: Iterable[Content | Exception],
-    labels: Any,
-    folder: Path,
-    limits: Limits,
-    *,
-    prefix: str = "input",
+    request: Request, rows: Iterable[Content | Exception], labels: Any, folder: Path, limits: Limits
 ) -> Written:
-    """Every row's line into ``folder``/``prefix``-N.jsonl, a new file before one would pass a limit."""
-    model = request.settings.model
-    inputs: list[tuple[Path, str, int]] = []
+    """Every row's line into the folder's input files; a line over the limit refuses the job."""
+    files = Files(folder, "input", request.settings.model, limits)
     skipped: dict[int, str] = {}
-    total = 0
-    out: Any = None
-    count = size = 0
-
-    def start() -> Any:
-        path = folder / f"{prefix}-{len(inputs)}.jsonl"
-        inputs.append((path, model, 0))
-        return open(path, "wb", buffering=1 << 20)
-
     try:
-        for i, prompt in enumerate(rows):
-            if isinstance(prompt, Exception):
-                skipped[i] = str(prompt)
-                continue
-            try:
-                line = request.line(str(i), prompt)
-            except ParameterError as exc:
-                raise ParameterError(exc.param, f"row {labels[i]!r}: {exc}") from None
-            n = len(line)
-            if n > limits.line_bytes:
-                raise ParameterError(
-                    "df",
-                    f"row {labels[i]!r} makes a batch line of {n / 2**20:.1f} MB; a line takes at most "
-                    f"{limits.line_bytes / 2**20:g} MB: shorten that row, or ask it live (batch=False); "
-                    "nothing was uploaded",
-                )
-            if out is None or count + 1 > limits.lines or size + n > limits.bytes:
-                if out is not None:
-                    out.close()
-                    inputs[-1] = (inputs[-1][0], model, count)
-                out, count, size = start(), 0, 0
-            out.write(line)
-            count += 1
-            size += n
-            total += n
+        with _no_gc():
+            for i, prompt in enumerate(rows):
+                if isinstance(prompt, Exception):
+                    skipped[i] = str(prompt)
+                    continue
+                try:
+                    line = request.line(str(i), prompt)
+                except ParameterError as exc:
+                    raise ParameterError(exc.param, f"row {labels[i]!r}: {exc}") from None
+                if len(line) > limits.line_bytes:
+                    raise ParameterError(
+                        "df",
+                        f"row {labels[i]!r} makes a batch line of {len(line) / 2**20:.1f} MB; a line "
+                        f"takes at most {limits.line_bytes / 2**20:g} MB: shorten that row, or ask it "
+                        "live (batch=False); nothing was uploaded",
+                    )
+                files.write(line)
     finally:
-        if out is not None:
-            out.close()
-            inputs[-1] = (inputs[-1][0], model, count)
-    return Written(inputs, skipped, total)
+        files.close()
+    return Written(files.inputs, skipped, files.bytes)
 
 
 def estimate(model: str, written: Written, rows: int, max_tokens: int | None) -> float | None:
@@ -395,7 +418,8 @@ class _Saved:
         self.template: str | None = state.get("template")
         self.skipped = {int(k): v for k, v in (state.get("skipped") or {}).items()}
         self.parent: str | None = state.get("parent")
-        self.plan = Plan(None, {}, "json_object", self.schema, self.multi or bool(self.schema and self.schema.multi))
+        multi = self.multi or bool(self.schema and self.schema.multi)
+        self.plan = Plan(None, {}, "json_object", self.schema, multi)
 
     def index(self) -> pd.Index:
         with open(self.root / "rows.pkl", "rb") as f:
@@ -406,55 +430,66 @@ def merge(lines: Iterable[tuple[str, bytes]], saved: _Saved, into: Merged | None
     """Each line onto its row: the answer read as live apply reads it, or the line's error."""
     import pandas as pd
 
-    from .apply import record_of
-
     n = saved.rows
     if into is None:
         into = Merged([{}] * n, [NOT_ANSWERED] * n, {}, [0, 0, 0, 0, 0], 0)
         for i, why in saved.skipped.items():
             into.errors[i] = why
+    with _no_gc():
+        _merge_lines(lines, into, saved.plan, _loads, pd.NA)
+    return into
+
+
+def _merge_lines(lines: Iterable[tuple[str, bytes]], into: Merged, plan_: Plan, loads: Any, na: Any) -> None:
+    from .apply import record_of
+
     records, errors, failures, usage = into.records, into.errors, into.failed, into.usage
-    na = pd.NA
     for kind, raw in lines:
-        line = _loads(raw)
+        line = loads(raw)
         i = int(line["custom_id"])
-        response = line.get("response") or {}
-        body = response.get("body")
-        if kind != "output" or response.get("status_code") != 200 or line.get("error") or not isinstance(body, dict):
+        try:
+            response = line["response"]
+            if kind != "output" or response["status_code"] != 200 or line.get("error"):
+                raise LookupError
+            body = response["body"]
+            choice = body["choices"][0]
+            text = choice["message"]["content"] or ""
+        except (LookupError, TypeError):  # an error line, or an answer without one
             records[i] = {}
             errors[i] = line_error(line)
             failures.pop(i, None)
             continue
         into.answered += 1
         counts = body.get("usage")
-        if isinstance(counts, dict):
+        if counts:
             usage[0] += counts.get("prompt_tokens") or 0
             usage[1] += counts.get("completion_tokens") or 0
-            usage[2] += (counts.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
+            details = counts.get("completion_tokens_details")
+            usage[2] += (details.get("reasoning_tokens") or 0) if details else 0
             usage[3] += counts.get("total_tokens") or 0
         else:
             usage[4] += 1
-        choice = (body.get("choices") or [{}])[0]
-        text = (choice.get("message") or {}).get("content") or ""
         finish_reason = choice.get("finish_reason")
         try:
-            value, _ = read_text(text, finish_reason, saved.plan)
+            value, _ = read_text(text, finish_reason, plan_)
         except Failure as failure:
             hint = " The answer was cut at max_tokens; raise max_tokens." if finish_reason == "length" else ""
             records[i] = {}
             errors[i] = f"no usable JSON after 1 attempt: {failure}.{hint}"
             failures[i] = text
             continue
-        records[i] = record_of(value)
+        records[i] = value if type(value) is dict else record_of(value)
         errors[i] = na
-        failures.pop(i, None)
-    return into
+        if failures:
+            failures.pop(i, None)
 
 
 def line_error(line: dict[str, Any]) -> str:
     """An error line's message, as live apply's ``_error`` shows the same API error."""
     response = line.get("response") or {}
     error = line.get("error") or {}
+    if not isinstance(response, dict) or not isinstance(error, dict):
+        return "the batch returned a line this version cannot read"
     status, body = response.get("status_code"), response.get("body")
     if isinstance(status, int) and status != 200 and body is not None:
         return str(api_error(status, body, request_id=response.get("request_id")))
@@ -537,11 +572,11 @@ def retry_failed(job: Batch, *, batch: bool = False) -> pd.DataFrame:
         return _frame(job, merged, saved)
     if batch:
         return _retry_as_batch(job, saved, again)
-    prompts_of = _prompts(job, saved, set(again))
-    from .apply import NOT_DONE, Progress, _ask_all, record_of
     from ..api.response import Response
     from ..runner import Background
+    from .apply import NOT_DONE, Progress, _ask_all, record_of
 
+    prompts_of = _prompts(job, saved, set(again))
     params = dict(saved.params)
     plans = [plan(prompts_of[i], schema=saved.schema, multi=saved.multi, **params) for i in again]
     outcomes: list[Any] = [None] * len(again)
@@ -573,8 +608,8 @@ def retry_failed(job: Batch, *, batch: bool = False) -> pd.DataFrame:
     return frame
 
 
-def _input_lines(job: Batch, saved: _Saved) -> Iterator[bytes]:
-    """The lines this job (and the jobs it retried) sent, from the files kept in its folder."""
+def _input_lines(job: Batch) -> Iterator[bytes]:
+    """The lines this job sent, from the files kept in its folder."""
     for part in job.parts:
         with open(part.input_path, "rb") as f:
             yield from f
@@ -592,7 +627,7 @@ def _prompts(job: Batch, saved: _Saved, wanted: set[int]) -> dict[int, Content]:
         jobs.append(older)
         parent = older.state.get("parent")
     for one in jobs:
-        for raw in _input_lines(one, saved):
+        for raw in _input_lines(one):
             line = _loads(raw)
             i = int(line["custom_id"])
             if i in wanted and i not in found:
@@ -607,34 +642,16 @@ def _retry_as_batch(job: Batch, saved: _Saved, again: list[int]) -> pd.DataFrame
 
     wanted = set(again)
     folder = new_workdir()
-    limits = Limits()
-    inputs: list[tuple[Path, str, int]] = []
-    out: Any = None
-    count = size = 0
-    model = job.parts[0].model
-    jobs = [job]
+    files = Files(folder, "retry", job.parts[0].model, Limits())
     try:
-        for one in jobs:
-            for raw in _input_lines(one, saved):
-                i = int(_loads(raw)["custom_id"])
-                if i not in wanted:
-                    continue
+        for raw in _input_lines(job):
+            i = int(_loads(raw)["custom_id"])
+            if i in wanted:
                 wanted.discard(i)
-                if out is None or count + 1 > limits.lines or size + len(raw) > limits.bytes:
-                    if out is not None:
-                        out.close()
-                        inputs[-1] = (inputs[-1][0], model, count)
-                    path = folder / f"retry-{len(inputs)}.jsonl"
-                    inputs.append((path, model, 0))
-                    out, count, size = open(path, "wb"), 0, 0
-                out.write(raw)
-                count += 1
-                size += len(raw)
+                files.write(raw)
     finally:
-        if out is not None:
-            out.close()
-            inputs[-1] = (inputs[-1][0], model, count)
+        files.close()
     state = dict(job.state)
     state.update(parent=job.id, root=str(saved.root))
-    retry = _Batch.submit(inputs, kind="apply", state=state, workdir=folder)
+    retry = _Batch.submit(files.inputs, kind="apply", state=state, workdir=folder)
     return retry.result()

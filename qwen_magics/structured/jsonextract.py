@@ -29,6 +29,11 @@ _KEY = re.compile(r"[\"']\s*:")
 _JSON_LANGS = ("json", "jsonc", "json5", "")
 _DECODER = json.JSONDecoder()
 
+try:  # orjson reads a whole-JSON answer several times faster (batch merges read thousands)
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - orjson comes with the data extra
+    _fast_loads = json.loads
+
 
 class ExtractionError(ValueError):
     """No JSON value could be found or repaired in the text."""
@@ -49,13 +54,16 @@ class _Scan:
 
 def extract(text: str) -> Extracted:
     """The JSON value in ``text``, and which path found it: json, fenced, balanced or repaired."""
-    body = _THINK.sub("", text, count=1).strip()
+    body = (_THINK.sub("", text, count=1) if "<think>" in text else text).strip()
     if not body:
         raise ExtractionError("the answer is empty")
     try:
-        return Extracted(json.loads(body), "json")
+        return Extracted(_fast_loads(body), "json")
     except ValueError:
-        pass
+        try:
+            return Extracted(json.loads(body), "json")  # what orjson refuses: NaN, huge integers
+        except ValueError:
+            pass
     if "{" not in body and "[" not in body and "`" not in body:  # no object, array or fence to find
         raise ExtractionError(f"no JSON object or array in the answer: {_preview(body)}")
     best: tuple[int, int, Any, Path] | None = None

@@ -1,0 +1,274 @@
+"""``compare`` on DashScope's Batch API: every cell × sample a line, one batch per model.
+
+The grid is expanded and checked exactly as live ``compare`` does (``compare._prepare``); each
+sample's request is the body ``prepare`` makes for it without streaming (hybrid-thinking models get
+``enable_thinking`` explicitly, as a batch needs), grouped into one file (and batch) per model. The
+grid itself, without answers, is pickled into the job's folder (``grid.pkl``), so ``finish`` (the
+"compare" finisher of ``qwen_magics.jobs``) can rebuild the same ``Comparison`` after a kernel
+restart: each output line becomes the sample's Response (billed at half the list price), each
+error line a failed Response carrying the API error, and the checks run on the answers as they
+would live. Checks that cannot be pickled (a lambda) are kept for this session only.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import config as _config
+from ..api.params import PARAMS
+from ..api.request import prepare
+from ..api.response import ChunkParser, Response
+from ..checks import Verdict, evaluate
+from ..errors import ParameterError, QwenError, api_error
+from ..models import get_model
+from ..structured.batch import BATCH_PRICE, OUTPUT_GUESS, Files, Limits, _loads, check_model, dumps
+from .compare import Comparison, _dialect_of, failed_response, sample_settings
+
+if TYPE_CHECKING:
+    from ..jobs import Batch
+
+__all__ = ["failed", "finish", "retry_failed", "submit"]
+
+_checks: dict[str, Any] = {}  # job id -> checks that could not be pickled, for this session
+SECRET = ("api_key",)
+
+
+def body(cell_prompt: Any, model: str, setting: dict[str, Any], fixed: dict[str, Any]) -> dict[str, Any]:
+    """One sample's request as live compare would send it, without streaming."""
+    settings = _config.settings(api_key=fixed.get("api_key"), base_url=fixed.get("base_url"), model=model)
+    params = {k: setting.get(k) for k in PARAMS}
+    info = get_model(settings.model)
+    if info is not None and info.thinking == "hybrid" and params.get("thinking") is None:
+        params["thinking"] = info.thinks_by_default or params.get("budget") is not None
+    prep = prepare(
+        cell_prompt,
+        settings=settings,
+        system=setting.get("system"),
+        messages=fixed.get("messages"),
+        params=params,
+        stream=False,
+        extra={},
+        dialect=_dialect_of(settings, setting),
+    )
+    out = prep.body
+    out.pop("stream", None)
+    return out
+
+
+def submit(
+    comparison: Comparison,
+    prompt: Any,
+    fixed: dict[str, Any],
+    *,
+    completion_window: str,
+    limits: Limits | None,
+) -> Batch:
+    """Write each model's lines, save the grid, upload and create one batch per model."""
+    from ..jobs import Batch, new_workdir
+
+    if fixed.get("tools") is not None:
+        raise ParameterError("tools", "a batch line cannot run a tool loop; compare live (batch=False)")
+    models = sorted({cell.model for cell in comparison.cells})
+    for model in models:
+        check_model(model)
+    folder = new_workdir()
+    files: dict[str, Files] = {}
+    limits = limits or Limits()
+    tokens = 0
+    try:
+        for k, cell in enumerate(comparison.cells):
+            for i in range(comparison.samples):
+                setting = sample_settings(cell.settings, i)
+                one = body(cell.prompt if cell.prompt is not None else prompt, cell.model, setting, fixed)
+                line = (
+                    f'{{"custom_id":"{k}-{i}","method":"POST","url":"/v1/chat/completions","body":'
+                    f"{dumps(one)}}}\n"
+                ).encode()
+                if len(line) > limits.line_bytes:
+                    raise ParameterError(
+                        "prompt",
+                        f"cell {cell.label!r} makes a batch line of {len(line) / 2**20:.1f} MB; a line "
+                        f"takes at most {limits.line_bytes / 2**20:g} MB; nothing was uploaded",
+                    )
+                if cell.model not in files:
+                    files[cell.model] = Files(folder, f"input-{len(files)}", cell.model, limits)
+                files[cell.model].write(line)
+                tokens += len(line) // 4
+    finally:
+        for f in files.values():
+            f.close()
+    checks = comparison.checks
+    grid = _skeleton(comparison)
+    try:
+        blob = pickle.dumps(grid, protocol=pickle.HIGHEST_PROTOCOL)
+        kept = True
+    except (pickle.PicklingError, AttributeError, TypeError):
+        grid.checks = []
+        blob = pickle.dumps(grid, protocol=pickle.HIGHEST_PROTOCOL)
+        kept = False
+    (folder / "grid.pkl").write_bytes(blob)
+    inputs = [entry for f in files.values() for entry in f.inputs]
+    guess = _estimate(comparison, tokens)
+    state = {
+        "fixed": {k: v for k, v in fixed.items() if k not in SECRET and _plain(v)},
+        "checks_kept": kept,
+        "offline": bool(
+            _config.settings(api_key=fixed.get("api_key"), base_url=fixed.get("base_url")).offline
+        ),
+    }
+    settings = _config.settings(api_key=fixed.get("api_key"), base_url=fixed.get("base_url"))
+    job = Batch.submit(
+        inputs,
+        kind="compare",
+        state=state,
+        completion_window=completion_window,
+        estimate=guess,
+        settings=settings,
+        workdir=folder,
+    )
+    if not kept and checks:
+        _checks[job.id] = checks
+    return job
+
+
+def _plain(value: Any) -> bool:
+    try:
+        dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _skeleton(comparison: Comparison) -> Comparison:
+    """The grid without answers, views or widgets: what the folder keeps."""
+    grid = Comparison.__new__(Comparison)
+    grid.__dict__.update(comparison.__dict__)
+    grid.view = None
+    grid.diff_toggle = None
+    grid.cells = []
+    for cell in comparison.cells:
+        copy = type(cell).__new__(type(cell))
+        copy.__dict__.update(cell.__dict__)
+        copy.slots = [None] * comparison.samples
+        copy.verdicts = list(cell.verdicts)
+        grid.cells.append(copy)
+    return grid
+
+
+def _estimate(comparison: Comparison, input_tokens: int) -> float | None:
+    from ..models import estimate_cost
+
+    total = 0.0
+    lines = len(comparison.cells) * comparison.samples
+    for cell in comparison.cells:
+        share = input_tokens // max(lines, 1)
+        out = cell.settings.get("max_tokens") or OUTPUT_GUESS
+        cost = estimate_cost(cell.model, share, out)
+        if cost is None:
+            return None
+        total += cost * comparison.samples
+    return total * BATCH_PRICE
+
+
+# -- merging back ----------------------------------------------------------------------------
+def _grid(job: Batch) -> Comparison:
+    grid: Comparison = pickle.loads((Path(job.dir) / "grid.pkl").read_bytes())
+    if not grid.checks and job.id in _checks:
+        from .evaluation import check_names
+
+        grid.checks = _checks[job.id]
+        grid.check_names = check_names(grid.checks)
+    grid._started = time.perf_counter()
+    for cell in grid.cells:
+        cell.verdicts = [None] * grid.samples if grid.checks else []
+    return grid
+
+
+def _answer(line: dict[str, Any], cell: Any, base_url: str, offline: bool) -> Response:
+    """A sample's Response from its output line, or a failed Response carrying its error."""
+    response = line.get("response") or {}
+    data = response.get("body")
+    given = {k: v for k, v in cell.settings.items() if k in PARAMS and v is not None}
+    if line.get("error") or response.get("status_code") != 200 or not isinstance(data, dict):
+        return failed_response(cell, _error(line), time.perf_counter())
+    events = ChunkParser().feed(dumps(data))
+    answer = Response(
+        request={"model": data.get("model") or cell.model},
+        params=given,
+        base_url=base_url,
+        offline=offline,
+        request_id=response.get("request_id"),
+        source=iter(events),
+    )
+    answer.price = BATCH_PRICE
+    return answer.complete()
+
+
+def _error(line: dict[str, Any]) -> QwenError:
+    response = line.get("response") or {}
+    status, data = response.get("status_code"), response.get("body")
+    if isinstance(status, int) and status != 200 and data is not None:
+        return api_error(status, data, request_id=response.get("request_id"))
+    error = line.get("error") or {}
+    code = error.get("code")
+    message = str(error.get("message") or "the batch returned an error for this sample")
+    return QwenError(f"{code}: {message}" if code else message)
+
+
+def finish(job: Batch) -> Comparison:
+    """The Comparison live ``compare`` returns, from the job's lines and its saved grid."""
+    grid = _grid(job)
+    settings = _config.settings()
+    offline = bool(job.state.get("offline"))
+    for _kind, raw in job.lines():
+        line = _loads(raw)
+        k, _, i = str(line.get("custom_id")).partition("-")
+        cell = grid.cells[int(k)]
+        cell.slots[int(i)] = _answer(line, cell, settings.base_url, offline)
+    for cell in grid.cells:
+        for i, slot in enumerate(cell.slots):
+            if slot is None:
+                cell.slots[i] = failed_response(
+                    cell, QwenError("the batch returned no line for this sample"), time.perf_counter()
+                )
+            if grid.checks:
+                cell.verdicts[i] = _judge(grid, cell, i)
+    grid.elapsed = time.perf_counter() - grid._started
+    return grid
+
+
+def _judge(grid: Comparison, cell: Any, i: int) -> Verdict:
+    return evaluate(grid.checks, cell.slots[i], cell.case, grid.threshold)
+
+
+def failed(job: Batch) -> list[tuple[str, int, str]]:
+    """(cell label, sample, error) of every sample that failed."""
+    grid = finish(job)
+    return [(c.label, i, str(r.error)) for c in grid.cells for i, r in enumerate(c.slots) if r and r.error]
+
+
+def retry_failed(job: Batch, *, batch: bool = False) -> Comparison:
+    """The comparison with its failed samples asked again, live (``batch`` is not offered for a grid:
+    a failed sample is asked like any live one)."""
+    if batch:
+        raise ParameterError("batch", "a comparison's failed samples are asked again live; leave batch unset")
+    from ..api.client import Client
+
+    grid = finish(job)
+    fixed = dict(job.state.get("fixed") or {})
+    with Client() as client:
+        for cell in grid.cells:
+            for i, slot in enumerate(cell.slots):
+                if slot is not None and slot.error is None:
+                    continue
+                setting = sample_settings(cell.settings, i)
+                try:
+                    cell.slots[i] = client.ask(cell.prompt, stream=True, **fixed, **setting).complete()
+                except QwenError as exc:
+                    cell.slots[i] = failed_response(cell, exc, time.perf_counter())
+                if grid.checks:
+                    cell.verdicts[i] = _judge(grid, cell, i)
+    return grid
