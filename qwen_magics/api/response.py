@@ -304,7 +304,6 @@ class Response:
         self.fingerprint: str | None = None  # the request's, as replay looks it up (api/record.py)
         self.sample = 0  # the sample index inside a comparison
         self.replayed = False  # answered from a record (api/replay.py), not by the server
-        self.price = 1.0  # the share of the list price it is billed at: 0.5 for a Batch API line
         self.recorded_at: float | None = None  # unix time the answer was complete (when recorded, replayed)
         self._on_finish = on_finish  # called once, when the answer is complete (the history's hook)
         self._text: list[str] = []
@@ -447,10 +446,9 @@ class Response:
         u = self.usage
         if not u.reported:
             return None
-        cost = estimate_cost(
+        return estimate_cost(
             self.model, u.prompt_tokens, u.completion_tokens, u.reasoning_tokens, u.cached_tokens
         )
-        return None if cost is None else cost * self.price
 
     @property
     def messages(self) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import pickle
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,11 +25,12 @@ from ..api.response import ChunkParser, Response
 from ..checks import Verdict, evaluate
 from ..errors import ParameterError, QwenError, api_error
 from ..models import get_model
-from ..structured.batch import BATCH_PRICE, OUTPUT_GUESS, Files, Limits, _loads, check_model, dumps
+from ..structured.batch import _loads, check_model, dumps
 from .compare import Comparison, _dialect_of, failed_response, sample_settings
 
 if TYPE_CHECKING:
     from ..jobs import Batch
+    from ..jobs.files import Limits
 
 __all__ = ["failed", "finish", "retry_failed", "submit"]
 
@@ -67,39 +69,27 @@ def submit(
     limits: Limits | None,
 ) -> Batch:
     """Write each model's lines, save the grid, upload and create one batch per model."""
-    from ..jobs import Batch, new_workdir
+    from ..jobs import Batch
+    from ..jobs.files import LIMITS, encode_line, write_parts
+    from ..jobs.store import new_workdir
 
     if fixed.get("tools") is not None:
         raise ParameterError("tools", "a batch line cannot run a tool loop; compare live (batch=False)")
-    models = sorted({cell.model for cell in comparison.cells})
-    for model in models:
+    for model in sorted({cell.model for cell in comparison.cells}):
         check_model(model)
-    folder = new_workdir()
-    files: dict[str, Files] = {}
-    limits = limits or Limits()
-    tokens = 0
-    try:
+    sizes = [0]
+
+    def lines() -> Iterator[tuple[str, bytes, str]]:
         for k, cell in enumerate(comparison.cells):
             for i in range(comparison.samples):
                 setting = sample_settings(cell.settings, i)
                 one = body(cell.prompt if cell.prompt is not None else prompt, cell.model, setting, fixed)
-                line = (
-                    f'{{"custom_id":"{k}-{i}","method":"POST","url":"/v1/chat/completions","body":'
-                    f"{dumps(one)}}}\n"
-                ).encode()
-                if len(line) > limits.line_bytes:
-                    raise ParameterError(
-                        "prompt",
-                        f"cell {cell.label!r} makes a batch line of {len(line) / 2**20:.1f} MB; a line "
-                        f"takes at most {limits.line_bytes / 2**20:g} MB; nothing was uploaded",
-                    )
-                if cell.model not in files:
-                    files[cell.model] = Files(folder, f"input-{len(files)}", cell.model, limits)
-                files[cell.model].write(line)
-                tokens += len(line) // 4
-    finally:
-        for f in files.values():
-            f.close()
+                line = encode_line(f"{k}-{i}", one)
+                sizes[0] += len(line)
+                yield cell.model, line, f"cell {cell.label!r}" + (f" sample {i}" if i else "")
+
+    folder = new_workdir()
+    inputs = write_parts(lines(), folder, limits=limits or LIMITS, prefix="cells")
     checks = comparison.checks
     grid = _skeleton(comparison)
     try:
@@ -110,16 +100,13 @@ def submit(
         blob = pickle.dumps(grid, protocol=pickle.HIGHEST_PROTOCOL)
         kept = False
     (folder / "grid.pkl").write_bytes(blob)
-    inputs = [entry for f in files.values() for entry in f.inputs]
-    guess = _estimate(comparison, tokens)
+    guess = _estimate(comparison, sizes[0])
+    settings = _config.settings(api_key=fixed.get("api_key"), base_url=fixed.get("base_url"))
     state = {
         "fixed": {k: v for k, v in fixed.items() if k not in SECRET and _plain(v)},
         "checks_kept": kept,
-        "offline": bool(
-            _config.settings(api_key=fixed.get("api_key"), base_url=fixed.get("base_url")).offline
-        ),
+        "offline": settings.offline,
     }
-    settings = _config.settings(api_key=fixed.get("api_key"), base_url=fixed.get("base_url"))
     job = Batch.submit(
         inputs,
         kind="compare",
@@ -158,19 +145,21 @@ def _skeleton(comparison: Comparison) -> Comparison:
     return grid
 
 
-def _estimate(comparison: Comparison, input_tokens: int) -> float | None:
+def _estimate(comparison: Comparison, size: int) -> float | None:
+    """The batch price guessed before sending, as ``qwen_magics.batch`` guesses it."""
+    from ..jobs.job import BATCH_DISCOUNT
+    from ..jobs.requests import ASSUMED_ANSWER, CHARS_PER_TOKEN
     from ..models import estimate_cost
 
-    total = 0.0
     lines = len(comparison.cells) * comparison.samples
+    total = 0.0
     for cell in comparison.cells:
-        share = input_tokens // max(lines, 1)
-        out = cell.settings.get("max_tokens") or OUTPUT_GUESS
-        cost = estimate_cost(cell.model, share, out)
+        out = cell.settings.get("max_tokens") or ASSUMED_ANSWER
+        cost = estimate_cost(cell.model, size // CHARS_PER_TOKEN // max(lines, 1), out)
         if cost is None:
             return None
         total += cost * comparison.samples
-    return total * BATCH_PRICE
+    return total * BATCH_DISCOUNT
 
 
 # -- merging back ----------------------------------------------------------------------------
@@ -203,7 +192,7 @@ def _answer(line: dict[str, Any], cell: Any, base_url: str, offline: bool) -> Re
         request_id=response.get("request_id"),
         source=iter(events),
     )
-    answer.price = BATCH_PRICE
+    answer.batch = True  # billed at half the live price
     return answer.complete()
 
 

@@ -43,13 +43,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ..jobs import Batch
+    from ..jobs.files import Limits
 
-__all__ = ["Limits", "failed", "finish", "retry_failed", "submit"]
+__all__ = ["failed", "finish", "retry_failed", "submit"]
 
 URL = "/v1/chat/completions"
 MARKER = "@@qwen-magics-row@@"  # the user message's place in the shared body
-BATCH_PRICE = 0.5  # batch lines cost half the live price
-OUTPUT_GUESS = 100  # tokens an answer is guessed at for the estimate, unless max_tokens says
+BATCH_PRICE = 0.5  # batch lines cost half the live price (jobs.job.BATCH_DISCOUNT)
 NOT_ANSWERED = "the batch returned no line for this row"
 SECRET = ("api_key",)  # never saved in the job's folder
 
@@ -57,16 +57,6 @@ try:  # orjson reads a line five times faster; the standard library reads it the
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover - orjson comes with the data extra
     _loads = json.loads
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The service's limits on one input file: more lines or bytes split into several files (and
-    batches); a longer line is refused before anything is uploaded."""
-
-    lines: int = 50_000
-    bytes: int = 500 * 1024 * 1024
-    line_bytes: int = 6 * 1024 * 1024
 
 
 @contextmanager
@@ -149,8 +139,8 @@ class Request:
         return head.encode(), tail.encode()
 
     def line(self, custom_id: str, prompt: Content) -> bytes:
-        """One JSON line: the shared halves around the prompt, or the whole body for a prompt with
-        pictures (which ``prepare`` may scale)."""
+        """One JSON line (without its line break): the shared halves around the prompt, or the whole
+        body for a prompt with pictures (which ``prepare`` may scale)."""
         if isinstance(prompt, str):
             check_text("prompt", prompt)
             if not prompt.strip():
@@ -158,8 +148,8 @@ class Request:
             loud = self.json_sensitive and "json" in prompt.lower()
             head, tail = self.halves[loud]
             quoted = encode_basestring(prompt).encode()
-            return b"".join((_OPEN, custom_id.encode(), _MIDDLE, head, quoted, tail, b"}\n"))
-        return b"".join((_OPEN, custom_id.encode(), _MIDDLE, dumps(self.body(prompt)).encode(), b"}\n"))
+            return b"".join((_OPEN, custom_id.encode(), _MIDDLE, head, quoted, tail, b"}"))
+        return b"".join((_OPEN, custom_id.encode(), _MIDDLE, dumps(self.body(prompt)).encode(), b"}"))
 
 
 _OPEN = b'{"custom_id":"'
@@ -217,42 +207,9 @@ def _filled(template: Content, row: dict[str, Any]) -> Content | Exception:
 
 
 # -- writing the files -----------------------------------------------------------------------
-class Files:
-    """Lines into ``folder``/``prefix``-N.jsonl, a new file before one would pass a limit."""
-
-    def __init__(self, folder: Path, prefix: str, model: str, limits: Limits) -> None:
-        self.folder, self.prefix, self.model, self.limits = folder, prefix, model, limits
-        self.inputs: list[tuple[Path, str, int]] = []  # (file, model, lines): what Batch.submit takes
-        self.bytes = 0
-        self._out: Any = None
-        self._count = self._size = 0
-
-    def write(self, line: bytes) -> None:
-        n = len(line)
-        if self._out is None or self._count >= self.limits.lines or self._size + n > self.limits.bytes:
-            self._next()
-        self._out.write(line)
-        self._count += 1
-        self._size += n
-        self.bytes += n
-
-    def _next(self) -> None:
-        self.close()
-        path = self.folder / f"{self.prefix}-{len(self.inputs)}.jsonl"
-        self.inputs.append((path, self.model, 0))
-        self._out = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed by close()
-        self._count = self._size = 0
-
-    def close(self) -> None:
-        if self._out is not None:
-            self._out.close()
-            self._out = None
-            self.inputs[-1] = (self.inputs[-1][0], self.model, self._count)
-
-
 @dataclass
 class Written:
-    inputs: list[tuple[Path, str, int]]
+    inputs: list[tuple[Path, str, int]]  # (file, model, lines): what Batch.submit takes
     skipped: dict[int, str]  # row position -> why it has no line
     bytes: int
 
@@ -260,37 +217,40 @@ class Written:
 def write_lines(
     request: Request, rows: Iterable[Content | Exception], labels: Any, folder: Path, limits: Limits
 ) -> Written:
-    """Every row's line into the folder's input files; a line over the limit refuses the job."""
-    files = Files(folder, "input", request.settings.model, limits)
+    """Every row's line into the folder's input files (``jobs.files.write_parts``: split at the
+    limits, a line over the line limit refused naming its row before anything is uploaded)."""
+    from ..jobs.files import write_parts
+
     skipped: dict[int, str] = {}
-    try:
-        with _no_gc():
-            for i, prompt in enumerate(rows):
-                if isinstance(prompt, Exception):
-                    skipped[i] = str(prompt)
-                    continue
-                try:
-                    line = request.line(str(i), prompt)
-                except ParameterError as exc:
-                    raise ParameterError(exc.param, f"row {labels[i]!r}: {exc}") from None
-                if len(line) > limits.line_bytes:
-                    raise ParameterError(
-                        "df",
-                        f"row {labels[i]!r} makes a batch line of {len(line) / 2**20:.1f} MB; a line "
-                        f"takes at most {limits.line_bytes / 2**20:g} MB: shorten that row, or ask it "
-                        "live (batch=False); nothing was uploaded",
-                    )
-                files.write(line)
-    finally:
-        files.close()
-    return Written(files.inputs, skipped, files.bytes)
+    written = [0]
+    model = request.settings.model
+
+    def lines() -> Iterator[tuple[str, bytes, str]]:
+        for i, prompt in enumerate(rows):
+            if isinstance(prompt, Exception):
+                skipped[i] = str(prompt)
+                continue
+            try:
+                line = request.line(str(i), prompt)
+            except ParameterError as exc:
+                raise ParameterError(exc.param, f"row {labels[i]!r}: {exc}") from None
+            written[0] += len(line) + 1
+            yield model, line, f"row {labels[i]!r}"
+
+    with _no_gc():
+        inputs = write_parts(lines(), folder, limits=limits, prefix="rows")
+    return Written(inputs, skipped, written[0])
 
 
 def estimate(model: str, written: Written, rows: int, max_tokens: int | None) -> float | None:
-    """The batch price guessed before sending: four bytes of the lines a token in, ``max_tokens``
-    (else OUTPUT_GUESS) a row out, at half the live price."""
-    live = estimate_cost(model, written.bytes // 4, rows * (max_tokens or OUTPUT_GUESS))
-    return None if live is None else live * BATCH_PRICE
+    """The batch price guessed before sending, as ``qwen_magics.batch`` guesses it: a token per
+    CHARS_PER_TOKEN bytes of the lines in, ``max_tokens`` (else ASSUMED_ANSWER) a row out, at the
+    batch discount."""
+    from ..jobs.job import BATCH_DISCOUNT
+    from ..jobs.requests import ASSUMED_ANSWER, CHARS_PER_TOKEN
+
+    live = estimate_cost(model, written.bytes // CHARS_PER_TOKEN, rows * (max_tokens or ASSUMED_ANSWER))
+    return None if live is None else live * BATCH_DISCOUNT
 
 
 # -- submitting ------------------------------------------------------------------------------
@@ -306,7 +266,9 @@ def submit(
     params: dict[str, Any],
 ) -> Batch:
     """Build the lines of ``df``'s rows, save what the merge needs, upload and create the batch(es)."""
-    from ..jobs import Batch, new_workdir
+    from ..jobs import Batch
+    from ..jobs.files import LIMITS
+    from ..jobs.store import new_workdir
 
     simulator.ensure(explicit=bool(params.get("api_key") or params.get("base_url")))
     settings = config.settings(
@@ -316,7 +278,7 @@ def submit(
     request = Request(settings, schema, multi, dict(params))
     labels = df.index
     folder = new_workdir()
-    written = write_lines(request, prompts(df, template), labels, folder, limits or Limits())
+    written = write_lines(request, prompts(df, template), labels, folder, limits or LIMITS)
     if not written.inputs:
         raise ParameterError("df", "no row makes a request (the template fits none); nothing was sent")
     with open(folder / "rows.pkl", "wb") as f:
@@ -638,20 +600,22 @@ def _prompts(job: Batch, saved: _Saved, wanted: set[int]) -> dict[int, Content]:
 def _retry_as_batch(job: Batch, saved: _Saved, again: list[int]) -> pd.DataFrame:
     """A new batch of the failed rows' lines as they were sent; its merge starts from this job's."""
     from ..jobs import Batch as _Batch
-    from ..jobs import new_workdir
+    from ..jobs.files import write_parts
+    from ..jobs.store import new_workdir
 
     wanted = set(again)
-    folder = new_workdir()
-    files = Files(folder, "retry", job.parts[0].model, Limits())
-    try:
+    model = job.parts[0].model
+
+    def lines() -> Iterator[tuple[str, bytes, str]]:
         for raw in _input_lines(job):
             i = int(_loads(raw)["custom_id"])
             if i in wanted:
                 wanted.discard(i)
-                files.write(raw)
-    finally:
-        files.close()
+                yield model, raw.rstrip(b"\n"), f"row {i}"
+
+    folder = new_workdir()
+    inputs = write_parts(lines(), folder, prefix="retry")
     state = dict(job.state)
     state.update(parent=job.id, root=str(saved.root))
-    retry = _Batch.submit(files.inputs, kind="apply", state=state, workdir=folder)
+    retry = _Batch.submit(inputs, kind="apply", state=state, workdir=folder)
     return retry.result()
