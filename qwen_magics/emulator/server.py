@@ -109,7 +109,7 @@ class Fault:
     content_type: str = "application/json"
 
     def error(self) -> ProtocolError:
-        status = self.status if self.kind == "status" else 400
+        status = self.status if self.kind in ("status", "line_error") else 400
         code, etype, message = STANDARD_ERRORS.get(status, ("internal_error", "internal_error", "Error."))
         if self.kind == "error_chunk":
             code, etype, message = (
