@@ -22,8 +22,9 @@ SCHEMA = "name, moons int, facts.type"
 
 @pytest.fixture
 def batches(qwen_env: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Emulator:
-    """The emulator, with the job store in this test's own folder."""
+    """The emulator, with the job store in this test's own folder and a model that takes batches."""
     monkeypatch.setenv("QWEN_BATCHES", str(tmp_path / "batches"))
+    monkeypatch.setenv("QWEN_MODEL", "qwen-plus")
     return qwen_env
 
 
