@@ -35,7 +35,7 @@ from ..api.params import PARAMS, check_text
 from ..api.request import prepare
 from ..errors import ParameterError, QwenError, api_error
 from ..models import batch_models, estimate_cost, get_model
-from ..templating import Content, format_content, format_value
+from ..templating import Content, format_content
 from .ask import Failure, Plan, plan, read_text
 from .schema import Schema
 
@@ -99,6 +99,7 @@ class Request:
         # the instructions depend on whether the row's prompt says "json": one body for each case
         self.halves = {False: self._halves(MARKER), True: self._halves(MARKER + " json")}
         self.json_sensitive = self.halves[False] != self.halves[True]
+        self._pieces = {loud: (_MIDDLE + head, tail + b"}") for loud, (head, tail) in self.halves.items()}
 
     def _plan(self, prompt: Content) -> Plan:
         p = plan(prompt, schema=self.schema, multi=self.multi, **self.params)
@@ -142,13 +143,12 @@ class Request:
         """One JSON line (without its line break): the shared halves around the prompt, or the whole
         body for a prompt with pictures (which ``prepare`` may scale)."""
         if isinstance(prompt, str):
-            check_text("prompt", prompt)
+            if not (prompt.isascii() and prompt.isprintable()):  # else nothing check_text refuses
+                check_text("prompt", prompt)
             if not prompt.strip():
                 raise ParameterError("prompt", "the prompt is empty; write the question to ask")
-            loud = self.json_sensitive and "json" in prompt.lower()
-            head, tail = self.halves[loud]
-            quoted = encode_basestring(prompt).encode()
-            return b"".join((_OPEN, custom_id.encode(), _MIDDLE, head, quoted, tail, b"}"))
+            head, tail = self._pieces[self.json_sensitive and "json" in prompt.lower()]
+            return b"".join((_OPEN, custom_id.encode(), head, encode_basestring(prompt).encode(), tail))
         return b"".join((_OPEN, custom_id.encode(), _MIDDLE, dumps(self.body(prompt)).encode(), b"}"))
 
 
@@ -163,7 +163,8 @@ def dumps(value: Any) -> str:
 # -- the rows' prompts -----------------------------------------------------------------------
 def prompts(df: pd.DataFrame, template: Content) -> Iterator[Content | Exception]:
     """Each row's prompt as live apply fills it (``format_content``), or the error that row gets.
-    A text template of plain ``{column}`` fields is filled from the columns' lists directly."""
+    A text template of plain ``{column}`` fields is filled column by column, where the values are
+    text or numbers (``format`` shows those as ``str`` does); other rows go the general way."""
     names = {str(c): c for c in df.columns}
     parsed = list(string.Formatter().parse(template)) if isinstance(template, str) else None
     simple = parsed is not None and all(
@@ -175,28 +176,21 @@ def prompts(df: pd.DataFrame, template: Content) -> Iterator[Content | Exception
             yield _filled(template, {str(k): v for k, v in row.items()})
         return
     assert parsed is not None
-    literals = [literal for literal, _, _, _ in parsed]
-    fields = [name for _, name, _, _ in parsed]
-    columns = [df[names[f]].tolist() if f is not None else None for f in fields]
-    plain = (str, int, float)
-    for i in range(len(df)):
-        pieces: list[str] = []
-        for literal, values in zip(literals, columns, strict=True):
-            pieces.append(literal)
-            if values is not None:
-                value = values[i]
-                if type(value) in plain:
-                    pieces.append(value if type(value) is str else str(value))
-                    continue
-                shown = format_value(value)
-                if not isinstance(shown, str):  # a picture: the content parts, as live apply makes them
-                    row = {f: columns[k][i] for k, f in enumerate(fields) if f is not None}  # type: ignore[index]
-                    pieces = []
-                    yield _filled(template, row)
-                    break
-                pieces.append(shown)
+    columns = {name: df[names[name]].tolist() for _, name, _, _ in parsed if name is not None}
+    texts: dict[str, list[str | None]] = {}
+    odd: set[int] = set()
+    for name, values in columns.items():
+        shown = [v if type(v) is str else str(v) if type(v) in (int, float) else None for v in values]
+        odd.update(i for i, v in enumerate(shown) if v is None)
+        texts[name] = shown
+    filled = [""] * len(df)
+    for literal, name, _, _ in parsed:
+        if name is None:
+            filled = [f + literal for f in filled]
         else:
-            yield "".join(pieces)
+            filled = [f + literal + (t or "") for f, t in zip(filled, texts[name], strict=True)]
+    for i, prompt in enumerate(filled):
+        yield _filled(template, {name: values[i] for name, values in columns.items()}) if i in odd else prompt
 
 
 def _filled(template: Content, row: dict[str, Any]) -> Content | Exception:
@@ -207,6 +201,21 @@ def _filled(template: Content, row: dict[str, Any]) -> Content | Exception:
 
 
 # -- writing the files -----------------------------------------------------------------------
+class _Row:
+    """A row's name for a message, made only when a message needs it."""
+
+    __slots__ = ("i", "names")
+
+    def __init__(self, names: list[Any], i: int) -> None:
+        self.names, self.i = names, i
+
+    def __str__(self) -> str:
+        return f"row {self.names[self.i]!r}"
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
 @dataclass
 class Written:
     inputs: list[tuple[Path, str, int]]  # (file, model, lines): what Batch.submit takes
@@ -224,6 +233,8 @@ def write_lines(
     skipped: dict[int, str] = {}
     written = [0]
     model = request.settings.model
+    names = labels.tolist() if hasattr(labels, "tolist") else list(labels)
+    line_of = request.line
 
     def lines() -> Iterator[tuple[str, bytes, str]]:
         for i, prompt in enumerate(rows):
@@ -231,11 +242,11 @@ def write_lines(
                 skipped[i] = str(prompt)
                 continue
             try:
-                line = request.line(str(i), prompt)
+                line = line_of(str(i), prompt)
             except ParameterError as exc:
-                raise ParameterError(exc.param, f"row {labels[i]!r}: {exc}") from None
+                raise ParameterError(exc.param, f"row {names[i]!r}: {exc}") from None
             written[0] += len(line) + 1
-            yield model, line, f"row {labels[i]!r}"
+            yield model, line, _Row(names, i)  # type: ignore[misc]  # named only when refused
 
     with _no_gc():
         inputs = write_parts(lines(), folder, limits=limits, prefix="rows")
@@ -405,13 +416,14 @@ def merge(lines: Iterable[tuple[str, bytes]], saved: _Saved, into: Merged | None
 def _merge_lines(lines: Iterable[tuple[str, bytes]], into: Merged, plan_: Plan, loads: Any, na: Any) -> None:
     from .apply import record_of
 
-    records, errors, failures, usage = into.records, into.errors, into.failed, into.usage
+    records, errors, failures = into.records, into.errors, into.failed
+    prompt = completion = reasoning = total = unreported = answered = 0
     for kind, raw in lines:
         line = loads(raw)
         i = int(line["custom_id"])
         try:
             response = line["response"]
-            if kind != "output" or response["status_code"] != 200 or line.get("error"):
+            if kind != "output" or response["status_code"] != 200 or line["error"]:
                 raise LookupError
             body = response["body"]
             choice = body["choices"][0]
@@ -421,19 +433,20 @@ def _merge_lines(lines: Iterable[tuple[str, bytes]], into: Merged, plan_: Plan, 
             errors[i] = line_error(line)
             failures.pop(i, None)
             continue
-        into.answered += 1
-        counts = body.get("usage")
-        if counts:
-            usage[0] += counts.get("prompt_tokens") or 0
-            usage[1] += counts.get("completion_tokens") or 0
+        answered += 1
+        try:
+            counts = body["usage"]
+            prompt += counts["prompt_tokens"]
+            completion += counts["completion_tokens"]
+            total += counts["total_tokens"]
             details = counts.get("completion_tokens_details")
-            usage[2] += (details.get("reasoning_tokens") or 0) if details else 0
-            usage[3] += counts.get("total_tokens") or 0
-        else:
-            usage[4] += 1
+            if details:
+                reasoning += details.get("reasoning_tokens") or 0
+        except (LookupError, TypeError):
+            unreported += 1
         finish_reason = choice.get("finish_reason")
         try:
-            value, _ = read_text(text, finish_reason, plan_)
+            value = read_text(text, finish_reason, plan_)[0]
         except Failure as failure:
             hint = " The answer was cut at max_tokens; raise max_tokens." if finish_reason == "length" else ""
             records[i] = {}
@@ -444,6 +457,9 @@ def _merge_lines(lines: Iterable[tuple[str, bytes]], into: Merged, plan_: Plan, 
         errors[i] = na
         if failures:
             failures.pop(i, None)
+    into.answered += answered
+    for k, n in enumerate((prompt, completion, reasoning, total, unreported)):
+        into.usage[k] += n
 
 
 def line_error(line: dict[str, Any]) -> str:
