@@ -266,6 +266,10 @@ class QwenMagics(Magics):
                 return self._cmd_config(self._expand(command[1]), line)
             elif command[0] == "log":
                 return self._show(log_bundle(self._expand(command[1])))
+            elif command[0] == "batches":
+                from .batches import batches_bundle  # the Batch API client loads when first asked
+
+                return self._show(batches_bundle(self._expand(command[1])))
             elif command[0] == "login":
                 return self._cmd_login(command[1])
             elif command[0] == "replay":
