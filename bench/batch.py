@@ -45,8 +45,18 @@ MEMORY_TARGET = 2.0
 def emulator() -> Iterator[str]:
     """The emulator's base URL, in its own process, answering live requests after LATENCY seconds."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qwen_magics.cli", "serve", "--port", "0", "--generator", "simple"]
-        + ["--latency", str(LATENCY)],
+        [
+            sys.executable,
+            "-m",
+            "qwen_magics.cli",
+            "serve",
+            "--port",
+            "0",
+            "--generator",
+            "simple",
+            "--latency",
+        ]
+        + [str(LATENCY)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -176,7 +186,12 @@ def run_sdk(df: pd.DataFrame, base_url: str) -> dict[str, float]:
     out = pd.DataFrame(records, index=df.index)
     merged = time.perf_counter()
     assert len(out) == len(df)
-    return {"build": built - started, "submit": submitted - started, "wait": waited - submitted, "merge": merged - waited}
+    return {
+        "build": built - started,
+        "submit": submitted - started,
+        "wait": waited - submitted,
+        "merge": merged - waited,
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -227,7 +242,9 @@ def main(argv: list[str]) -> int:
         f"\nbuild + merge: {rate:,.0f} rows/s (target >= {RATE_TARGET:,.0f}): {rate_ok}\n"
         f"peak memory: {ratio:.2f}x the input file (target <= {MEMORY_TARGET:g}x): {memory_ok}\n"
         f"price for the same tokens: live ${live_price:.4f}, batch ${ours['cost']:.4f} "
-        f"({ours['cost'] / live_price:.0%} of live)" if live_price else ""
+        f"({ours['cost'] / live_price:.0%} of live)"
+        if live_price
+        else ""
     )
     return 0 if rate_ok == memory_ok == "PASS" else 1
 

@@ -214,9 +214,9 @@ def finish(job: Batch) -> Comparison:
     offline = bool(job.state.get("offline"))
     for _kind, raw in job.lines():
         line = _loads(raw)
-        k, _, i = str(line.get("custom_id")).partition("-")
-        cell = grid.cells[int(k)]
-        cell.slots[int(i)] = _answer(line, cell, settings.base_url, offline)
+        cell_at, _, sample = str(line.get("custom_id")).partition("-")
+        cell = grid.cells[int(cell_at)]
+        cell.slots[int(sample)] = _answer(line, cell, settings.base_url, offline)
     for cell in grid.cells:
         for i, slot in enumerate(cell.slots):
             if slot is None:

@@ -56,7 +56,7 @@ SECRET = ("api_key",)  # never saved in the job's folder
 try:  # orjson reads a line five times faster; the standard library reads it the same
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover - orjson comes with the data extra
-    _loads = json.loads
+    from json import loads as _loads  # type: ignore[assignment]
 
 
 @contextmanager
@@ -180,15 +180,15 @@ def prompts(df: pd.DataFrame, template: Content) -> Iterator[Content | Exception
     texts: dict[str, list[str | None]] = {}
     odd: set[int] = set()
     for name, values in columns.items():
-        shown = [v if type(v) is str else str(v) if type(v) in (int, float) else None for v in values]
-        odd.update(i for i, v in enumerate(shown) if v is None)
-        texts[name] = shown
+        plain = [v if type(v) is str else str(v) if type(v) in (int, float) else None for v in values]
+        odd.update(i for i, v in enumerate(plain) if v is None)
+        texts[name] = plain
     filled = [""] * len(df)
-    for literal, name, _, _ in parsed:
-        if name is None:
+    for literal, field, _, _ in parsed:
+        if field is None:
             filled = [f + literal for f in filled]
         else:
-            filled = [f + literal + (t or "") for f, t in zip(filled, texts[name], strict=True)]
+            filled = [f + literal + (t or "") for f, t in zip(filled, texts[field], strict=True)]
     for i, prompt in enumerate(filled):
         yield _filled(template, {name: values[i] for name, values in columns.items()}) if i in odd else prompt
 
@@ -589,8 +589,9 @@ def retry_failed(job: Batch, *, batch: bool = False) -> pd.DataFrame:
 def _input_lines(job: Batch) -> Iterator[bytes]:
     """The lines this job sent, from the files kept in its folder."""
     for part in job.parts:
-        with open(part.input_path, "rb") as f:
-            yield from f
+        if part.input_path is not None:
+            with open(part.input_path, "rb") as f:
+                yield from f
 
 
 def _prompts(job: Batch, saved: _Saved, wanted: set[int]) -> dict[int, Content]:

@@ -32,7 +32,7 @@ _DECODER = json.JSONDecoder()
 try:  # orjson reads a whole-JSON answer several times faster (batch merges read thousands)
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover - orjson comes with the data extra
-    _fast_loads = json.loads
+    from json import loads as _fast_loads  # type: ignore[assignment]
 
 
 class ExtractionError(ValueError):
