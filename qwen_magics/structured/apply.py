@@ -299,7 +299,7 @@ def answers_frame(
     the schema's types, with ``index`` and the ``_error`` column. Live and batch apply share it."""
     import pandas as pd
 
-    if any(type(v) is dict for r in records for v in r.values()):
+    if dict in {type(v) for r in records for v in r.values()}:
         records = [_flat(r) for r in records]
     frame = pd.DataFrame(records) if records else pd.DataFrame()
     frame.index = index

@@ -139,7 +139,7 @@ class Request:
             raise QwenError("the row's place was not found in the shared request")
         return head.encode(), tail.encode()
 
-    def line(self, custom_id: str, prompt: Content) -> bytes:
+    def line(self, position: int, prompt: Content) -> bytes:
         """One JSON line (without its line break): the shared halves around the prompt, or the whole
         body for a prompt with pictures (which ``prepare`` may scale)."""
         if isinstance(prompt, str):
@@ -148,8 +148,8 @@ class Request:
             if not prompt.strip():
                 raise ParameterError("prompt", "the prompt is empty; write the question to ask")
             head, tail = self._pieces[self.json_sensitive and "json" in prompt.lower()]
-            return b"".join((_OPEN, custom_id.encode(), head, encode_basestring(prompt).encode(), tail))
-        return b"".join((_OPEN, custom_id.encode(), _MIDDLE, dumps(self.body(prompt)).encode(), b"}"))
+            return b"".join((_OPEN, b"%d" % position, head, encode_basestring(prompt).encode(), tail))
+        return b"".join((_OPEN, b"%d" % position, _MIDDLE, dumps(self.body(prompt)).encode(), b"}"))
 
 
 _OPEN = b'{"custom_id":"'
@@ -202,12 +202,13 @@ def _filled(template: Content, row: dict[str, Any]) -> Content | Exception:
 
 # -- writing the files -----------------------------------------------------------------------
 class _Row:
-    """A row's name for a message, made only when a message needs it."""
+    """The row being written, named only when a message needs it (the line writer names a line it
+    refuses at once, while it is the current row)."""
 
     __slots__ = ("i", "names")
 
-    def __init__(self, names: list[Any], i: int) -> None:
-        self.names, self.i = names, i
+    def __init__(self, names: list[Any]) -> None:
+        self.names, self.i = names, 0
 
     def __str__(self) -> str:
         return f"row {self.names[self.i]!r}"
@@ -231,9 +232,8 @@ def write_lines(
     from ..jobs.files import write_parts
 
     skipped: dict[int, str] = {}
-    written = [0]
     model = request.settings.model
-    names = labels.tolist() if hasattr(labels, "tolist") else list(labels)
+    row = _Row(labels.tolist() if hasattr(labels, "tolist") else list(labels))
     line_of = request.line
 
     def lines() -> Iterator[tuple[str, bytes, str]]:
@@ -241,16 +241,16 @@ def write_lines(
             if isinstance(prompt, Exception):
                 skipped[i] = str(prompt)
                 continue
+            row.i = i
             try:
-                line = line_of(str(i), prompt)
+                line = line_of(i, prompt)
             except ParameterError as exc:
-                raise ParameterError(exc.param, f"row {names[i]!r}: {exc}") from None
-            written[0] += len(line) + 1
-            yield model, line, _Row(names, i)  # type: ignore[misc]  # named only when refused
+                raise ParameterError(exc.param, f"{row}: {exc}") from None
+            yield model, line, row  # type: ignore[misc]  # named (the current row) only when refused
 
     with _no_gc():
         inputs = write_parts(lines(), folder, limits=limits, prefix="rows")
-    return Written(inputs, skipped, written[0])
+    return Written(inputs, skipped, sum(path.stat().st_size for path, _, _ in inputs))
 
 
 def estimate(model: str, written: Written, rows: int, max_tokens: int | None) -> float | None:
