@@ -53,6 +53,6 @@ NOTEBOOK_TOKENS_PER_SECOND ?= 60
 notebooks: setup
 	@# lesson 07 replays its last answer from its own saved copy: its second run saves it replayed
 	for nb in notebooks/*.ipynb notebooks/07_history_and_replay.ipynb; do \
-	  env -u DASHSCOPE_API_KEY -u DASHSCOPE_BASE_URL QWEN_HISTORY=off QWEN_OFFLINE=1 QWEN_OFFLINE_TOKENS_PER_SECOND=$(NOTEBOOK_TOKENS_PER_SECOND) \
+	  env -u DASHSCOPE_API_KEY -u DASHSCOPE_BASE_URL QWEN_HISTORY=off QWEN_BATCHES=$$(mktemp -d) QWEN_OFFLINE=1 QWEN_OFFLINE_TOKENS_PER_SECOND=$(NOTEBOOK_TOKENS_PER_SECOND) \
 	    $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace $$nb || exit 1; \
 	done

@@ -9,6 +9,7 @@ them: an update replaces the data of the display it names.
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Any
 
 import nbval.kernel
@@ -45,6 +46,8 @@ RunningKernel.get_message = _get_message_applying_updates  # type: ignore[method
 # The notebooks are checked in offline mode, with answers as fast as the offline model makes them.
 # Only the notebooks' kernel gets these variables; the test process keeps its own environment.
 OFFLINE_KERNEL_ENV = {"QWEN_OFFLINE": "1", "QWEN_OFFLINE_TOKENS_PER_SECOND": "0", "QWEN_HISTORY": "off"}
+# batch jobs (lesson 11) are kept in a folder of the run's own, not in ~/.qwen-magics/batches
+OFFLINE_KERNEL_ENV["QWEN_BATCHES"] = tempfile.mkdtemp(prefix="qwen-lesson-batches-")
 _start_new_kernel = nbval.kernel.start_new_kernel
 
 
