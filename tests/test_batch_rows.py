@@ -160,7 +160,7 @@ def test_six_megabytes_is_the_default_line_limit(batches: Emulator) -> None:
 
 
 def test_a_model_without_batch_support_is_refused_naming_those_with_it(batches: Emulator) -> None:
-    refused = r"qwen3\.6-plus takes no Batch API jobs; use one of qwen-plus, "
+    refused = r"qwen3\.6-plus does not take Batch API jobs; the models that do: qwen-plus, "
     with pytest.raises(ParameterError, match=refused):
         apply(planets(2), TEMPLATE, model="qwen3.6-plus", batch=True, progress=False)
     assert not batches.requests
@@ -225,6 +225,6 @@ def test_batch_compare_runs_the_checks(batches: Emulator) -> None:
 
 
 def test_batch_compare_refuses_a_model_without_batch(batches: Emulator) -> None:
-    with pytest.raises(ParameterError, match="takes no Batch API jobs"):
+    with pytest.raises(ParameterError, match="does not take Batch API jobs"):
         compare("hi", model=["qwen-plus", "qwen3.6-plus"], show=False, batch=True)
     assert not batches.requests

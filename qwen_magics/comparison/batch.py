@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING, Any
 from .. import config as _config
 from ..api.params import PARAMS
 from ..api.request import prepare
-from ..api.response import ChunkParser, Response
 from ..checks import Verdict, evaluate
-from ..errors import ParameterError, QwenError, api_error
+from ..errors import ParameterError, QwenError
 from ..models import get_model
 from ..structured.batch import _loads, check_model, dumps
 from .compare import Comparison, _dialect_of, failed_response, sample_settings
@@ -176,47 +175,22 @@ def _grid(job: Batch) -> Comparison:
     return grid
 
 
-def _answer(line: dict[str, Any], cell: Any, base_url: str, offline: bool) -> Response:
-    """A sample's Response from its output line, or a failed Response carrying its error."""
-    response = line.get("response") or {}
-    data = response.get("body")
-    given = {k: v for k, v in cell.settings.items() if k in PARAMS and v is not None}
-    if line.get("error") or response.get("status_code") != 200 or not isinstance(data, dict):
-        return failed_response(cell, _error(line), time.perf_counter())
-    events = ChunkParser().feed(dumps(data))
-    answer = Response(
-        request={"model": data.get("model") or cell.model},
-        params=given,
-        base_url=base_url,
-        offline=offline,
-        request_id=response.get("request_id"),
-        source=iter(events),
-    )
-    answer.batch = True  # billed at half the live price
-    return answer.complete()
-
-
-def _error(line: dict[str, Any]) -> QwenError:
-    response = line.get("response") or {}
-    status, data = response.get("status_code"), response.get("body")
-    if isinstance(status, int) and status != 200 and data is not None:
-        return api_error(status, data, request_id=response.get("request_id"))
-    error = line.get("error") or {}
-    code = error.get("code")
-    message = str(error.get("message") or "the batch returned an error for this sample")
-    return QwenError(f"{code}: {message}" if code else message)
-
-
 def finish(job: Batch) -> Comparison:
     """The Comparison live ``compare`` returns, from the job's lines and its saved grid."""
+    from ..jobs.requests import _requests, _response  # the job layer's reading of a line
+
     grid = _grid(job)
-    settings = _config.settings()
     offline = bool(job.state.get("offline"))
-    for _kind, raw in job.lines():
+    sent = dict(_requests(job))
+    for which, raw in job.lines():
         line = _loads(raw)
-        cell_at, _, sample = str(line.get("custom_id")).partition("-")
+        custom_id = str(line.get("custom_id"))
+        cell_at, _, sample = custom_id.partition("-")
         cell = grid.cells[int(cell_at)]
-        cell.slots[int(sample)] = _answer(line, cell, settings.base_url, offline)
+        answer = _response(which, line, sent.get(custom_id) or {"model": cell.model}, job.base_url or "")
+        answer.offline = offline
+        answer.sample = int(sample)
+        cell.slots[int(sample)] = answer
     for cell in grid.cells:
         for i, slot in enumerate(cell.slots):
             if slot is None:

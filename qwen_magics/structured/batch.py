@@ -4,7 +4,7 @@ Building: everything a row's request shares (the checked parameters, the JSON mo
 instructions, the thinking switch, which a batch must set explicitly on hybrid models) is worked out
 once, by the same ``plan`` and ``prepare`` live ``apply`` uses, and serialised around a marker; a
 row then only fills the template and splices its prompt's JSON between the two halves. Lines go
-straight to files in the job's folder, split at the service's limits (``Limits``).
+straight to files in the job's folder, split at the service's limits (``jobs.files``).
 
 Merging: ``finish`` streams the job's output and error lines, maps each to its row by
 ``custom_id`` (the row's position, never the order of lines), reads every answer with the live
@@ -31,10 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 from .. import config, simulator
 from ..api import dialect as _dialects
+from ..api.batches import ENDPOINT
 from ..api.params import PARAMS, check_text
 from ..api.request import prepare
-from ..errors import ParameterError, QwenError, api_error
-from ..models import batch_models, estimate_cost, get_model
+from ..errors import ParameterError, QwenError
+from ..jobs.job import BATCH_DISCOUNT
+from ..models import estimate_cost, get_model
 from ..templating import Content, format_content
 from .ask import Failure, Plan, plan, read_text
 from .schema import Schema
@@ -47,9 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = ["failed", "finish", "retry_failed", "submit"]
 
-URL = "/v1/chat/completions"
 MARKER = "@@qwen-magics-row@@"  # the user message's place in the shared body
-BATCH_PRICE = 0.5  # batch lines cost half the live price (jobs.job.BATCH_DISCOUNT)
 NOT_ANSWERED = "the batch returned no line for this row"
 SECRET = ("api_key",)  # never saved in the job's folder
 
@@ -74,15 +74,11 @@ def _no_gc() -> Iterator[None]:
 
 # -- which models ----------------------------------------------------------------------------
 def check_model(model: str) -> None:
-    """A model the table knows to take no batch jobs is refused here, naming those that do; a model
-    the table does not know is the service's to judge."""
-    info = get_model(model)
-    if info is not None and not info.batch:
-        raise ParameterError(
-            "model",
-            f"{model} takes no Batch API jobs; use one of {', '.join(batch_models())} "
-            "(model=...), or ask live (batch=False); nothing was sent",
-        )
+    """A model the table knows to take no batch jobs is refused before anything is sent, naming
+    those that do (the job layer's check); one the table does not know is the service's to judge."""
+    from ..jobs.requests import _check_models
+
+    _check_models([model])
 
 
 # -- the shared body -------------------------------------------------------------------------
@@ -153,7 +149,7 @@ class Request:
 
 
 _OPEN = b'{"custom_id":"'
-_MIDDLE = b'","method":"POST","url":"' + URL.encode() + b'","body":'
+_MIDDLE = b'","method":"POST","url":"' + ENDPOINT.encode() + b'","body":'
 
 
 def dumps(value: Any) -> str:
@@ -257,7 +253,6 @@ def estimate(model: str, written: Written, rows: int, max_tokens: int | None) ->
     """The batch price guessed before sending, as ``qwen_magics.batch`` guesses it: a token per
     CHARS_PER_TOKEN bytes of the lines in, ``max_tokens`` (else ASSUMED_ANSWER) a row out, at the
     batch discount."""
-    from ..jobs.job import BATCH_DISCOUNT
     from ..jobs.requests import ASSUMED_ANSWER, CHARS_PER_TOKEN
 
     live = estimate_cost(model, written.bytes // CHARS_PER_TOKEN, rows * (max_tokens or ASSUMED_ANSWER))
@@ -463,17 +458,11 @@ def _merge_lines(lines: Iterable[tuple[str, bytes]], into: Merged, plan_: Plan, 
 
 
 def line_error(line: dict[str, Any]) -> str:
-    """An error line's message, as live apply's ``_error`` shows the same API error."""
-    response = line.get("response") or {}
-    error = line.get("error") or {}
-    if not isinstance(response, dict) or not isinstance(error, dict):
-        return "the batch returned a line this version cannot read"
-    status, body = response.get("status_code"), response.get("body")
-    if isinstance(status, int) and status != 200 and body is not None:
-        return str(api_error(status, body, request_id=response.get("request_id")))
-    message = str(error.get("message") or "the batch returned an error for this row")
-    code = error.get("code")
-    return f"{code}: {message}" if code else message
+    """An error line's message: the error the job layer reads from it (an APIError from the service's
+    status and body, as live apply's ``_error`` shows it)."""
+    from ..jobs.requests import _response
+
+    return str(_response("error", line, {}, "").error or "the batch returned an error for this row")
 
 
 def _merged(job: Batch) -> tuple[Merged, _Saved]:
@@ -495,7 +484,7 @@ def _frame(job: Batch, merged: Merged, saved: _Saved) -> pd.DataFrame:
     cost = estimate_cost(model, merged.usage[0], merged.usage[1], merged.usage[2])
     frame.attrs["batch"] = {
         "id": job.id,
-        "cost": None if cost is None else cost * BATCH_PRICE,
+        "cost": None if cost is None else cost * BATCH_DISCOUNT,
         "failed": len(merged.failed),
     }
     return frame
