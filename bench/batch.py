@@ -41,7 +41,7 @@ MODEL = "qwen-plus"
 TEMPLATE = "Describe the planet {name} as JSON"
 RATE_TARGET = 100_000.0
 MEMORY_TARGET = 2.0
-REPEAT = 3
+REPEAT = 5
 
 
 @contextmanager
