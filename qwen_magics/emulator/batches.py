@@ -223,14 +223,14 @@ class BatchService:
         if kind == "files" and len(rest) == 2 and rest[1] == "content" and method == "GET":
             return 200, self._file(rest[0])
         if kind == "batches" and method == "POST" and not rest:
-            return 200, self._create(handler.json_body()).body()
+            return 200, self._create(handler.json_body())
         if kind == "batches" and method == "GET" and not rest:
             return 200, self._list(query)
         if kind == "batches" and len(rest) == 1 and method == "GET":
             return 200, self._batch(rest[0]).body()
         if kind == "batches" and len(rest) == 2 and rest[1] == "cancel" and method == "POST":
             handler.json_body()
-            return 200, self._cancel(self._batch(rest[0])).body()
+            return 200, self._cancel(self._batch(rest[0]))
         raise ProtocolError(404, "NotFound", f"{method} /{'/'.join(parts)} is not a known endpoint.")
 
     def _file(self, file_id: str) -> _File:
@@ -269,7 +269,8 @@ class BatchService:
             self.files[file.id] = file
         return file
 
-    def _create(self, data: Any) -> _Batch:
+    def _create(self, data: Any) -> dict[str, Any]:
+        """The new batch as it is created (``validating``), before its worker may move it on."""
         if not isinstance(data, dict):
             raise _bad("Required body invalid, please check the request body format.")
         file_id = data.get("input_file_id")
@@ -289,11 +290,12 @@ class BatchService:
             raise _bad("metadata must be an object of strings.")
         batch = _Batch(f"batch_{uuid.uuid4()}", file_id, window, metadata)
         thread = threading.Thread(target=self._run, args=(batch,), name=f"emulator-{batch.id}", daemon=True)
+        created = batch.body()
         with self._lock:
             self.batches[batch.id] = batch
             self._threads.append(thread)
         thread.start()
-        return batch
+        return created
 
     def _list(self, query: dict[str, str]) -> dict[str, Any]:
         try:
@@ -314,19 +316,19 @@ class BatchService:
             "has_more": start + limit < len(newest),
         }
 
-    def _cancel(self, batch: _Batch) -> _Batch:
+    def _cancel(self, batch: _Batch) -> dict[str, Any]:
         with self._lock:
             if batch.status in ("validating", "in_progress", "finalizing"):
                 batch.status = "cancelling"
                 batch.times["cancelling"] = int(time.time())
                 batch.cancel.set()
-        return batch
+            return batch.body()
 
     # -- the worker -----------------------------------------------------------------------------
     def _set(self, batch: _Batch, status: str) -> None:
         with self._lock:
-            if batch.status == "cancelling" and status not in ("cancelled",):
-                return
+            if batch.status == "cancelling" and status not in ("completed", "failed", "expired", "cancelled"):
+                return  # a cancel that came while finalizing ends as what the batch became
             batch.status = status
             batch.times[status] = int(time.time())
 

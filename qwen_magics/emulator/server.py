@@ -171,7 +171,9 @@ class _Server(ThreadingHTTPServer):
 class Emulator:
     """A local DashScope. ``with Emulator() as emu: ask(..., base_url=emu.base_url)``.
 
-    ``dialect="vllm"`` or ``"openai"`` plays another server instead (see ``servers.py``)."""
+    ``dialect="vllm"`` or ``"openai"`` plays another server instead (see ``servers.py``).
+    ``batch_speed``: the Batch API's lines a second (None: as fast as it answers; also
+    ``emulator.batches.speed``, with ``.pause`` for the seconds spent validating and finalizing)."""
 
     def __init__(
         self,

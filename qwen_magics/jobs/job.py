@@ -10,6 +10,7 @@ back into what the live call returns. Ctrl-C while waiting stops the waiting, ne
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import shutil
 import time
@@ -257,7 +258,7 @@ class Batch:
             "requests",
             [part],
             folder,
-            {"count": total},
+            {},  # no list to follow: the answers come in custom_id order
             created=float(created) if isinstance(created, (int, float)) else None,
             completion_window=str(info.get("completion_window") or "24h"),
             metadata=info.get("metadata"),
@@ -402,6 +403,8 @@ class Batch:
                         continue
                     path = self.dir / f"{part.batch_id}.{suffix}.jsonl"
                     setattr(part, attr, wire.download(str(file_id), path))
+                if not isinstance((part.info.get("usage") or {}).get("input_tokens"), int):
+                    part.info["usage"] = _usage(part.output_path)  # the service did not sum it up
         self.save()
 
     def lines(self) -> Iterator[tuple[str, bytes]]:
@@ -467,6 +470,27 @@ def _move_into(path: Path, folder: Path) -> Path:
     target = folder / path.name
     shutil.move(str(path), target)
     return target
+
+
+def _usage(path: Path | None) -> dict[str, Any]:
+    """The tokens of an output file's answers, in the shape of a batch object's ``usage``."""
+    tokens_in = tokens_out = reasoning = 0
+    if path is not None and path.exists():
+        with open(path, "rb") as f:
+            for raw in f:
+                try:
+                    usage = json.loads(raw)["response"]["body"].get("usage") or {}
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue
+                tokens_in += int(usage.get("prompt_tokens") or 0)
+                tokens_out += int(usage.get("completion_tokens") or 0)
+                reasoning += int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
+    return {
+        "input_tokens": tokens_in,
+        "output_tokens": tokens_out,
+        "output_tokens_details": {"reasoning_tokens": reasoning},
+        "total_tokens": tokens_in + tokens_out,
+    }
 
 
 def _ended_at(info: dict[str, Any]) -> float | None:
