@@ -340,3 +340,27 @@ def test_openai_sdk_reads_the_same_endpoints(emulator: Emulator, tmp_path: Path)
         assert sdk.files.delete(uploaded.id).deleted is True
     finally:
         sdk.close()
+
+
+def test_admin_settings_set_the_batch_speed(emulator: Emulator) -> None:
+    import httpx
+
+    httpx.post(
+        f"http://127.0.0.1:{emulator.port}/_emulator/settings", json={"batch_speed": 5, "batch_pause": 0.5}
+    ).raise_for_status()
+    assert (emulator.batches.speed, emulator.batches.pause) == (5.0, 0.5)
+
+
+def test_usage_summed_from_the_output_file_matches_the_service(
+    wire: BatchWire, emulator: Emulator, tmp_path: Path
+) -> None:
+    from qwen_magics.jobs.job import _usage
+
+    batch = run(wire, write(tmp_path / "in.jsonl", [line(str(i), f"question {i}") for i in range(4)]))
+    summed = _usage(wire.download(batch["output_file_id"], tmp_path / "out.jsonl"))
+    reported = batch["usage"]
+    assert (summed["input_tokens"], summed["output_tokens"], summed["total_tokens"]) == (
+        reported["input_tokens"],
+        reported["output_tokens"],
+        reported["total_tokens"],
+    )

@@ -250,3 +250,11 @@ def test_qwen_batches_unknown_id_is_a_usage_error(ip: Any, jobs: Emulator) -> No
 
     with pytest.raises(UsageError, match="batch_nope"):
         ip.run_line_magic("qwen", "batches batch_nope")
+
+
+def test_hybrid_models_get_their_thinking_switch_explicitly(jobs: Emulator) -> None:
+    job = qwen_magics.batch(["a"], model="qwen-flash", wait=False)
+    assert job.parts[0].input_path is not None
+    line = json.loads(job.parts[0].input_path.read_text())
+    assert line["body"]["enable_thinking"] is False and "stream" not in line["body"]
+    assert line["url"] == "/v1/chat/completions" and line["custom_id"] == "0"

@@ -74,7 +74,16 @@ def batch(
 
 
 def _body(request: Any, settings: config.Settings, params: dict[str, Any]) -> dict[str, Any]:
-    """The chat body of one request, checked as ``ask`` checks it; no stream."""
+    """The chat body of one request, checked as ``ask`` checks it; no stream. A hybrid-thinking
+    model is told its thinking switch explicitly, as the Batch API's guide asks."""
+    body = _chat_body(request, settings, params)
+    info = get_model(str(body.get("model")))
+    if info is not None and info.thinking == "hybrid":
+        body.setdefault("enable_thinking", info.thinking_default)
+    return body
+
+
+def _chat_body(request: Any, settings: config.Settings, params: dict[str, Any]) -> dict[str, Any]:
     if isinstance(request, dict):
         body = {k: v for k, v in request.items() if k not in ("stream", "stream_options")}
         body.setdefault("model", settings.model)
