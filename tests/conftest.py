@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -114,6 +115,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     # no test, and no kernel a test starts, writes to ~/.qwen-magics; the history fixture opts in
     os.environ["QWEN_HISTORY"] = "off"
+    os.environ["QWEN_BATCHES"] = tempfile.mkdtemp(prefix="qwen-test-batches-")  # batch jobs' store
 
 
 @pytest.hookimpl(wrapper=True)
