@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -447,7 +446,7 @@ class Batch:
 def _claim(folder: Path, workdir: Path | None) -> Path:
     """The job's folder: ``workdir`` renamed to it, or a new one."""
     if workdir is not None and workdir.is_dir() and not folder.exists():
-        os.replace(workdir, folder)
+        shutil.move(str(workdir), folder)  # a rename inside the store; a copy from elsewhere
     else:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     return folder
