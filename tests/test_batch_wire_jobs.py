@@ -14,6 +14,7 @@ from IPython.utils.capture import capture_output
 import qwen_magics
 from qwen_magics import config
 from qwen_magics.api.batches import BatchWire
+from qwen_magics.api.render import format_cost
 from qwen_magics.emulator import Emulator
 from qwen_magics.errors import APIError, ParameterError
 from qwen_magics.jobs import Batch, store
@@ -193,7 +194,7 @@ def test_wait_shows_progress_and_the_cost(
         job.wait()
     last = captured.outputs[-1].data["text/plain"]
     assert last.startswith(f"qwen batch {job.id}: completed · 2/2 done · ")
-    assert last.endswith(f"${jobs.spent:.4f}")
+    assert last.endswith(format_cost(jobs.spent))
     assert any("<progress" in o.data.get("text/html", "") for o in captured.outputs[:-1])
 
 
@@ -202,7 +203,7 @@ def test_estimate_is_shown_before_the_cost_is_known(jobs: Emulator) -> None:
     job = qwen_magics.batch(["a", "b"], model="qwen-plus", max_tokens=100, wait=False)
     assert job.estimate is not None and job.estimate > 0
     text = str(job.status())
-    assert text.startswith("validating · 0/2 done") and "estimated" in text
+    assert text.startswith("validating · 0/2 done") and text.endswith(f"estimate {format_cost(job.estimate)}")
     job.cancel()
 
 
@@ -258,3 +259,17 @@ def test_hybrid_models_get_their_thinking_switch_explicitly(jobs: Emulator) -> N
     line = json.loads(job.parts[0].input_path.read_text())
     assert line["body"]["enable_thinking"] is False and "stream" not in line["body"]
     assert line["url"] == "/v1/chat/completions" and line["custom_id"] == "0"
+
+
+def test_batch_runs_on_the_offline_simulator_in_a_script(tmp_path: Path) -> None:
+    from .test_plain_python import run_script
+
+    code = (
+        "import qwen_magics\n"
+        "out = qwen_magics.batch(['What is the tide?', 'Name a colour'], model='qwen-flash')\n"
+        "print(len(out), all(r.text and r.error is None for r in out), [r.cost for r in out])\n"
+    )
+    out = run_script(tmp_path, code, QWEN_OFFLINE="1", QWEN_BATCHES=str(tmp_path / "batches"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "2 True [None, None]"  # the simulator's answers cost nothing
+    assert "$" not in out.stdout

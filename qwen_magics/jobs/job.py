@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import config
 from ..api.batches import BatchWire
+from ..api.render import format_cost
 from ..models import estimate_cost
 from . import store
 
@@ -142,9 +143,9 @@ class Status:
             words.append(f"{len(self.parts)} batches")
         words.append(_duration(self.elapsed))
         if self.cost is not None:
-            words.append(f"${self.cost:.4f}")
+            words.append(format_cost(self.cost))
         elif self.estimate is not None:
-            words.append(f"≈${self.estimate:.4f} estimated")
+            words.append(f"estimate {format_cost(self.estimate)}")
         return " · ".join(words)
 
 
@@ -333,6 +334,7 @@ class Batch:
             state = min(states, key=WORST.index)
         counts = [p.counts for p in self.parts]
         costs = [p.cost for p in self.parts]
+        offline = self.settings.offline  # the simulator's answers cost nothing
         ended = [_ended_at(p.info) for p in self.parts]
         end = max(ended) if not going and all(e is not None for e in ended) else None  # type: ignore[type-var]
         return Status(
@@ -342,8 +344,8 @@ class Batch:
             total=sum(c[2] for c in counts),
             elapsed=max(0.0, (end if end is not None else time.time()) - self.created),
             parts=states,
-            cost=None if any(c is None for c in costs) else sum(c for c in costs if c is not None),
-            estimate=self.estimate,
+            cost=None if offline or None in costs else sum(c for c in costs if c is not None),
+            estimate=None if offline else self.estimate,
             errors=[f"{p.batch_id}: {p.why}" for p in self.parts if p.why],
         )
 
