@@ -123,6 +123,7 @@ def test_resume_from_the_store_gives_the_results(jobs: Emulator) -> None:
     assert (again.kind, [p.batch_id for p in again.parts]) == ("requests", [job.id])
     assert [r.text.split(".")[0] for r in again.result()] == ["You asked: a", "You asked: b", "You asked: c"]
     assert again.status().state == "completed" and again.status().completed == 3
+    assert Batch.resume(job.dir).id == job.id  # its folder names it too
 
 
 def test_resume_a_batch_known_only_to_the_service(jobs: Emulator, tmp_path: Path) -> None:

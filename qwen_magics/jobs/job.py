@@ -238,9 +238,12 @@ class Batch:
         return job
 
     @classmethod
-    def resume(cls, batch_id: str) -> Batch:
-        """The job with this id (or with a part of this batch id) from the store; a batch the store
-        does not know is fetched from the service and kept as a job of kind ``requests``."""
+    def resume(cls, batch_id: str | Path) -> Batch:
+        """The job with this id (or with a part of this batch id, or in this folder) from the store;
+        a batch the store does not know is fetched from the service and kept as a job of kind
+        ``requests``."""
+        if isinstance(batch_id, Path):
+            return cls.load(batch_id)
         folder = store.find(batch_id)
         if folder is not None:
             return cls.load(folder)

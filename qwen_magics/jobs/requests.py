@@ -203,8 +203,9 @@ def _order(job: Batch, found: dict[str, Response]) -> list[str]:
 
 
 def _response(
-    which: str, line: dict[str, Any], request: dict[str, Any], base_url: str, offline: bool
+    which: str, line: dict[str, Any], request: dict[str, Any], base_url: str, offline: bool = False
 ) -> Response:
+    """The Response of one output or error line (``offline``: from the simulator, so no cost)."""
     answer = line.get("response") or {}
     request_id = answer.get("request_id")
     body = answer.get("body")
