@@ -200,6 +200,17 @@ def test_expired_batch_returns_what_it_answered(wire: BatchWire, emulator: Emula
     assert len(errors) == 5
 
 
+def test_window_that_passes_expires_the_batch(wire: BatchWire, emulator: Emulator, tmp_path: Path) -> None:
+    emulator.batches.hour = 0.02  # a 24h window lasts 0.48 s
+    emulator.batches.speed = 20
+    batch = run(wire, write(tmp_path / "in.jsonl", [line(str(i)) for i in range(100)]))
+    assert batch["status"] == "expired"
+    assert batch["expires_at"] - batch["created_at"] <= 1
+    counts = batch["request_counts"]
+    assert 0 < counts["completed"] < 100 and counts["completed"] + counts["failed"] == 100
+    assert {x["error"]["code"] for x in contents(wire, batch["error_file_id"], tmp_path)} == {"batch_expired"}
+
+
 def test_cancel_keeps_the_answered_lines(wire: BatchWire, emulator: Emulator, tmp_path: Path) -> None:
     emulator.batches.speed = 20
     batch = wire.create(wire.upload(write(tmp_path / "in.jsonl", [line(str(i)) for i in range(200)]))["id"])
@@ -346,9 +357,10 @@ def test_admin_settings_set_the_batch_speed(emulator: Emulator) -> None:
     import httpx
 
     httpx.post(
-        f"http://127.0.0.1:{emulator.port}/_emulator/settings", json={"batch_speed": 5, "batch_pause": 0.5}
+        f"http://127.0.0.1:{emulator.port}/_emulator/settings",
+        json={"batch_speed": 5, "batch_pause": 0.5, "batch_hour": 1},
     ).raise_for_status()
-    assert (emulator.batches.speed, emulator.batches.pause) == (5.0, 0.5)
+    assert (emulator.batches.speed, emulator.batches.pause, emulator.batches.hour) == (5.0, 0.5, 1.0)
 
 
 def test_usage_summed_from_the_output_file_matches_the_service(

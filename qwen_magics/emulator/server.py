@@ -698,6 +698,8 @@ class _Handler(BaseHTTPRequestHandler):
                 emu.batches.speed = None if data["batch_speed"] is None else float(data["batch_speed"])
             if "batch_pause" in data:
                 emu.batches.pause = float(data["batch_pause"])
+            if "batch_hour" in data:
+                emu.batches.hour = float(data["batch_hour"])
         elif path == "/_emulator/replies":
             for reply in data.get("replies", []):
                 emu.queue_reply(reply["text"], reply.get("reasoning"))
