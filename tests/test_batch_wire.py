@@ -376,3 +376,38 @@ def test_usage_summed_from_the_output_file_matches_the_service(
         reported["output_tokens"],
         reported["total_tokens"],
     )
+
+
+def test_upload_sent_in_chunks_is_read_whole(emulator: Emulator, tmp_path: Path) -> None:
+    import httpx
+
+    content = "".join(json.dumps(line(str(i))) + "\n" for i in range(300)).encode()
+    body = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+        b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="in.jsonl"\r\n'
+        b"Content-Type: application/jsonl\r\n\r\n" + content + b"\r\n--XyZ--\r\n"
+    )
+    pieces = (body[i : i + 1000] for i in range(0, len(body), 1000))  # no length: chunked encoding
+    resp = httpx.post(
+        f"{emulator.base_url}/files",
+        content=pieces,
+        headers={"Authorization": f"Bearer {TEST_KEY}", "Content-Type": "multipart/form-data; boundary=XyZ"},
+    )
+    assert resp.status_code == 200, resp.text
+    uploaded = resp.json()
+    assert uploaded["bytes"] == len(content) and uploaded["filename"] == "in.jsonl"
+    with BatchWire(config.settings(base_url=emulator.base_url, api_key=TEST_KEY)) as wire:
+        wire.download(uploaded["id"], tmp_path / "back.jsonl")
+    assert (tmp_path / "back.jsonl").read_bytes() == content
+
+
+def test_upload_without_purpose_batch_is_refused(wire: BatchWire, emulator: Emulator, tmp_path: Path) -> None:
+    import httpx
+
+    resp = httpx.post(
+        f"{emulator.base_url}/files",
+        files={"file": ("in.jsonl", b"{}\n")},
+        data={"purpose": "fine-tune"},
+        headers={"Authorization": f"Bearer {TEST_KEY}"},
+    )
+    assert resp.status_code == 400 and "purpose must be `batch`" in resp.json()["error"]["message"]
