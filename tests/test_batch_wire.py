@@ -200,6 +200,17 @@ def test_expired_batch_returns_what_it_answered(wire: BatchWire, emulator: Emula
     assert len(errors) == 5
 
 
+def test_window_that_passes_expires_the_batch(wire: BatchWire, emulator: Emulator, tmp_path: Path) -> None:
+    emulator.batches.hour = 0.02  # a 24h window lasts 0.48 s
+    emulator.batches.speed = 20
+    batch = run(wire, write(tmp_path / "in.jsonl", [line(str(i)) for i in range(100)]))
+    assert batch["status"] == "expired"
+    assert batch["expires_at"] - batch["created_at"] <= 1
+    counts = batch["request_counts"]
+    assert 0 < counts["completed"] < 100 and counts["completed"] + counts["failed"] == 100
+    assert {x["error"]["code"] for x in contents(wire, batch["error_file_id"], tmp_path)} == {"batch_expired"}
+
+
 def test_cancel_keeps_the_answered_lines(wire: BatchWire, emulator: Emulator, tmp_path: Path) -> None:
     emulator.batches.speed = 20
     batch = wire.create(wire.upload(write(tmp_path / "in.jsonl", [line(str(i)) for i in range(200)]))["id"])
@@ -340,3 +351,63 @@ def test_openai_sdk_reads_the_same_endpoints(emulator: Emulator, tmp_path: Path)
         assert sdk.files.delete(uploaded.id).deleted is True
     finally:
         sdk.close()
+
+
+def test_admin_settings_set_the_batch_speed(emulator: Emulator) -> None:
+    import httpx
+
+    httpx.post(
+        f"http://127.0.0.1:{emulator.port}/_emulator/settings",
+        json={"batch_speed": 5, "batch_pause": 0.5, "batch_hour": 1},
+    ).raise_for_status()
+    assert (emulator.batches.speed, emulator.batches.pause, emulator.batches.hour) == (5.0, 0.5, 1.0)
+
+
+def test_usage_summed_from_the_output_file_matches_the_service(
+    wire: BatchWire, emulator: Emulator, tmp_path: Path
+) -> None:
+    from qwen_magics.jobs.job import _usage
+
+    batch = run(wire, write(tmp_path / "in.jsonl", [line(str(i), f"question {i}") for i in range(4)]))
+    summed = _usage(wire.download(batch["output_file_id"], tmp_path / "out.jsonl"))
+    reported = batch["usage"]
+    assert (summed["input_tokens"], summed["output_tokens"], summed["total_tokens"]) == (
+        reported["input_tokens"],
+        reported["output_tokens"],
+        reported["total_tokens"],
+    )
+
+
+def test_upload_sent_in_chunks_is_read_whole(emulator: Emulator, tmp_path: Path) -> None:
+    import httpx
+
+    content = "".join(json.dumps(line(str(i))) + "\n" for i in range(300)).encode()
+    body = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+        b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="in.jsonl"\r\n'
+        b"Content-Type: application/jsonl\r\n\r\n" + content + b"\r\n--XyZ--\r\n"
+    )
+    pieces = (body[i : i + 1000] for i in range(0, len(body), 1000))  # no length: chunked encoding
+    resp = httpx.post(
+        f"{emulator.base_url}/files",
+        content=pieces,
+        headers={"Authorization": f"Bearer {TEST_KEY}", "Content-Type": "multipart/form-data; boundary=XyZ"},
+    )
+    assert resp.status_code == 200, resp.text
+    uploaded = resp.json()
+    assert uploaded["bytes"] == len(content) and uploaded["filename"] == "in.jsonl"
+    with BatchWire(config.settings(base_url=emulator.base_url, api_key=TEST_KEY)) as wire:
+        wire.download(uploaded["id"], tmp_path / "back.jsonl")
+    assert (tmp_path / "back.jsonl").read_bytes() == content
+
+
+def test_upload_without_purpose_batch_is_refused(wire: BatchWire, emulator: Emulator, tmp_path: Path) -> None:
+    import httpx
+
+    resp = httpx.post(
+        f"{emulator.base_url}/files",
+        files={"file": ("in.jsonl", b"{}\n")},
+        data={"purpose": "fine-tune"},
+        headers={"Authorization": f"Bearer {TEST_KEY}"},
+    )
+    assert resp.status_code == 400 and "purpose must be `batch`" in resp.json()["error"]["message"]

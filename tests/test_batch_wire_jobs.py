@@ -14,6 +14,7 @@ from IPython.utils.capture import capture_output
 import qwen_magics
 from qwen_magics import config
 from qwen_magics.api.batches import BatchWire
+from qwen_magics.api.render import format_cost
 from qwen_magics.emulator import Emulator
 from qwen_magics.errors import APIError, ParameterError
 from qwen_magics.jobs import Batch, store
@@ -122,6 +123,7 @@ def test_resume_from_the_store_gives_the_results(jobs: Emulator) -> None:
     assert (again.kind, [p.batch_id for p in again.parts]) == ("requests", [job.id])
     assert [r.text.split(".")[0] for r in again.result()] == ["You asked: a", "You asked: b", "You asked: c"]
     assert again.status().state == "completed" and again.status().completed == 3
+    assert Batch.resume(job.dir).id == job.id  # its folder names it too
 
 
 def test_resume_a_batch_known_only_to_the_service(jobs: Emulator, tmp_path: Path) -> None:
@@ -193,7 +195,7 @@ def test_wait_shows_progress_and_the_cost(
         job.wait()
     last = captured.outputs[-1].data["text/plain"]
     assert last.startswith(f"qwen batch {job.id}: completed · 2/2 done · ")
-    assert last.endswith(f"${jobs.spent:.4f}")
+    assert last.endswith(format_cost(jobs.spent))
     assert any("<progress" in o.data.get("text/html", "") for o in captured.outputs[:-1])
 
 
@@ -202,7 +204,7 @@ def test_estimate_is_shown_before_the_cost_is_known(jobs: Emulator) -> None:
     job = qwen_magics.batch(["a", "b"], model="qwen-plus", max_tokens=100, wait=False)
     assert job.estimate is not None and job.estimate > 0
     text = str(job.status())
-    assert text.startswith("validating · 0/2 done") and "estimated" in text
+    assert text.startswith("validating · 0/2 done") and text.endswith(f"estimate {format_cost(job.estimate)}")
     job.cancel()
 
 
@@ -250,3 +252,25 @@ def test_qwen_batches_unknown_id_is_a_usage_error(ip: Any, jobs: Emulator) -> No
 
     with pytest.raises(UsageError, match="batch_nope"):
         ip.run_line_magic("qwen", "batches batch_nope")
+
+
+def test_hybrid_models_get_their_thinking_switch_explicitly(jobs: Emulator) -> None:
+    job = qwen_magics.batch(["a"], model="qwen-flash", wait=False)
+    assert job.parts[0].input_path is not None
+    line = json.loads(job.parts[0].input_path.read_text())
+    assert line["body"]["enable_thinking"] is False and "stream" not in line["body"]
+    assert line["url"] == "/v1/chat/completions" and line["custom_id"] == "0"
+
+
+def test_batch_runs_on_the_offline_simulator_in_a_script(tmp_path: Path) -> None:
+    from .test_plain_python import run_script
+
+    code = (
+        "import qwen_magics\n"
+        "out = qwen_magics.batch(['What is the tide?', 'Name a colour'], model='qwen-flash')\n"
+        "print(len(out), all(r.text and r.error is None for r in out), [r.cost for r in out])\n"
+    )
+    out = run_script(tmp_path, code, QWEN_OFFLINE="1", QWEN_BATCHES=str(tmp_path / "batches"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "2 True [None, None]"  # the simulator's answers cost nothing
+    assert "$" not in out.stdout

@@ -9,9 +9,11 @@ to the error file; lines never answered (cancelled, expired) go there too, so ev
 comes back once. Files live on disk, uploads and downloads are streamed: a 50,000-line file never
 sits in memory. Usage is billed at half the live price in the emulator's ledger.
 
-Speed, for tests: ``emulator.batches.speed`` (lines a second, None: as fast as it can) and
-``emulator.batches.pause`` (seconds spent validating and finalizing). Faults are the emulator's
-``Fault`` kinds ``batch_fail``, ``batch_expire`` (after ``after`` lines) and ``line_error``.
+Speed, for tests: ``emulator.batches.speed`` (lines a second, None: as fast as it can),
+``emulator.batches.pause`` (seconds spent validating and finalizing) and ``emulator.batches.hour``
+(seconds an hour of the completion window lasts, so a window can pass during a test). Faults are
+the emulator's ``Fault`` kinds ``batch_fail``, ``batch_expire`` (after ``after`` lines) and
+``line_error``.
 """
 
 from __future__ import annotations
@@ -110,9 +112,11 @@ class _Batch:
     cancel: threading.Event = field(default_factory=threading.Event)
     seq: int = field(default_factory=itertools.count().__next__)  # creation order, for listing
 
+    deadline: float = 0.0  # when the window closes (unix time; the service's hour may be scaled)
+
     @property
     def expires_at(self) -> int:
-        return self.created_at + int(self.completion_window[:-1]) * 3600
+        return int(self.deadline)
 
     def body(self) -> dict[str, Any]:
         usage = self.usage
@@ -163,6 +167,7 @@ class BatchService:
         self.emulator = emulator
         self.speed = speed  # lines a second; None: as fast as the chat path answers
         self.pause = pause  # seconds spent in validating and in finalizing
+        self.hour = 3600.0  # seconds one hour of a completion window lasts (small: windows pass in tests)
         self.limits = Limits()
         self.files: dict[str, _File] = {}
         self.batches: dict[str, _Batch] = {}
@@ -223,14 +228,14 @@ class BatchService:
         if kind == "files" and len(rest) == 2 and rest[1] == "content" and method == "GET":
             return 200, self._file(rest[0])
         if kind == "batches" and method == "POST" and not rest:
-            return 200, self._create(handler.json_body()).body()
+            return 200, self._create(handler.json_body())
         if kind == "batches" and method == "GET" and not rest:
             return 200, self._list(query)
         if kind == "batches" and len(rest) == 1 and method == "GET":
             return 200, self._batch(rest[0]).body()
         if kind == "batches" and len(rest) == 2 and rest[1] == "cancel" and method == "POST":
             handler.json_body()
-            return 200, self._cancel(self._batch(rest[0])).body()
+            return 200, self._cancel(self._batch(rest[0]))
         raise ProtocolError(404, "NotFound", f"{method} /{'/'.join(parts)} is not a known endpoint.")
 
     def _file(self, file_id: str) -> _File:
@@ -269,7 +274,8 @@ class BatchService:
             self.files[file.id] = file
         return file
 
-    def _create(self, data: Any) -> _Batch:
+    def _create(self, data: Any) -> dict[str, Any]:
+        """The new batch as it is created (``validating``), before its worker may move it on."""
         if not isinstance(data, dict):
             raise _bad("Required body invalid, please check the request body format.")
         file_id = data.get("input_file_id")
@@ -288,12 +294,14 @@ class BatchService:
         if metadata is not None and not isinstance(metadata, dict):
             raise _bad("metadata must be an object of strings.")
         batch = _Batch(f"batch_{uuid.uuid4()}", file_id, window, metadata)
+        batch.deadline = time.time() + int(window[:-1]) * self.hour
         thread = threading.Thread(target=self._run, args=(batch,), name=f"emulator-{batch.id}", daemon=True)
+        created = batch.body()
         with self._lock:
             self.batches[batch.id] = batch
             self._threads.append(thread)
         thread.start()
-        return batch
+        return created
 
     def _list(self, query: dict[str, str]) -> dict[str, Any]:
         try:
@@ -314,19 +322,19 @@ class BatchService:
             "has_more": start + limit < len(newest),
         }
 
-    def _cancel(self, batch: _Batch) -> _Batch:
+    def _cancel(self, batch: _Batch) -> dict[str, Any]:
         with self._lock:
             if batch.status in ("validating", "in_progress", "finalizing"):
                 batch.status = "cancelling"
                 batch.times["cancelling"] = int(time.time())
                 batch.cancel.set()
-        return batch
+            return batch.body()
 
     # -- the worker -----------------------------------------------------------------------------
     def _set(self, batch: _Batch, status: str) -> None:
         with self._lock:
-            if batch.status == "cancelling" and status not in ("cancelled",):
-                return
+            if batch.status == "cancelling" and status not in ("completed", "failed", "expired", "cancelled"):
+                return  # a cancel that came while finalizing ends as what the batch became
             batch.status = status
             batch.times[status] = int(time.time())
 
@@ -362,7 +370,7 @@ class BatchService:
             for line in file.lines():
                 if not line.strip():
                     continue
-                if batch.cancel.is_set() or time.time() > batch.expires_at:
+                if batch.cancel.is_set() or time.time() > batch.deadline:
                     break
                 if expire_after is not None and done >= expire_after:
                     break

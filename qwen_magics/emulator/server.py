@@ -171,7 +171,9 @@ class _Server(ThreadingHTTPServer):
 class Emulator:
     """A local DashScope. ``with Emulator() as emu: ask(..., base_url=emu.base_url)``.
 
-    ``dialect="vllm"`` or ``"openai"`` plays another server instead (see ``servers.py``)."""
+    ``dialect="vllm"`` or ``"openai"`` plays another server instead (see ``servers.py``).
+    ``batch_speed``: the Batch API's lines a second (None: as fast as it answers; also
+    ``emulator.batches.speed``, with ``.pause`` for the seconds spent validating and finalizing)."""
 
     def __init__(
         self,
@@ -696,6 +698,8 @@ class _Handler(BaseHTTPRequestHandler):
                 emu.batches.speed = None if data["batch_speed"] is None else float(data["batch_speed"])
             if "batch_pause" in data:
                 emu.batches.pause = float(data["batch_pause"])
+            if "batch_hour" in data:
+                emu.batches.hour = float(data["batch_hour"])
         elif path == "/_emulator/replies":
             for reply in data.get("replies", []):
                 emu.queue_reply(reply["text"], reply.get("reasoning"))

@@ -10,7 +10,7 @@ back into what the live call returns. Ctrl-C while waiting stops the waiting, ne
 from __future__ import annotations
 
 import importlib
-import os
+import json
 import shutil
 import time
 from collections.abc import Iterator
@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import config
 from ..api.batches import BatchWire
+from ..api.render import format_cost
 from ..models import estimate_cost
 from . import store
 
@@ -142,9 +143,9 @@ class Status:
             words.append(f"{len(self.parts)} batches")
         words.append(_duration(self.elapsed))
         if self.cost is not None:
-            words.append(f"${self.cost:.4f}")
+            words.append(format_cost(self.cost))
         elif self.estimate is not None:
-            words.append(f"≈${self.estimate:.4f} estimated")
+            words.append(f"estimate {format_cost(self.estimate)}")
         return " · ".join(words)
 
 
@@ -237,9 +238,12 @@ class Batch:
         return job
 
     @classmethod
-    def resume(cls, batch_id: str) -> Batch:
-        """The job with this id (or with a part of this batch id) from the store; a batch the store
-        does not know is fetched from the service and kept as a job of kind ``requests``."""
+    def resume(cls, batch_id: str | Path) -> Batch:
+        """The job with this id (or with a part of this batch id, or in this folder) from the store;
+        a batch the store does not know is fetched from the service and kept as a job of kind
+        ``requests``."""
+        if isinstance(batch_id, Path):
+            return cls.load(batch_id)
         folder = store.find(batch_id)
         if folder is not None:
             return cls.load(folder)
@@ -257,7 +261,7 @@ class Batch:
             "requests",
             [part],
             folder,
-            {"count": total},
+            {},  # no list to follow: the answers come in custom_id order
             created=float(created) if isinstance(created, (int, float)) else None,
             completion_window=str(info.get("completion_window") or "24h"),
             metadata=info.get("metadata"),
@@ -333,6 +337,7 @@ class Batch:
             state = min(states, key=WORST.index)
         counts = [p.counts for p in self.parts]
         costs = [p.cost for p in self.parts]
+        offline = self.settings.offline  # the simulator's answers cost nothing
         ended = [_ended_at(p.info) for p in self.parts]
         end = max(ended) if not going and all(e is not None for e in ended) else None  # type: ignore[type-var]
         return Status(
@@ -342,8 +347,8 @@ class Batch:
             total=sum(c[2] for c in counts),
             elapsed=max(0.0, (end if end is not None else time.time()) - self.created),
             parts=states,
-            cost=None if any(c is None for c in costs) else sum(c for c in costs if c is not None),
-            estimate=self.estimate,
+            cost=None if offline or None in costs else sum(c for c in costs if c is not None),
+            estimate=None if offline else self.estimate,
             errors=[f"{p.batch_id}: {p.why}" for p in self.parts if p.why],
         )
 
@@ -402,6 +407,8 @@ class Batch:
                         continue
                     path = self.dir / f"{part.batch_id}.{suffix}.jsonl"
                     setattr(part, attr, wire.download(str(file_id), path))
+                if not isinstance((part.info.get("usage") or {}).get("input_tokens"), int):
+                    part.info["usage"] = _usage(part.output_path)  # the service did not sum it up
         self.save()
 
     def lines(self) -> Iterator[tuple[str, bytes]]:
@@ -444,7 +451,7 @@ class Batch:
 def _claim(folder: Path, workdir: Path | None) -> Path:
     """The job's folder: ``workdir`` renamed to it, or a new one."""
     if workdir is not None and workdir.is_dir() and not folder.exists():
-        os.replace(workdir, folder)
+        shutil.move(str(workdir), folder)  # a rename inside the store; a copy from elsewhere
     else:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     return folder
@@ -467,6 +474,27 @@ def _move_into(path: Path, folder: Path) -> Path:
     target = folder / path.name
     shutil.move(str(path), target)
     return target
+
+
+def _usage(path: Path | None) -> dict[str, Any]:
+    """The tokens of an output file's answers, in the shape of a batch object's ``usage``."""
+    tokens_in = tokens_out = reasoning = 0
+    if path is not None and path.exists():
+        with open(path, "rb") as f:
+            for raw in f:
+                try:
+                    usage = json.loads(raw)["response"]["body"].get("usage") or {}
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue
+                tokens_in += int(usage.get("prompt_tokens") or 0)
+                tokens_out += int(usage.get("completion_tokens") or 0)
+                reasoning += int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
+    return {
+        "input_tokens": tokens_in,
+        "output_tokens": tokens_out,
+        "output_tokens_details": {"reasoning_tokens": reasoning},
+        "total_tokens": tokens_in + tokens_out,
+    }
 
 
 def _ended_at(info: dict[str, Any]) -> float | None:

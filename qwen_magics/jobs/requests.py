@@ -74,7 +74,16 @@ def batch(
 
 
 def _body(request: Any, settings: config.Settings, params: dict[str, Any]) -> dict[str, Any]:
-    """The chat body of one request, checked as ``ask`` checks it; no stream."""
+    """The chat body of one request, checked as ``ask`` checks it; no stream. A hybrid-thinking
+    model is told its thinking switch explicitly, as the Batch API's guide asks."""
+    body = _chat_body(request, settings, params)
+    info = get_model(str(body.get("model")))
+    if info is not None and info.thinking == "hybrid":
+        body.setdefault("enable_thinking", info.thinking_default)
+    return body
+
+
+def _chat_body(request: Any, settings: config.Settings, params: dict[str, Any]) -> dict[str, Any]:
     if isinstance(request, dict):
         body = {k: v for k, v in request.items() if k not in ("stream", "stream_options")}
         body.setdefault("model", settings.model)
@@ -130,10 +139,11 @@ def finish(job: Batch) -> list[Response]:
     requests = dict(_requests(job))
     found: dict[str, Response] = {}
     base_url = job.base_url or ""
+    offline = job.settings.offline
     for which, raw in job.lines():
         line = json.loads(raw)
         custom_id = str(line.get("custom_id"))
-        found[custom_id] = _response(which, line, requests.get(custom_id) or {}, base_url)
+        found[custom_id] = _response(which, line, requests.get(custom_id) or {}, base_url, offline)
     ids = _order(job, found)
     missing = APIError("the batch returned no answer for this request; run it again", code="missing")
     out = []
@@ -192,14 +202,22 @@ def _order(job: Batch, found: dict[str, Response]) -> list[str]:
     return sorted(found, key=lambda c: (0, int(c), c) if c.isdigit() else (1, 0, c))
 
 
-def _response(which: str, line: dict[str, Any], request: dict[str, Any], base_url: str) -> Response:
+def _response(
+    which: str, line: dict[str, Any], request: dict[str, Any], base_url: str, offline: bool = False
+) -> Response:
+    """The Response of one output or error line (``offline``: from the simulator, so no cost)."""
     answer = line.get("response") or {}
     request_id = answer.get("request_id")
     body = answer.get("body")
     if which == "output" and isinstance(body, dict) and body.get("choices") is not None:
         events = ChunkParser().feed(json.dumps(body))
         response = Response(
-            request=request, params={}, base_url=base_url, request_id=request_id, source=iter(events)
+            request=request,
+            params={},
+            base_url=base_url,
+            offline=offline,
+            request_id=request_id,
+            source=iter(events),
         )
         response.complete()
     else:
@@ -212,7 +230,9 @@ def _response(which: str, line: dict[str, Any], request: dict[str, Any], base_ur
                 code=error.get("code"),
                 request_id=request_id,
             )
-        response = Response(request=request, params={}, base_url=base_url, head=[Event("error", data=err)])
+        response = Response(
+            request=request, params={}, base_url=base_url, offline=offline, head=[Event("error", data=err)]
+        )
         response.request_id = request_id
     response.batch = True
     return response

@@ -242,7 +242,7 @@ class QwenMagics(Magics):
     @line_cell_magic
     def qwen(self, line: str, cell: str | None = None) -> None:
         """Ask Qwen. ``%%qwen [options]`` takes the cell as the prompt; ``%qwen [options] prompt``
-        takes one line. ``%qwen config|models|history|reset|help|login|explain`` and ``%qwen panel``
+        takes one line. ``%qwen config|models|history|reset|help|login|explain|batches`` and ``%qwen panel``
         are commands; ``%qwen -- reset the counter`` sends a line that starts with one as a prompt.
         Prompt variables: {name} and {expression}; {{ and }} for literal braces.
         """
