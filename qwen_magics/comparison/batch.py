@@ -187,8 +187,8 @@ def finish(job: Batch) -> Comparison:
         custom_id = str(line.get("custom_id"))
         cell_at, _, sample = custom_id.partition("-")
         cell = grid.cells[int(cell_at)]
-        answer = _response(which, line, sent.get(custom_id) or {"model": cell.model}, job.base_url or "")
-        answer.offline = offline
+        request = sent.get(custom_id) or {"model": cell.model}
+        answer = _response(which, line, request, job.base_url or "", offline)
         answer.sample = int(sample)
         cell.slots[int(sample)] = answer
     for cell in grid.cells:
