@@ -4,10 +4,14 @@ the limits, and the merge back into exactly what the live calls return."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pydantic
 import pytest
 
 from qwen_magics import compare
@@ -228,3 +232,51 @@ def test_batch_compare_refuses_a_model_without_batch(batches: Emulator) -> None:
     with pytest.raises(ParameterError, match="does not take Batch API jobs"):
         compare("hi", model=["qwen-plus", "qwen3.6-plus"], show=False, batch=True)
     assert not batches.requests
+
+
+def test_error_lines_retried_as_a_new_batch(batches: Emulator) -> None:
+    batches.add_fault("line_error", status=500, times=2)
+    df = planets(5)
+    job = apply(df, TEMPLATE, batch=True, wait=False, progress=False)
+    assert job.result()["_error"].notna().sum() == 2
+    again = job.retry_failed(batch=True)
+    assert again["_error"].isna().all()
+    assert len(sent_lines(batches)) == 5 + 2  # the first file, then only the two failed rows
+
+
+class Moon(pydantic.BaseModel):
+    name: str
+    radius_km: float
+
+
+def test_a_pydantic_schema_is_found_again_from_the_saved_job(batches: Emulator) -> None:
+    from qwen_magics.jobs import Batch
+    from qwen_magics.structured.batch import schema_from
+
+    df = planets(3)
+    job = apply(df, "Describe a moon of {name}", schema=Moon, batch=True, wait=False, progress=False)
+    saved = Batch.resume(job.id).state["schema"]
+    assert saved["model"] == f"{__name__}:Moon"
+    assert schema_from(saved).model is Moon
+    out = job.result()
+    assert list(out.columns) == ["name", "radius_km", "_error"]
+    assert str(out["radius_km"].dtype) == "Float64"
+
+
+def test_a_new_interpreter_merges_the_job_from_its_folder(batches: Emulator, tmp_path: Path) -> None:
+    df = planets(4)
+    job = apply(df, TEMPLATE, schema=SCHEMA, batch=True, wait=False, progress=False)
+    here = job.result()
+    script = (
+        "import sys, qwen_magics as qm\n"
+        f"out = qm.Batch.resume({job.id!r}).result()\n"
+        "out.to_pickle(sys.argv[1])\n"
+    )
+    saved = tmp_path / "out.pkl"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    subprocess.run(
+        [sys.executable, "-c", script, str(saved)], env=env, check=True, capture_output=True, timeout=60
+    )
+    there = pd.read_pickle(saved)
+    there.attrs = here.attrs = {}
+    pd.testing.assert_frame_equal(there, here)
