@@ -182,6 +182,7 @@ def finish(job: Batch) -> Comparison:
     grid = _grid(job)
     offline = bool(job.state.get("offline"))
     sent = dict(_requests(job))
+    waited = _duration(job)
     for which, raw in job.lines():
         line = _loads(raw)
         custom_id = str(line.get("custom_id"))
@@ -189,6 +190,10 @@ def finish(job: Batch) -> Comparison:
         cell = grid.cells[int(cell_at)]
         request = sent.get(custom_id) or {"model": cell.model}
         answer = _response(which, line, request, job.base_url or "", offline)
+        # its footer tells the job's time, not the moment it took to read the line from a file
+        answer.ttft = None
+        answer.set_totals(answer.usage, waited)
+        answer.notes.append("batch")
         answer.sample = int(sample)
         cell.slots[int(sample)] = answer
     for cell in grid.cells:
@@ -199,8 +204,19 @@ def finish(job: Batch) -> Comparison:
                 )
             if grid.checks:
                 cell.verdicts[i] = _judge(grid, cell, i)
-    grid.elapsed = time.perf_counter() - grid._started
+    grid.elapsed = waited if waited is not None else time.perf_counter() - grid._started
     return grid
+
+
+def _duration(job: Batch) -> float | None:
+    """Seconds from the job's creation to its last part's end, by the service's clock."""
+    started = [p.info.get("created_at") for p in job.parts]
+    ended = [
+        p.info.get(k) for p in job.parts for k in ("completed_at", "expired_at", "cancelled_at", "failed_at")
+    ]
+    starts = [t for t in started if isinstance(t, (int, float))]
+    ends = [t for t in ended if isinstance(t, (int, float))]
+    return float(max(ends) - min(starts)) if starts and ends else None
 
 
 def _judge(grid: Comparison, cell: Any, i: int) -> Verdict:
