@@ -135,12 +135,28 @@ def apply(
     ]
 
     bar = Progress(len(rows), enabled=progress)
+    interrupted = ask_rows(plans, outcomes, [str(label) for label in df.index], concurrency, retries, bar)
+    out = _frame(df, outcomes, sch, interrupted)
+    answers = [a for o in outcomes if isinstance(o, Response) for a in (*o.json_earlier, o)]
+    bar.close(_summary(out, bar.elapsed, interrupted), record.metadata(answers))
+    return out
+
+
+def ask_rows(
+    plans: list[Plan | None],
+    outcomes: list[Any],
+    labels: list[str],
+    concurrency: int,
+    retries: int,
+    bar: Progress,
+) -> bool:
+    """Ask every plan live into ``outcomes`` (a Response or the row's exception), ``concurrency`` at
+    a time, drawing ``bar``; True when Ctrl-C stopped it (the rows not asked stay None)."""
     # on a Background: a kernel's own loop is already running; this thread waits (where Ctrl-C
     # lands) and draws the progress
     work = Background[None]("qwen-apply")
     interrupted = False
     try:
-        labels = [str(label) for label in df.index]
         work.start(lambda: _ask_all(plans, outcomes, concurrency, retries, bar.tick, labels))
         try:
             while not work.wait(1.0 / MAX_RATE):
@@ -152,10 +168,7 @@ def apply(
     except BaseException:
         bar.close(None)
         raise
-    out = _frame(df, outcomes, sch, interrupted)
-    answers = [a for o in outcomes if isinstance(o, Response) for a in (*o.json_earlier, o)]
-    bar.close(_summary(out, bar.elapsed, interrupted), record.metadata(answers))
-    return out
+    return interrupted
 
 
 class Progress:

@@ -51,6 +51,7 @@ __all__ = ["failed", "finish", "retry_failed", "submit"]
 
 MARKER = "@@qwen-magics-row@@"  # the user message's place in the shared body
 NOT_ANSWERED = "the batch returned no line for this row"
+RETRY_CONCURRENCY = 8  # live apply's default
 SECRET = ("api_key",)  # never saved in the job's folder
 
 try:  # orjson reads a line five times faster; the standard library reads it the same
@@ -369,7 +370,6 @@ class Merged:
     errors: list[Any]
     failed: dict[int, str]  # answers that came but are not usable JSON: position -> answer text
     usage: list[int]  # prompt, completion, reasoning, total, rows without usage
-    answered: int
 
 
 class _Saved:
@@ -400,7 +400,7 @@ def merge(lines: Iterable[tuple[str, bytes]], saved: _Saved, into: Merged | None
 
     n = saved.rows
     if into is None:
-        into = Merged([{}] * n, [NOT_ANSWERED] * n, {}, [0, 0, 0, 0, 0], 0)
+        into = Merged([{}] * n, [NOT_ANSWERED] * n, {}, [0, 0, 0, 0, 0])
         for i, why in saved.skipped.items():
             into.errors[i] = why
     with _no_gc():
@@ -412,7 +412,7 @@ def _merge_lines(lines: Iterable[tuple[str, bytes]], into: Merged, plan_: Plan, 
     from .apply import record_of
 
     records, errors, failures = into.records, into.errors, into.failed
-    prompt = completion = reasoning = total = unreported = answered = 0
+    prompt = completion = reasoning = total = unreported = 0
     for kind, raw in lines:
         line = loads(raw)
         i = int(line["custom_id"])
@@ -428,7 +428,6 @@ def _merge_lines(lines: Iterable[tuple[str, bytes]], into: Merged, plan_: Plan, 
             errors[i] = line_error(line)
             failures.pop(i, None)
             continue
-        answered += 1
         try:
             counts = body["usage"]
             prompt += counts["prompt_tokens"]
@@ -452,7 +451,6 @@ def _merge_lines(lines: Iterable[tuple[str, bytes]], into: Merged, plan_: Plan, 
         errors[i] = na
         if failures:
             failures.pop(i, None)
-    into.answered += answered
     for k, n in enumerate((prompt, completion, reasoning, total, unreported)):
         into.usage[k] += n
 
@@ -530,7 +528,9 @@ def failed(job: Batch) -> pd.DataFrame:
 
 def retry_failed(job: Batch, *, batch: bool = False) -> pd.DataFrame:
     """Ask the failed rows again, live (as apply would, with its re-asking) or as a new batch, and
-    return the whole frame with their new answers. Rows the template does not fit stay failed."""
+    return the whole frame with their new answers. Rows the template does not fit stay failed.
+    Live answers live in the returned frame only; a retry batch is a job of its own, whose result
+    is always the merged frame (``Batch.resume`` of its id gives it again)."""
     import pandas as pd
 
     merged, saved = _merged(job)
@@ -540,24 +540,16 @@ def retry_failed(job: Batch, *, batch: bool = False) -> pd.DataFrame:
     if batch:
         return _retry_as_batch(job, saved, again)
     from ..api.response import Response
-    from ..runner import Background
-    from .apply import NOT_DONE, Progress, _ask_all, record_of
+    from .apply import NOT_DONE, Progress, ask_rows, record_of
 
     prompts_of = _prompts(job, saved, set(again))
-    params = dict(saved.params)
-    plans = [plan(prompts_of[i], schema=saved.schema, multi=saved.multi, **params) for i in again]
+    plans: list[Plan | None] = [
+        plan(prompts_of[i], schema=saved.schema, multi=saved.multi, **saved.params) for i in again
+    ]
     outcomes: list[Any] = [None] * len(again)
     labels = [str(label) for label in saved.index()[again]]
     bar = Progress(len(again), enabled=True)
-    work = Background[None]("qwen-apply")
-    work.start(lambda: _ask_all(plans, outcomes, 8, saved.retries, bar.tick, labels))
-    try:
-        while not work.wait(0.1):
-            bar.refresh()
-    except KeyboardInterrupt:
-        work.stop()
-    work.result()
-    bar.close(None)
+    interrupted = ask_rows(plans, outcomes, labels, RETRY_CONCURRENCY, saved.retries, bar)
     for i, outcome in zip(again, outcomes, strict=True):
         if isinstance(outcome, Response):
             merged.records[i] = record_of(outcome.data)
@@ -567,11 +559,11 @@ def retry_failed(job: Batch, *, batch: bool = False) -> pd.DataFrame:
             for k, v in enumerate((u.prompt_tokens, u.completion_tokens, u.reasoning_tokens, u.total_tokens)):
                 merged.usage[k] += v
         elif outcome is None:
-            merged.errors[i] = NOT_DONE
+            merged.errors[i] = NOT_DONE if interrupted else NOT_ANSWERED
         else:
             merged.errors[i] = str(outcome) or type(outcome).__name__
     frame = _frame(job, merged, saved)
-    print(summary(job, frame, merged))
+    bar.close(summary(job, frame, merged) + (" · interrupted" if interrupted else ""))
     return frame
 
 
@@ -623,5 +615,7 @@ def _retry_as_batch(job: Batch, saved: _Saved, again: list[int]) -> pd.DataFrame
     inputs = write_parts(lines(), folder, prefix="retry")
     state = dict(job.state)
     state.update(parent=job.id, root=str(saved.root))
-    retry = _Batch.submit(inputs, kind="apply", state=state, workdir=folder)
+    retry = _Batch.submit(
+        inputs, kind="apply", state=state, completion_window=job.completion_window, workdir=folder
+    )
     return retry.result()
