@@ -264,11 +264,14 @@ def test_a_pydantic_schema_is_found_again_from_the_saved_job(batches: Emulator) 
 
 
 def test_a_new_interpreter_merges_the_job_from_its_folder(batches: Emulator, tmp_path: Path) -> None:
+    """...and without orjson, through the standard library's json."""
     df = planets(4)
     job = apply(df, TEMPLATE, schema=SCHEMA, batch=True, wait=False, progress=False)
     here = job.result()
     script = (
-        "import sys, qwen_magics as qm\n"
+        "import sys\n"
+        "sys.modules['orjson'] = None  # not installed\n"
+        "import qwen_magics as qm\n"
         f"out = qm.Batch.resume({job.id!r}).result()\n"
         "out.to_pickle(sys.argv[1])\n"
     )
