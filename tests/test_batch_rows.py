@@ -283,3 +283,14 @@ def test_a_new_interpreter_merges_the_job_from_its_folder(batches: Emulator, tmp
     there = pd.read_pickle(saved)
     there.attrs = here.attrs = {}
     pd.testing.assert_frame_equal(there, here)
+
+
+def test_a_batch_comparison_keeps_failed_samples_in_their_cells_and_retries_them(batches: Emulator) -> None:
+    batches.add_fault("line_error", status=500, times=1)
+    job = compare("Name a colour.", temperature=[0.2, 0.9], show=False, batch=True, wait=False)
+    grid = job.result()
+    assert [len(c.failed) for c in grid.cells].count(1) == 1
+    assert len(job.failed()) == 1 and "500" in job.failed()[0][2]
+    again = job.retry_failed()
+    assert all(r.error is None and r.text for r in again.responses)
+    assert batches.chat_requests[-1].body["stream"] is True  # asked live
