@@ -24,7 +24,7 @@ from ..api.request import prepare
 from ..checks import Verdict, evaluate
 from ..errors import ParameterError, QwenError
 from ..models import get_model
-from ..structured.batch import _loads, check_model, dumps
+from ..structured.batch import _loads, check_model, dumps, explicit_thinking
 from .compare import Comparison, _dialect_of, failed_response, sample_settings
 
 if TYPE_CHECKING:
@@ -41,9 +41,7 @@ def body(cell_prompt: Any, model: str, setting: dict[str, Any], fixed: dict[str,
     """One sample's request as live compare would send it, without streaming."""
     settings = _config.settings(api_key=fixed.get("api_key"), base_url=fixed.get("base_url"), model=model)
     params = {k: setting.get(k) for k in PARAMS}
-    info = get_model(settings.model)
-    if info is not None and info.thinking == "hybrid" and params.get("thinking") is None:
-        params["thinking"] = info.thinks_by_default or params.get("budget") is not None
+    explicit_thinking(get_model(settings.model), params)
     prep = prepare(
         cell_prompt,
         settings=settings,

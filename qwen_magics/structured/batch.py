@@ -36,7 +36,7 @@ from ..api.params import PARAMS, check_text
 from ..api.request import prepare
 from ..errors import ParameterError, QwenError
 from ..jobs.job import BATCH_DISCOUNT
-from ..models import estimate_cost, get_model
+from ..models import ModelInfo, estimate_cost, get_model
 from ..templating import Content, format_content
 from .ask import Failure, Plan, plan, read_text
 from .schema import Schema
@@ -82,6 +82,13 @@ def check_model(model: str) -> None:
     _check_models([model])
 
 
+def explicit_thinking(info: ModelInfo | None, params: dict[str, Any]) -> None:
+    """A batch takes no model default (reference §11): a hybrid model's ``thinking`` is set to what
+    the live request would leave it at (its default, or on when a ``budget`` is given)."""
+    if info is not None and info.thinking == "hybrid" and params.get("thinking") is None:
+        params["thinking"] = info.thinks_by_default or params.get("budget") is not None
+
+
 # -- the shared body -------------------------------------------------------------------------
 class Request:
     """The request every row shares, serialised once around the user message's place."""
@@ -100,9 +107,7 @@ class Request:
 
     def _plan(self, prompt: Content) -> Plan:
         p = plan(prompt, schema=self.schema, multi=self.multi, **self.params)
-        if self.info is not None and self.info.thinking == "hybrid" and p.kw.get("thinking") is None:
-            # a batch takes no model default: hybrid models get the switch as live apply would leave it
-            p.kw["thinking"] = self.info.thinks_by_default or p.kw.get("budget") is not None
+        explicit_thinking(self.info, p.kw)
         return p
 
     def body(self, prompt: Content) -> dict[str, Any]:
