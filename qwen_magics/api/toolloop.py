@@ -30,7 +30,7 @@ from .response import Event, Response, ToolCall, Usage
 if TYPE_CHECKING:
     from .client import AsyncClient, Client
 
-__all__ = ["DEFAULT_MAX_STEPS", "Loop", "prepare_loop", "result_text"]
+__all__ = ["DEFAULT_MAX_STEPS", "Loop", "ask_user", "prepare_loop", "result_text", "shown_args", "use_asker"]
 
 DEFAULT_MAX_STEPS = 10
 RESULT_CHARS = 20_000  # a result longer than this is cut before it is sent back
@@ -49,12 +49,36 @@ def result_text(value: Any) -> str:
     return text if len(text) <= RESULT_CHARS else text[: RESULT_CHARS - 1] + "…"
 
 
-def _ask_in_terminal(call: ToolCall) -> bool:
-    answer = input(f"Run {call.name}({_shown_args(call)})? [y/N] ")
+def ask_in_terminal(call: ToolCall) -> bool:
+    """A ``[y/N]`` prompt: terminal IPython, a script, or a kernel whose front end has no widgets.
+    No input to read (a closed stdin, a kernel run without one) is a refusal."""
+    try:
+        answer = input(f"Run {call.name}({shown_args(call)})? [y/N] ")
+    except EOFError:
+        return False
+    except Exception as exc:  # ipykernel's StdinNotImplementedError: no one is there to answer
+        if type(exc).__name__ != "StdinNotImplementedError":
+            raise
+        return False
     return answer.strip().lower() in ("y", "yes")
 
 
-def _shown_args(call: ToolCall) -> str:
+_asker: Confirm | None = None
+
+
+def use_asker(asker: Confirm | None) -> None:
+    """Who answers ``confirm=True``: the magics install the notebook's buttons
+    (``display/confirm.py``) when they load; None goes back to the terminal prompt."""
+    global _asker
+    _asker = asker
+
+
+def ask_user(call: ToolCall) -> bool:
+    """``confirm=True``: ask whoever is there, with the installed asker or a terminal prompt."""
+    return (_asker or ask_in_terminal)(call)
+
+
+def shown_args(call: ToolCall) -> str:
     args = call.args
     if isinstance(args, dict):
         return ", ".join(f"{k}={v!r}" for k, v in args.items())
@@ -165,9 +189,15 @@ class Loop:
         except ToolArgumentError as exc:
             call.error = f"invalid arguments for {call.name}: {exc}"
             return None, None
-        if self.confirm is not None and not self.confirm(call):
-            call.error = "the user declined to run this call"
-            return None, None
+        if self.confirm is not None:
+            try:
+                allowed = self.confirm(call)
+            except KeyboardInterrupt:  # Stop while the question waits: the loop ends, the trace stays
+                call.error = "interrupted before it was confirmed"
+                raise
+            if not allowed:
+                call.error = "the user declined to run this call"
+                return None, None
         return tool, args
 
     def next_messages(self, step: Response, calls: list[ToolCall]) -> list[dict[str, Any]]:
@@ -371,7 +401,7 @@ def prepare_loop(
             "pass thinking=False or tool_choice='auto'",
         )
     if confirm is True:
-        confirm = _ask_in_terminal
+        confirm = ask_user
     elif confirm is not None and confirm is not False and not callable(confirm):
         raise ParameterError("confirm", "confirm must be True, False or a function(call) -> bool")
     kw["tools"] = [t.spec for t in found]

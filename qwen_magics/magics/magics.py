@@ -24,10 +24,11 @@ from IPython.utils.process import arg_split
 from traitlets import Bool, Float, Int, TraitError, Unicode, observe, validate
 
 from .. import config, historydb, simulator
-from ..api import record
+from ..api import record, toolloop
 from ..api import replay as _replay
 from ..api.params import PARAMS, build_messages, check_images, check_params
 from ..display.answer import MAX_RATE, error_title, show_answer, show_error
+from ..display.confirm import ask_before_call
 from ..display.live import is_rich_frontend
 from ..errors import ConfigError, ParameterError, QwenError
 from ..models import MODELS, get_model
@@ -780,6 +781,7 @@ def load(ip: Any) -> None:
     global _offline_started, _notice_shown
     ip.register_magics(QwenMagics(shell=ip))
     record.add_provider(notebook_fields)  # the history learns which notebook and cell asked
+    toolloop.use_asker(ask_before_call)  # confirm=True: buttons in Jupyter, a prompt elsewhere
     install_help_end(ip)  # `%qwen Is it?` is a question, not a help request
     if simulator.needed() and not simulator.is_active():
         simulator.start()
@@ -795,6 +797,7 @@ def unload(ip: Any) -> None:
     global _offline_started
     uninstall_help_end(ip)
     record.remove_provider(notebook_fields)
+    toolloop.use_asker(None)
     historydb.use(None)  # QwenMagics.history goes with the magics
     _replay.use(None)  # and QwenMagics.replay
     manager = ip.magics_manager

@@ -1,0 +1,156 @@
+"""``--confirm`` in a real kernel: Run / Refuse buttons answered while the cell is busy, as a front end
+clicks them (a comm message on the shell channel), and the one-line record that replaces them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from jupyter_client.manager import KernelManager
+
+from qwen_magics.emulator import Emulator
+
+from .kernels import kernel_env, press_stop, running_kernel
+
+pytestmark = pytest.mark.kernel
+
+DEFS = '''
+%load_ext qwen_magics
+ran = []
+def get_weather(city: str) -> str:
+    """Get the current weather for a city."""
+    ran.append(city)
+    return f"rain in {city}, 12 C"
+'''
+CELL = "%%qwen -m qwen-plus --tools get_weather --confirm\nWeather in Oslo?"
+
+
+@pytest.fixture
+def kernel(emulator: Emulator) -> Iterator[tuple[KernelManager, Any]]:
+    with running_kernel(kernel_env(emulator)) as (km, kc):
+        reply = kc.execute_interactive(DEFS, timeout=60, output_hook=lambda msg: None)
+        assert reply["content"]["status"] == "ok"
+        yield km, kc
+
+
+def buttons(kc: Any, msg_id: str, timeout: float = 30) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """Wait for the question; return the comm ids of its buttons by label, and the messages so far."""
+    states: dict[str, dict[str, Any]] = {}
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = kc.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        seen.append(msg)
+        if msg["msg_type"] == "comm_open":
+            states[msg["content"]["comm_id"]] = msg["content"]["data"]["state"]
+        if (
+            msg["msg_type"] == "display_data"
+            and "application/vnd.jupyter.widget-view+json" in msg["content"]["data"]
+        ):
+            found = {
+                s.get("description"): cid
+                for cid, s in states.items()
+                if s.get("_model_name") == "ButtonModel"
+            }
+            return found, seen
+        assert msg["msg_type"] != "status" or msg["content"]["execution_state"] != "idle", "no question came"
+    raise AssertionError("no question came")
+
+
+def click(kc: Any, comm_id: str) -> None:
+    """What JupyterLab sends when a button is clicked."""
+    msg = kc.session.msg(
+        "comm_msg", {"comm_id": comm_id, "data": {"method": "custom", "content": {"event": "click"}}}
+    )
+    kc.shell_channel.send(msg)
+
+
+def finish(kc: Any, msg_id: str, seen: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    while True:
+        msg = kc.get_iopub_msg(timeout=30)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        seen.append(msg)
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return kc.get_shell_msg(timeout=30)["content"], seen
+
+
+def value(kc: Any, code: str) -> str:
+    reply = kc.execute_interactive(
+        code, timeout=30, output_hook=lambda msg: None, user_expressions={"v": code}
+    )
+    return reply["content"]["user_expressions"]["v"]["data"]["text/plain"]
+
+
+def record_lines(seen: list[dict[str, Any]]) -> list[str]:
+    return [
+        m["content"]["data"].get("text/plain", "") for m in seen if m["msg_type"] == "update_display_data"
+    ]
+
+
+def test_run_clicked_while_the_cell_waits_runs_the_call(
+    kernel: tuple[KernelManager, Any], emulator: Emulator
+) -> None:
+    _, kc = kernel
+    msg_id = kc.execute(CELL)
+    found, seen = buttons(kc, msg_id)
+    assert set(found) == {"Run", "Refuse"}
+    question = next(
+        m
+        for m in seen
+        if m["msg_type"] == "comm_open" and m["content"]["data"]["state"].get("_model_name") == "HTMLModel"
+    )
+    assert "get_weather(city=&#x27;Oslo&#x27;)" in question["content"]["data"]["state"]["value"]
+    assert emulator.chat_requests and len(emulator.chat_requests) == 1  # the loop waits for the answer
+    click(kc, found["Run"])
+    reply, seen = finish(kc, msg_id, seen)
+    assert reply["status"] == "ok"
+    assert "ran get_weather(city='Oslo')" in record_lines(seen)
+    assert value(kc, "ran") == "['Oslo']"
+    assert value(kc, "_qwen.tool_calls[0].result") == "'rain in Oslo, 12 C'"
+    assert len(emulator.chat_requests) == 2
+
+
+def test_refuse_goes_back_to_the_model_and_nothing_runs(
+    kernel: tuple[KernelManager, Any], emulator: Emulator
+) -> None:
+    _, kc = kernel
+    msg_id = kc.execute(CELL)
+    found, seen = buttons(kc, msg_id)
+    click(kc, found["Refuse"])
+    reply, seen = finish(kc, msg_id, seen)
+    assert reply["status"] == "ok"
+    assert "refused get_weather(city='Oslo')" in record_lines(seen)
+    assert value(kc, "ran") == "[]"
+    assert value(kc, "_qwen.tool_calls[0].error") == "'the user declined to run this call'"
+    sent = emulator.chat_requests[-1].body["messages"][-1]
+    assert sent["role"] == "tool" and sent["content"] == "Error: the user declined to run this call"
+
+
+def test_stop_while_the_question_waits_ends_the_loop_and_keeps_the_trace(
+    kernel: tuple[KernelManager, Any], emulator: Emulator
+) -> None:
+    km, kc = kernel
+    msg_id = kc.execute(CELL)
+    buttons(kc, msg_id)
+    reply, _, _ = press_stop(km, kc, msg_id)
+    assert reply["status"] == "ok"
+    assert value(kc, "ran") == "[]"
+    assert value(kc, "_qwen.tool_calls[0].error") == "'interrupted before it was confirmed'"
+    assert len(emulator.chat_requests) == 1
+
+
+def test_a_run_without_input_refuses_rather_than_waiting(
+    kernel: tuple[KernelManager, Any], emulator: Emulator
+) -> None:
+    _, kc = kernel
+    msg_id = kc.execute(CELL, allow_stdin=False)  # as nbconvert and nbval run a notebook
+    reply, seen = finish(kc, msg_id, [])
+    assert reply["status"] == "ok"
+    shown = [m["content"]["data"].get("text/plain", "") for m in seen if m["msg_type"] == "display_data"]
+    assert "refused get_weather(city='Oslo') (no one to ask: this run takes no input)" in shown
+    assert value(kc, "ran") == "[]"
