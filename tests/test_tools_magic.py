@@ -86,6 +86,7 @@ def test_a_list_of_tools_by_name_and_the_dataframe_tools(tools_ip: Any, qwen_env
         ("--max-steps 3", "--max-steps goes with --tools"),
         ("--confirm", "--confirm goes with --tools"),
         ("--tools get_weather --json", "--tools works with plain answers"),
+        ("--tools get_weather --panel --confirm", "--confirm works with plain answers"),
         ("--tools get_weather --max-steps 0", "--max-steps: max_steps must be a whole number"),
         ("--tools get_weather -m qwq-plus", "--tools: qwq-plus does not take tools"),
     ],

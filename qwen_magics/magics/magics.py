@@ -537,8 +537,10 @@ class QwenMagics(Magics):
                 if given:
                     raise UsageError(f"{option} goes with --tools NAMES (the functions the model may call)")
             return None
-        if mode != "answer":
-            raise UsageError(f"--tools works with plain answers (and -c), not with --{mode}")
+        if mode not in ("answer", "panel"):
+            raise UsageError(f"--tools works with plain answers (and -c) and --panel, not with --{mode}")
+        if mode == "panel" and args.confirm:
+            raise UsageError("--confirm works with plain answers; the panel runs the tools it lists")
         names = [n.strip() for n in args.tools.split(",") if n.strip()]
         if not names:
             raise UsageError(
@@ -590,6 +592,7 @@ class QwenMagics(Magics):
                     )
 
                 controls = inspect.signature(Panel).parameters
+                params.pop("confirm", None)  # with --tools: None (the panel refuses --confirm)
                 for name in [k for k in params if k not in controls]:
                     if name in args.__dict__ and getattr(args, name) is not None:
                         raise UsageError(f"{OPTION_NAMES.get(name, name)}: the panel has no control for it")
