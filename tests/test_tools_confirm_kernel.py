@@ -154,3 +154,27 @@ def test_a_run_without_input_refuses_rather_than_waiting(
     shown = [m["content"]["data"].get("text/plain", "") for m in seen if m["msg_type"] == "display_data"]
     assert "refused get_weather(city='Oslo') (no one to ask: this run takes no input)" in shown
     assert value(kc, "ran") == "[]"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import qwen_magics as qm\n"
+        "r = qm.ask('Weather in Oslo?', model='qwen-plus', tools=[get_weather], confirm=True).complete()",
+        "import qwen_magics as qm\n"
+        "r = await (await qm.aask('Weather in Oslo?', model='qwen-plus', tools=[get_weather], confirm=True))"
+        ".acomplete()",
+    ],
+    ids=["ask", "aask"],
+)
+def test_ask_and_aask_in_a_notebook_ask_with_the_same_buttons(
+    kernel: tuple[KernelManager, Any], code: str
+) -> None:
+    _, kc = kernel
+    msg_id = kc.execute(code)
+    found, seen = buttons(kc, msg_id)
+    click(kc, found["Run"])
+    reply, seen = finish(kc, msg_id, seen)
+    assert reply["status"] == "ok"
+    assert "ran get_weather(city='Oslo')" in record_lines(seen)
+    assert value(kc, "r.tool_calls[0].result") == "'rain in Oslo, 12 C'"
