@@ -24,6 +24,7 @@ def get_weather(city: str) -> str:
     ran.append(city)
     return f"rain in {city}, 12 C"
 '''
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 CELL = "%%qwen -m qwen-plus --tools get_weather --confirm\nWeather in Oslo?"
 
 
@@ -36,7 +37,8 @@ def kernel(emulator: Emulator) -> Iterator[tuple[KernelManager, Any]]:
 
 
 def buttons(kc: Any, msg_id: str, timeout: float = 30) -> tuple[dict[str, str], list[dict[str, Any]]]:
-    """Wait for the question; return the comm ids of its buttons by label, and the messages so far."""
+    """Wait for the question (a row of a label and two buttons); return the comm ids of its buttons
+    by label, and the messages so far."""
     states: dict[str, dict[str, Any]] = {}
     seen: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
@@ -45,19 +47,17 @@ def buttons(kc: Any, msg_id: str, timeout: float = 30) -> tuple[dict[str, str], 
         if msg["parent_header"].get("msg_id") != msg_id:
             continue
         seen.append(msg)
+        content = msg["content"]
         if msg["msg_type"] == "comm_open":
-            states[msg["content"]["comm_id"]] = msg["content"]["data"]["state"]
-        if (
-            msg["msg_type"] == "display_data"
-            and "application/vnd.jupyter.widget-view+json" in msg["content"]["data"]
-        ):
+            states[content["comm_id"]] = content["data"]["state"]
+        view = content.get("data", {}).get(WIDGET_VIEW) if msg["msg_type"] == "display_data" else None
+        if view is not None and states.get(view["model_id"], {}).get("_model_name") == "HBoxModel":
+            children = [c.removeprefix("IPY_MODEL_") for c in states[view["model_id"]]["children"]]
             found = {
-                s.get("description"): cid
-                for cid, s in states.items()
-                if s.get("_model_name") == "ButtonModel"
+                states[c]["description"]: c for c in children if states[c].get("_model_name") == "ButtonModel"
             }
             return found, seen
-        assert msg["msg_type"] != "status" or msg["content"]["execution_state"] != "idle", "no question came"
+        assert msg["msg_type"] != "status" or content["execution_state"] != "idle", "no question came"
     raise AssertionError("no question came")
 
 
@@ -178,3 +178,24 @@ def test_ask_and_aask_in_a_notebook_ask_with_the_same_buttons(
     assert reply["status"] == "ok"
     assert "ran get_weather(city='Oslo')" in record_lines(seen)
     assert value(kc, "r.tool_calls[0].result") == "'rain in Oslo, 12 C'"
+
+
+def test_a_comparison_asks_each_cells_calls_with_the_buttons(kernel: tuple[KernelManager, Any]) -> None:
+    _, kc = kernel
+    msg_id = kc.execute(
+        "import qwen_magics as qm\n"
+        "c = qm.compare('Weather in Oslo?', model=['qwen-plus', 'qwen3.6-plus'], tools=[get_weather], confirm=True)"
+    )
+    found, seen = buttons(kc, msg_id)
+    click(kc, found["Run"])
+    second, more = buttons(kc, msg_id)
+    assert set(second) == {"Run", "Refuse"} and second != found  # the next cell's question
+    click(kc, second["Refuse"])
+    reply, seen = finish(kc, msg_id, seen + more)
+    assert reply["status"] == "ok"
+    lines = record_lines(seen)
+    assert "ran get_weather(city='Oslo')" in lines and "refused get_weather(city='Oslo')" in lines
+    assert value(kc, "ran") == "['Oslo']"
+    assert value(kc, "sorted(str(t.error) for r in c.responses for t in r.tool_calls)") == (
+        "['None', 'the user declined to run this call']"
+    )

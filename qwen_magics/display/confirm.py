@@ -6,25 +6,32 @@ spoke on it: the buttons' comm is pointed at one subshell kept for this purpose,
 there and wakes the waiting cell. Where that cannot work (terminal IPython, a script, a kernel
 without subshells) the question is the ``[y/N]`` prompt, which Jupyter shows as an input box; a
 kernel run without stdin (nbconvert, nbval) has no one to click either, so the call is refused.
-Ctrl-C or Stop while the question waits ends the loop (the trace is kept). After the decision the
+Ctrl-C or Stop while the question waits ends the loop (the trace is kept). A loop running on a
+worker thread (each cell of a comparison) cannot show buttons from there: inside ``relay()``, the
+thread that owns the cell (drawing the grid) asks for it, one question at a time; a question left
+when the relay closes (Ctrl-C) is answered "no". After the decision the
 buttons give way to one line, "ran get_weather(city='Paris')" or "refused …", which is what a saved
 notebook keeps.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import Any
 
 from ..api.render import escape_text
 from ..api.response import ToolCall
 from ..api.toolloop import ask_in_terminal, shown_args
 
-__all__ = ["ask_before_call", "record_line"]
+__all__ = ["Relay", "ask_before_call", "record_line", "relay"]
 
 POLL = 0.1  # seconds between looks at the decision (a Ctrl-C lands within one)
 _subshells: dict[int, str] = {}  # id(kernel) -> the subshell that hears the buttons
+_relay: Relay | None = None  # where worker threads' questions go, inside relay()
 
 
 HEADS = {True: "ran", False: "refused", None: "stopped before deciding on"}
@@ -37,6 +44,8 @@ def record_line(call: ToolCall, allowed: bool | None) -> str:
 
 def ask_before_call(call: ToolCall) -> bool:
     """``confirm=True``: the buttons where a notebook can answer them, else the terminal prompt."""
+    if _relay is not None and threading.current_thread() is not threading.main_thread():
+        return _relay.ask(call)
     kernel = _kernel()
     if kernel is None or not _has_subshells(kernel):
         return ask_in_terminal(call)
@@ -44,6 +53,61 @@ def ask_before_call(call: ToolCall) -> bool:
         _show_line(call, False, note=" (no one to ask: this run takes no input)")
         return False
     return _ask_with_buttons(kernel, call)
+
+
+class Relay:
+    """Questions from worker threads, asked by the thread that owns the cell (``serve`` between its
+    redraws). ``close`` answers "no" to any question left and to any that comes after."""
+
+    def __init__(self) -> None:
+        self.questions: queue.SimpleQueue[tuple[ToolCall, Future[bool]]] = queue.SimpleQueue()
+        self.open = True
+
+    def serve(self) -> None:
+        while True:
+            try:
+                call, answer = self.questions.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                answer.set_result(ask_before_call(call))
+            except BaseException:
+                answer.set_result(False)
+                raise
+
+    def close(self) -> None:
+        global _relay
+        self.open = False
+        if _relay is self:
+            _relay = None
+        while True:
+            try:
+                _, answer = self.questions.get_nowait()
+            except queue.Empty:
+                return
+            answer.set_result(False)
+
+    def ask(self, call: ToolCall) -> bool:
+        """A worker's question: it waits for ``serve``, or is a "no" once the relay closes."""
+        answer: Future[bool] = Future()
+        self.questions.put((call, answer))
+        while True:
+            try:
+                return answer.result(timeout=POLL)
+            except TimeoutError:
+                if not self.open:
+                    return False
+
+
+@contextmanager
+def relay() -> Iterator[Relay]:
+    """While inside, ``confirm`` questions from worker threads wait for ``Relay.serve``."""
+    global _relay
+    found = _relay = Relay()
+    try:
+        yield found
+    finally:
+        found.close()
 
 
 def _kernel() -> Any:
