@@ -184,7 +184,8 @@ def test_a_comparison_asks_each_cells_calls_with_the_buttons(kernel: tuple[Kerne
     _, kc = kernel
     msg_id = kc.execute(
         "import qwen_magics as qm\n"
-        "c = qm.compare('Weather in Oslo?', model=['qwen-plus', 'qwen3.6-plus'], tools=[get_weather], confirm=True)"
+        "c = qm.compare('Weather in Oslo?', model=['qwen-plus', 'qwen3.6-plus'],\n"
+        "               tools=[get_weather], confirm=True)"
     )
     found, seen = buttons(kc, msg_id)
     click(kc, found["Run"])
