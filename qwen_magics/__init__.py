@@ -2,8 +2,8 @@
 
 ``%load_ext qwen_magics`` registers ``%%qwen``; ``ask`` / ``aask`` work anywhere (``offline()`` or
 QWEN_OFFLINE=1 answers them from the local simulator, without a key; ``login()`` asks for a key
-without showing it). Heavy features (panel, compare, structured output, the emulator) load when
-first used.
+without showing it). Heavy features (panel, compare, structured output, the emulator, Batch API
+jobs) load when first used.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from . import checks
     from .api.client import AsyncClient, BackoffGate, Client, Retry, aask, ask
     from .images import image
+    from .jobs.job import Batch
+    from .jobs.requests import batch
     from .recall import history
     from .simulator import offline
     from .widgets.login import login
@@ -56,6 +58,8 @@ __all__ = [
     "AuthenticationError",
     "BackoffGate",
     "BadRequestError",
+    "batch",
+    "Batch",
     "checks",
     "Client",
     "compare",
@@ -100,6 +104,8 @@ _LAZY = {
     "Retry": ".api.client",
     "aask": ".api.client",
     "ask": ".api.client",
+    "Batch": ".jobs.job",  # Batch.resume(id): a Batch API job sent from another kernel
+    "batch": ".jobs.requests",  # batch([...prompts]): the Batch API at half price
     "checks": ".checks",  # qm.checks.contains(...), qm.checks.judge(...)
     "Comparison": ".comparison.compare",
     "Emulator": ".emulator",

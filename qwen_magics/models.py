@@ -1,9 +1,11 @@
 """The model table: what each Qwen model does with thinking, JSON and streaming, and what it costs.
 
 Figures are Model Studio's international list prices (USD per million tokens, base tier) and its
-documented limits. ``vision``: the model takes pictures (image parts); ``image_pixels`` is the
-largest picture it reads at its default resolution (a larger one is scaled down before sending) and
-``image_patch`` the side of the square of pixels one image token stands for: Model Studio's vision
+documented limits. ``batch``: the model takes Batch API jobs in the international region (the
+Singapore pages list qwen-max, qwen-plus, qwen-flash and qwen-turbo; Beijing lists more).
+``vision``: the model takes pictures (image parts); ``image_pixels`` is the largest picture it
+reads at its default resolution (a larger one is scaled down before sending) and ``image_patch``
+the side of the square of pixels one image token stands for: Model Studio's vision
 guide gives 28 px and 1,280 tokens for Qwen2.5-VL models (qwen-vl-max/plus, QVQ) and 32 px and
 2,560 tokens for Qwen3-VL and newer. Where the documentation is uncertain the behaviour is a
 field of the model, not a rule in code, so one line changes when the facts do. Both the client
@@ -15,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["MODELS", "ModelInfo", "estimate_cost", "get_model", "vision_models"]
+__all__ = ["MODELS", "ModelInfo", "batch_models", "estimate_cost", "get_model", "vision_models"]
 
 Thinking = Literal["none", "hybrid", "only"]
 HIGH_RESOLUTION_TOKENS = 16_384  # a picture's most tokens with vl_high_resolution_images
@@ -44,6 +46,7 @@ class ModelInfo:
     image_tokens: int = 0  # most tokens one image takes (default resolution)
     tools: bool = True  # takes ``tools`` (function calling); n must then be 1
     tools_stream: bool = True  # tool calls may stream (older guides said tools could not)
+    batch: bool = False  # takes Batch API jobs (international list: qwen-max, -plus, -flash, -turbo)
     note: str = ""
 
     @property
@@ -127,6 +130,7 @@ MODELS: dict[str, ModelInfo] = {
             nonstream_thinking=False,
             json_schema=True,
             n_max=4,
+            batch=True,
         ),
         ModelInfo(
             "qwen-flash",
@@ -138,6 +142,7 @@ MODELS: dict[str, ModelInfo] = {
             0.40,
             max_cot=38_912,
             nonstream_thinking=False,
+            batch=True,
         ),
         ModelInfo(
             "qwen-turbo",
@@ -150,6 +155,7 @@ MODELS: dict[str, ModelInfo] = {
             price_thinking=0.50,
             max_cot=38_912,
             nonstream_thinking=False,
+            batch=True,
         ),
         ModelInfo(
             "qwen3-max",
@@ -265,6 +271,11 @@ MODELS: dict[str, ModelInfo] = {
 def vision_models() -> list[str]:
     """The models of the table that take images."""
     return [m.name for m in MODELS.values() if m.vision]
+
+
+def batch_models() -> list[str]:
+    """The models of the table that take Batch API jobs."""
+    return [m.name for m in MODELS.values() if m.batch]
 
 
 def get_model(name: str) -> ModelInfo | None:

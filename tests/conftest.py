@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -110,10 +112,14 @@ def open_connections(emulator: Emulator) -> list[Any]:
     ]
 
 
+_batches = tempfile.mkdtemp(prefix="qwen-test-batches-")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     # no test, and no kernel a test starts, writes to ~/.qwen-magics; the history fixture opts in
     os.environ["QWEN_HISTORY"] = "off"
+    os.environ["QWEN_BATCHES"] = _batches  # batch jobs' store
 
 
 @pytest.hookimpl(wrapper=True)
@@ -129,6 +135,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def pytest_sessionfinish(session: pytest.Session) -> None:
     for thread in _stopping:
         thread.join()
+    shutil.rmtree(_batches, ignore_errors=True)
 
 
 @pytest.fixture

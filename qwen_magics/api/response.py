@@ -306,6 +306,7 @@ class Response:
         self.fingerprint: str | None = None  # the request's, as replay looks it up (api/record.py)
         self.sample = 0  # the sample index inside a comparison
         self.replayed = False  # answered from a record (api/replay.py), not by the server
+        self.batch = False  # answered by the Batch API, billed at half the live price
         self.recorded_at: float | None = None  # unix time the answer was complete (when recorded, replayed)
         self._on_finish = on_finish  # called once, when the answer is complete (the history's hook)
         self._text: list[str] = []
@@ -448,9 +449,10 @@ class Response:
         u = self.usage
         if not u.reported:
             return None
-        return estimate_cost(
+        cost = estimate_cost(
             self.model, u.prompt_tokens, u.completion_tokens, u.reasoning_tokens, u.cached_tokens
         )
+        return cost / 2 if cost is not None and self.batch else cost
 
     @property
     def messages(self) -> list[dict[str, Any]]:

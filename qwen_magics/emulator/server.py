@@ -3,7 +3,8 @@
 ``Emulator`` runs in a thread (tests, offline mode) or as ``qwen-magics serve``. Every request is
 logged (never its key). Faults are injected per request: an error status for the next N attempts or
 at random, a connection cut or an error chunk mid-stream, extra latency. ``/_emulator/...`` lets a
-test in another process read the log and set faults.
+test in another process read the log and set faults. The Files and Batches endpoints are in
+``batches.py``; ``charges`` is the ledger of what each answer would have cost.
 """
 
 from __future__ import annotations
@@ -21,18 +22,22 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
-from ..models import MODELS
+from ..models import MODELS, estimate_cost
 from .answers import Generator, PrefixCache, SimpleGenerator, make_completion
-from .protocol import ProtocolError, error_body, new_request_id, sse, validate
+from .batches import BATCH_DISCOUNT, BatchService, read_body_chunks, send_file
+from .protocol import Completion, ProtocolError, error_body, new_request_id, sse, validate
 from .servers import DIALECTS, OWNED_BY, as_dashscope, unknown_fields
 
-__all__ = ["Emulator", "Fault", "RequestRecord"]
+__all__ = ["BATCH_FAULTS", "Charge", "Emulator", "Fault", "RequestRecord"]
 
 log = logging.getLogger("qwen_magics.emulator")
 
 PREFIXES = ("/compatible-mode/v1", "/v1")
+BATCH_FAULTS = ("batch_fail", "batch_expire", "line_error")  # drawn by batches, not by HTTP requests
 RATE_DOC = "https://www.alibabacloud.com/help/en/model-studio/error-code"
 
 # (code, type, message) DashScope sends for each status, from the reference's error table
@@ -82,7 +87,10 @@ class Fault:
     (the reasoning inside the content, in ``<think>`` tags), ``reasoning_field`` (the reasoning in
     ``reasoning``) and ``think_blanks`` (as transformers serve streams Qwen3: the answer after the
     reasoning begins with the blank lines that followed ``</think>``, and an answer without thinking
-    is led by a blank reasoning chunk, the empty ``<think>`` block of its prompt). ``times``: how
+    is led by a blank reasoning chunk, the empty ``<think>`` block of its prompt). For batches:
+    ``batch_fail`` (the next batch fails validation with ``code`` and ``message``), ``batch_expire``
+    (the next batch expires after ``after`` lines) and ``line_error`` (a batch line is refused with
+    ``status``, into the error file). ``times``: how
     many requests it hits (None: all). ``probability``: the chance it hits a request.
     ``first_attempt``: only a body's first try.
     """
@@ -101,7 +109,7 @@ class Fault:
     content_type: str = "application/json"
 
     def error(self) -> ProtocolError:
-        status = self.status if self.kind == "status" else 400
+        status = self.status if self.kind in ("status", "line_error") else 400
         code, etype, message = STANDARD_ERRORS.get(status, ("internal_error", "internal_error", "Error."))
         if self.kind == "error_chunk":
             code, etype, message = (
@@ -110,6 +118,18 @@ class Fault:
                 "Output data may contain inappropriate content.",
             )
         return ProtocolError(status, self.code or code, self.message or message, etype)
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What one answer (or one batch, at half price) would have been billed."""
+
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    cost: float
+    batch: bool = False
 
 
 @dataclass
@@ -151,7 +171,9 @@ class _Server(ThreadingHTTPServer):
 class Emulator:
     """A local DashScope. ``with Emulator() as emu: ask(..., base_url=emu.base_url)``.
 
-    ``dialect="vllm"`` or ``"openai"`` plays another server instead (see ``servers.py``)."""
+    ``dialect="vllm"`` or ``"openai"`` plays another server instead (see ``servers.py``).
+    ``batch_speed``: the Batch API's lines a second (None: as fast as it answers; also
+    ``emulator.batches.speed``, with ``.pause`` for the seconds spent validating and finalizing)."""
 
     def __init__(
         self,
@@ -165,6 +187,7 @@ class Emulator:
         seed: int | None = None,
         tls: tuple[str, str] | None = None,
         dialect: str = "dashscope",
+        batch_speed: float | None = None,
     ) -> None:
         if dialect not in DIALECTS:
             raise ValueError(f"unknown dialect {dialect!r}; use one of {', '.join(DIALECTS)}")
@@ -183,6 +206,8 @@ class Emulator:
         self.faults: list[Fault] = []
         self.replies: list[tuple[str, str | None]] = []
         self.tool_replies: list[list[dict[str, str]]] = []
+        self.charges: list[Charge] = []
+        self.batches = BatchService(self, speed=batch_speed)  # lines a second; None: at full speed
         self._cache = PrefixCache()
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
@@ -240,6 +265,7 @@ class Emulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        self.batches.close()
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -288,10 +314,59 @@ class Emulator:
             self.replies.clear()
             self.tool_replies.clear()
             self._attempts.clear()
+            self.charges.clear()
 
     @property
     def chat_requests(self) -> list[RequestRecord]:
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    @property
+    def spent(self) -> float:
+        """USD the answers so far would have cost (batches at half price)."""
+        with self._lock:
+            return sum(c.cost for c in self.charges)
+
+    # -- answering: one path for live chat and batch lines -------------------------------------
+    def refusal(self, body: Any) -> ProtocolError | dict[str, Any] | None:
+        """Why this server would refuse a chat body (a strict server's 422 body, or DashScope's
+        error), or None; a body that passes may go to ``complete``."""
+        refused = unknown_fields(body, self.dialect)
+        if refused is not None:
+            return refused
+        return validate(as_dashscope(body, self.dialect))
+
+    def complete(self, body: dict[str, Any]) -> Completion:
+        """The answer to a body ``refusal`` passed, billed at the live price (batches rebill theirs)."""
+        body = as_dashscope(body, self.dialect)
+        return make_completion(body, self.generator, self._cache, self._next_reply(), self._next_calls(body))
+
+    def _charge(
+        self, model: str, prompt: int, completion: int, reasoning: int, *, batch: bool = False
+    ) -> None:
+        cost = estimate_cost(model, prompt, completion, reasoning) or 0.0
+        charge = Charge(
+            model, prompt, completion, reasoning, cost * (BATCH_DISCOUNT if batch else 1.0), batch
+        )
+        with self._lock:
+            self.charges.append(charge)
+
+    def _charge_completion(self, completion: Completion) -> None:
+        usage = completion.usage()
+        reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens", 0)
+        self._charge(completion.model, usage["prompt_tokens"], usage["completion_tokens"], reasoning)
+
+    def _draw_batch_fault(self, kinds: tuple[str, ...]) -> Fault | None:
+        """The first batch fault of these kinds that hits (one batch, or one line)."""
+        with self._lock:
+            for fault in self.faults:
+                if fault.kind not in kinds or (fault.times is not None and fault.times <= 0):
+                    continue
+                if fault.probability < 1.0 and self._rng.random() >= fault.probability:
+                    continue
+                if fault.times is not None:
+                    fault.times -= 1
+                return fault
+        return None
 
     # -- request handling (called from handler threads) ---------------------------------------
     def _record(self, record: RequestRecord) -> list[Fault]:
@@ -303,7 +378,7 @@ class Emulator:
             self.requests.append(record)
             hits = []
             for fault in self.faults:
-                if fault.times is not None and fault.times <= 0:
+                if fault.kind in BATCH_FAULTS or (fault.times is not None and fault.times <= 0):
                     continue
                 if fault.first_attempt and record.attempt != 1:
                     continue
@@ -374,6 +449,53 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, obj: Any, request_id: str | None = None) -> None:
         self._send(status, json.dumps(obj).encode(), "application/json", request_id)
 
+    def _file(self, path: Path, offset: int, size: int, request_id: str) -> None:
+        """A stored file's bytes, streamed from disk."""
+        self.send_response(200)
+        self.send_header("content-type", "application/octet-stream")
+        self.send_header("content-length", str(size))
+        self.send_header("x-request-id", request_id)
+        self.end_headers()
+        send_file(self.wfile, path, offset, size)
+
+    def body_chunks(self) -> Any:
+        return read_body_chunks(self.rfile, self.headers)
+
+    def json_body(self) -> Any:
+        try:
+            return json.loads(b"".join(self.body_chunks()) or b"{}")
+        except ValueError:
+            return None
+
+    def _batch_api(self, method: str, route: str) -> None:
+        """Files and Batches: logged, faulted and authenticated like chat, then ``batches.py``."""
+        emu = self.emulator
+        request_id = new_request_id()
+        record = RequestRecord(self.path, method, None, self._auth())
+        faults = emu._record(record)
+        for fault in faults:
+            if fault.kind == "latency":
+                self._sleep(fault.seconds)
+            elif fault.kind in ("status", "body"):
+                self.close_connection = True  # the body, if any, is left unread
+                record.status, record.fault = fault.status, f"{fault.kind} {fault.status}"
+                if fault.kind == "body":
+                    return self._send(fault.status, fault.body.encode(), fault.content_type, request_id)
+                return self._error(fault.error(), request_id, False)
+        if record.auth != "ok":
+            self.close_connection = True
+            code, etype, message = STANDARD_ERRORS[401]
+            record.status = 401
+            return self._json(401, error_body(ProtocolError(401, code, message, etype), request_id))
+        query = dict(parse_qsl(self.path.partition("?")[2]))
+        emu.batches.handle(self, method, route, query)
+
+    def do_DELETE(self) -> None:
+        route = self._route()
+        if route is not None and route.startswith("/files/"):
+            return self._batch_api("DELETE", route)
+        return self._json(404, {"error": {"message": "Not Found", "type": "not_found"}})
+
     def _error(self, err: ProtocolError, request_id: str, stream: bool) -> None:
         body = error_body(err, request_id)
         if stream:  # DashScope answers a rejected stream request with one SSE line
@@ -401,6 +523,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._admin_get()
         route = self._route()
         request_id = new_request_id()
+        if route is not None and route.startswith(("/files", "/batches")):
+            return self._batch_api("GET", route)
         if route == "/chat/completions":
             return self._json(
                 400,
@@ -436,6 +560,9 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def do_POST(self) -> None:
+        route = self._route()
+        if route is not None and route.startswith(("/files", "/batches")):
+            return self._batch_api("POST", route)
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
         if self.path.startswith("/_emulator/"):
@@ -466,19 +593,17 @@ class _Handler(BaseHTTPRequestHandler):
                 record.status, record.fault = fault.status, f"body {fault.status}"
                 return self._send(fault.status, fault.body.encode(), fault.content_type, request_id)
         self._sleep(emu.latency)
-        refused = unknown_fields(body, emu.dialect)
-        if refused is not None:
+        refused = emu.refusal(body)
+        if isinstance(refused, dict):
             record.status = 422
             return self._json(422, refused, request_id)
+        if refused is not None:
+            record.status = refused.status
+            return self._error(refused, request_id, stream)
+        completion = emu.complete(body)
         body = as_dashscope(body, emu.dialect)
-        err = validate(body)
-        if err is not None:
-            record.status = err.status
-            return self._error(err, request_id, stream)
-        completion = make_completion(
-            body, emu.generator, emu._cache, emu._next_reply(), emu._next_calls(body)
-        )
         completion.request_id = request_id
+        emu._charge_completion(completion)
         if not stream:
             return self._json(200, completion.body(), request_id)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -569,6 +694,12 @@ class _Handler(BaseHTTPRequestHandler):
             for name in ("latency", "token_delay"):
                 if name in data:
                     setattr(emu, name, float(data[name]))
+            if "batch_speed" in data:
+                emu.batches.speed = None if data["batch_speed"] is None else float(data["batch_speed"])
+            if "batch_pause" in data:
+                emu.batches.pause = float(data["batch_pause"])
+            if "batch_hour" in data:
+                emu.batches.hour = float(data["batch_hour"])
         elif path == "/_emulator/replies":
             for reply in data.get("replies", []):
                 emu.queue_reply(reply["text"], reply.get("reasoning"))

@@ -15,7 +15,19 @@ from IPython.utils.process import arg_split
 
 __all__ = ["COMMANDS", "as_prompt", "read_command", "read_settings"]
 
-COMMANDS = ("config", "models", "history", "log", "reset", "help", "panel", "login", "replay", "explain")
+COMMANDS = (
+    "config",
+    "models",
+    "history",
+    "log",
+    "reset",
+    "help",
+    "panel",
+    "login",
+    "replay",
+    "explain",
+    "batches",
+)
 _SETTING = re.compile(r"[A-Za-z_][\w.-]*=")
 
 

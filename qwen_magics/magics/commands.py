@@ -288,6 +288,7 @@ COMMANDS = [
         "%qwen log [-n N] [-q WORDS] [-m MODEL] [--since WHEN]",
         "the recorded answers, newest first (WHEN: 2026-12-01, 30m, 1h, 2d, yesterday)",
     ),
+    ("%qwen batches [ID]", "the recent Batch API jobs (kept here and listed by the service), or one job"),
     (
         "%qwen replay on|off|only [PATH] [--pace]",
         "answer from the record (the history, or a saved .ipynb at PATH): on asks the server on a "

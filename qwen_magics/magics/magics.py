@@ -243,7 +243,7 @@ class QwenMagics(Magics):
     @line_cell_magic
     def qwen(self, line: str, cell: str | None = None) -> None:
         """Ask Qwen. ``%%qwen [options]`` takes the cell as the prompt; ``%qwen [options] prompt``
-        takes one line. ``%qwen config|models|history|reset|help|login|explain`` and ``%qwen panel``
+        takes one line. ``%qwen config|models|history|reset|help|login|explain|batches`` and ``%qwen panel``
         are commands; ``%qwen -- reset the counter`` sends a line that starts with one as a prompt.
         Prompt variables: {name} and {expression}; {{ and }} for literal braces.
         """
@@ -267,6 +267,10 @@ class QwenMagics(Magics):
                 return self._cmd_config(self._expand(command[1]), line)
             elif command[0] == "log":
                 return self._show(log_bundle(self._expand(command[1])))
+            elif command[0] == "batches":
+                from .batches import batches_bundle  # the Batch API client loads when first asked
+
+                return self._show(batches_bundle(self._expand(command[1])))
             elif command[0] == "login":
                 return self._cmd_login(command[1])
             elif command[0] == "replay":
