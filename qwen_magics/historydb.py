@@ -89,6 +89,7 @@ COLUMNS = (
     "sample",  # the sample index inside a comparison (0 elsewhere)
     "schema",  # JSON Schema a structured answer was checked against
     "data",  # JSON: the parsed structured answer
+    "tool_calls",  # JSON: the calls this answer asked for and what came of each (a tool loop's step)
 )
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -130,6 +131,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             VALUES (new.id, new.prompt, new.system, new.text);
         END""",
     ),
+    ("ALTER TABLE answers ADD COLUMN tool_calls TEXT",),
 )
 
 

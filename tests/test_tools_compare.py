@@ -27,3 +27,42 @@ def test_a_cell_the_loop_refuses_is_named_before_sending(qwen_env: Emulator) -> 
     with pytest.raises(ParameterError, match='the cell "qwq-plus": qwq-plus does not take tools'):
         qm.compare("x", model=["qwen-plus", "qwq-plus"], tools=[get_weather], show=False)
     assert qwen_env.chat_requests == []
+
+
+def test_confirm_asks_for_each_cells_calls_from_the_thread_that_shows_the_grid(
+    qwen_env: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    asked: list[tuple[str, bool]] = []
+
+    def answer(prompt: str) -> str:
+        asked.append((prompt, threading.current_thread() is threading.main_thread()))
+        return "y" if len(asked) == 1 else "n"
+
+    monkeypatch.setattr("builtins.input", answer)
+    c = qm.compare(
+        "What's the weather in Paris?",
+        model=["qwen-plus", "qwen3.6-plus"],
+        tools=[get_weather],
+        confirm=True,
+        show=False,
+    )
+    assert asked == [("Run get_weather(city='Paris')? [y/N] ", True)] * 2  # asked here, one at a time
+    outcomes = sorted(str((call.result, call.error)) for r in c.responses for call in r.tool_calls)
+    assert outcomes == sorted(
+        [str((None, "the user declined to run this call")), str(("rain in Paris", None))]
+    )
+
+
+def test_a_confirm_function_is_called_for_each_cell(qwen_env: Emulator) -> None:
+    seen: list[str] = []
+    qm.compare(
+        "What's the weather in Paris?",
+        temperature=[0.2, 0.8],
+        model="qwen-plus",
+        tools=[get_weather],
+        confirm=lambda call: seen.append(call.name) or True,
+        show=False,
+    )
+    assert seen == ["get_weather", "get_weather"]

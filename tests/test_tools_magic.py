@@ -86,6 +86,7 @@ def test_a_list_of_tools_by_name_and_the_dataframe_tools(tools_ip: Any, qwen_env
         ("--max-steps 3", "--max-steps goes with --tools"),
         ("--confirm", "--confirm goes with --tools"),
         ("--tools get_weather --json", "--tools works with plain answers"),
+        ("--tools get_weather --panel --confirm", "--confirm works with plain answers"),
         ("--tools get_weather --max-steps 0", "--max-steps: max_steps must be a whole number"),
         ("--tools get_weather -m qwq-plus", "--tools: qwq-plus does not take tools"),
     ],
@@ -172,3 +173,32 @@ def test_raw_lists_the_calls_as_plain_lines(tools_ip: Any, qwen_env: Emulator) -
     plain = rendered(cap.outputs)[-1]["text/plain"]
     assert plain.startswith("[tool] get_weather(city='Oslo') → rain in Oslo, 12 C · ")
     assert "\nget_weather returned rain in Oslo, 12 C." in plain
+
+
+def test_confirm_yes_at_the_prompt_runs_the_call(
+    tools_ip: Any, qwen_env: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("builtins.input", lambda prompt: "y")
+    magic(tools_ip, "-m qwen-plus --tools get_weather --confirm", "Weather in Oslo?")
+    (call,) = tools_ip.user_ns["_qwen"].tool_calls
+    assert call.result == "rain in Oslo, 12 C" and call.error is None
+
+
+def test_confirm_in_a_script_reads_the_answer_from_stdin(qwen_env: Emulator, tmp_path: Path) -> None:
+    script = tmp_path / "ask.py"
+    script.write_text(
+        "import qwen_magics as qm\n"
+        + DEFS
+        + "r = qm.ask('Weather in Oslo?', model='qwen-plus', tools=[get_weather], confirm=True)\n"
+        "print('\\n', [(c.name, c.result, c.error) for c in r.complete().tool_calls])\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, str(script)],
+        input="n\n",
+        capture_output=True,
+        text=True,
+        check=True,
+        env=kernel_env(qwen_env),
+    )
+    assert "Run get_weather(city='Oslo')? [y/N] " in ran.stdout
+    assert "[('get_weather', None, 'the user declined to run this call')]" in ran.stdout

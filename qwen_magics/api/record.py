@@ -45,7 +45,9 @@ __all__ = [
     "SHORT",
     "add_provider",
     "annotate",
+    "annotate_calls",
     "answers",
+    "calls",
     "cassette",
     "content",
     "context",
@@ -209,7 +211,21 @@ def row(response: Response, fields: dict[str, Any] | None = None) -> dict[str, A
         "fingerprint": response.fingerprint or fingerprint(request, host, sample, offline=response.offline),
         "sample": sample,
         "data": _json(data) if data is not None else None,
+        "tool_calls": _json(calls(response)) if response.tool_calls else None,
     }
+
+
+def calls(response: Response) -> list[dict[str, Any]]:
+    """The calls an answer asked for and, once its tool loop ran them, what came of each: what a
+    replay of the loop sends back to the model instead of calling the functions again. A call cut
+    off by Ctrl-C keeps no outcome (a replay ends there rather than send "interrupted")."""
+    out = []
+    for call in response.tool_calls:
+        item: dict[str, Any] = {"id": call.id, "name": call.name, "arguments": call.arguments}
+        if call.error != "interrupted" and (call.result is not None or call.error is not None):
+            item.update(result=call.result, error=call.error, seconds=_ms(call.seconds))
+        out.append({k: v for k, v in item.items() if v is not None})
+    return out
 
 
 def _json(value: Any) -> str:
@@ -259,6 +275,17 @@ def annotate(response: Response) -> None:
         log.debug("could not add structured data to the history", exc_info=True)
 
 
+def annotate_calls(response: Response) -> None:
+    """A tool loop's step, once its calls ran: what came of each, added to the step's row."""
+    try:
+        where = historydb.path()
+        if where is None or response.history_id is None or not response.tool_calls:
+            return
+        historydb.update(where, response.history_id, {"tool_calls": _json(calls(response))})
+    except Exception:
+        log.debug("could not add the tool calls to the history", exc_info=True)
+
+
 def cassette(response: Response, shown: str | None = None) -> dict[str, Any] | None:
     """What an answer's output keeps of it (its metadata), so the saved notebook replays it: the
     fingerprints and the answer. None for an answer that is not whole (cut short, failed): a replay
@@ -282,6 +309,7 @@ def cassette(response: Response, shown: str | None = None) -> dict[str, Any] | N
         "elapsed": _ms(response.own_elapsed),
         "finish_reason": response.finish_reason,  # the request id stays in the history: no replay sends it
         "offline": response.offline or None,
+        "tool_calls": calls(response) or None,
         "time": _ms(response.recorded_at if response.recorded_at is not None else time.time()),
     }
     return {k: v for k, v in item.items() if v is not None or k == "text"}
@@ -294,7 +322,10 @@ def _ms(seconds: float | None) -> float | None:
 def metadata(responses: Iterable[Response | None], shown: str | None = None) -> dict[str, Any] | None:
     """The display metadata of an output showing these answers (None when none is whole);
     ``shown``: that output's text/plain, as ``cassette`` takes it."""
-    records = [c for c in (cassette(r, shown) for r in responses if r is not None) if c is not None]
+    answered = [
+        part for r in responses if r is not None for part in (r.step_responses or [r])
+    ]  # a loop's steps
+    records = [c for c in (cassette(r, shown) for r in answered) if c is not None]
     return {METADATA_KEY: {"answers": records}} if records else None
 
 

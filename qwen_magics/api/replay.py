@@ -154,6 +154,7 @@ def _row_of(item: dict[str, Any]) -> dict[str, Any]:
     return {
         **{name: usage.get(name) for name in record.USAGE},
         **{k: item.get(k) for k in ("model", "text", "reasoning", "ttft", "elapsed", "finish_reason")},
+        "tool_calls": item.get("tool_calls"),
         "request_id": item.get("request_id"),
         "fingerprint": item.get("fingerprint"),
         "sample": item.get("sample") or 0,
@@ -245,6 +246,9 @@ def _events(row: dict[str, Any]) -> list[Event]:
         events.append(Event("reasoning", row["reasoning"]))
     if row.get("text"):
         events.append(Event("text", row["text"]))
+    for index, call in enumerate(_calls(row)):
+        fragment = {"index": index, "id": call.get("id") or "", "name": call.get("name") or ""}
+        events.append(Event("tool_call", data={**fragment, "arguments": call.get("arguments") or ""}))
     if row.get("finish_reason"):
         events.append(Event("finish", data=row["finish_reason"]))
     if row.get("total_tokens") is not None:
@@ -252,6 +256,17 @@ def _events(row: dict[str, Any]) -> list[Event]:
     if row.get("error"):
         events.append(Event("error", data=StreamInterrupted(row["error"])))
     return events
+
+
+def _calls(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The recorded calls of a tool loop's step (a history row keeps them as JSON text)."""
+    given = row.get("tool_calls")
+    if isinstance(given, str):
+        try:
+            given = json.loads(given)
+        except ValueError:
+            return []
+    return [c for c in given if isinstance(c, dict)] if isinstance(given, list) else []
 
 
 _PIECE = re.compile(r"\s*\S+\s*|\s+")
@@ -343,6 +358,7 @@ def rebuild(
     response.fingerprint = row.get("fingerprint")
     response.sample = int(row.get("sample") or 0)
     response.recorded_at = row.get("time")
+    response.recorded_calls = {c["id"]: c for c in _calls(row) if isinstance(c.get("id"), str)}
     response.notes.append(note)
     return response
 

@@ -300,6 +300,8 @@ class Response:
         self.schema: Any = None  # the schema structured output validated .data against
         self._tool_calls: list[ToolCall] = []
         self.steps = 1  # requests a tool loop made for this answer
+        self.step_responses: list[Response] = []  # a tool loop's requests, each its own answer
+        self.recorded_calls: dict[str, dict[str, Any]] = {}  # replayed: what came of each call, by id
         self.history_id: str | None = None  # this answer's row in the history (its uid), once written
         self.fingerprint: str | None = None  # the request's, as replay looks it up (api/record.py)
         self.sample = 0  # the sample index inside a comparison

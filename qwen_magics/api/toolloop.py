@@ -9,6 +9,9 @@ one Response whose events are every step's reasoning and text plus ``tool_start`
 Arguments are checked against the tool's schema first: bad JSON, a mismatch, an unknown tool, a
 function's exception or a refusal (``confirm``) go back to the model as that call's error text, and
 the loop goes on. With thinking on, each assistant turn sent back keeps its ``reasoning_content``.
+Each step's record keeps its calls and what came of them (``record.calls``), so a replayed step sends
+back the recorded results instead of calling the functions again, and the next step, asked with the
+same messages, is found in the record too: a replayed loop needs neither the functions nor a server.
 Parallel calls of one turn run concurrently when ``parallel_tool_calls`` is on. Ctrl-C (or
 ``interrupt()``) ends the loop between or during steps; the trace so far is kept.
 """
@@ -25,12 +28,13 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ParameterError, QwenError
 from ..models import MODELS, get_model
 from ..tools.schema import Tool, ToolArgumentError, as_tools
+from . import record
 from .response import Event, Response, ToolCall, Usage
 
 if TYPE_CHECKING:
     from .client import AsyncClient, Client
 
-__all__ = ["DEFAULT_MAX_STEPS", "Loop", "prepare_loop", "result_text"]
+__all__ = ["DEFAULT_MAX_STEPS", "Loop", "ask_user", "prepare_loop", "result_text", "shown_args", "use_asker"]
 
 DEFAULT_MAX_STEPS = 10
 RESULT_CHARS = 20_000  # a result longer than this is cut before it is sent back
@@ -49,12 +53,36 @@ def result_text(value: Any) -> str:
     return text if len(text) <= RESULT_CHARS else text[: RESULT_CHARS - 1] + "…"
 
 
-def _ask_in_terminal(call: ToolCall) -> bool:
-    answer = input(f"Run {call.name}({_shown_args(call)})? [y/N] ")
+def ask_in_terminal(call: ToolCall) -> bool:
+    """A ``[y/N]`` prompt: terminal IPython, a script, or a kernel whose front end has no widgets.
+    No input to read (a closed stdin, a kernel run without one) is a refusal."""
+    try:
+        answer = input(f"Run {call.name}({shown_args(call)})? [y/N] ")
+    except EOFError:
+        return False
+    except Exception as exc:  # ipykernel's StdinNotImplementedError: no one is there to answer
+        if type(exc).__name__ != "StdinNotImplementedError":
+            raise
+        return False
     return answer.strip().lower() in ("y", "yes")
 
 
-def _shown_args(call: ToolCall) -> str:
+_asker: Confirm | None = None
+
+
+def use_asker(asker: Confirm | None) -> None:
+    """Who answers ``confirm=True``: the magics install the notebook's buttons
+    (``display/confirm.py``) when they load; None goes back to the terminal prompt."""
+    global _asker
+    _asker = asker
+
+
+def ask_user(call: ToolCall) -> bool:
+    """``confirm=True``: ask whoever is there, with the installed asker or a terminal prompt."""
+    return (_asker or ask_in_terminal)(call)
+
+
+def shown_args(call: ToolCall) -> str:
     args = call.args
     if isinstance(args, dict):
         return ", ".join(f"{k}={v!r}" for k, v in args.items())
@@ -84,6 +112,7 @@ class Loop:
         self.current: Response | None = None
         self.outer: Response | None = None
         self.texted = False
+        self.halted = False  # a replayed step without its calls' outcomes: no further step
 
     # -- the Response the caller gets ---------------------------------------------------------
     def response(self, first: Response, source: Any, started: float) -> Response:
@@ -108,8 +137,9 @@ class Loop:
 
     @property
     def stopped(self) -> bool:
-        """The loop's Response was interrupted (Stop, from any thread): no further step is asked."""
-        return self.outer is not None and self.outer.interrupted
+        """The loop's Response was interrupted (Stop, from any thread), or a replay cannot go on:
+        no further step is asked."""
+        return self.halted or (self.outer is not None and self.outer.interrupted)
 
     # -- pieces both loops share ----------------------------------------------------------------
     def passed(self, event: Event) -> list[Event]:
@@ -131,6 +161,10 @@ class Loop:
         if self.outer is not None:
             self.outer.steps = self.step
             self.outer.request = step.request
+            self.outer.step_responses.append(step)
+            self.outer.replayed = all(s.replayed for s in self.outer.step_responses)
+            if step.replayed and len(self.outer.step_responses) == 1:  # "replayed, recorded ..." once
+                self.outer.notes.extend(n for n in step.notes if n not in self.outer.notes)
         calls = step.tool_calls
         for call in calls:
             call.step = self.step
@@ -154,6 +188,23 @@ class Loop:
             return events, None
         return events, calls
 
+    def replayed(self, step: Response, call: ToolCall) -> bool:
+        """A replayed step's call takes its recorded outcome (True); the function is not called."""
+        if not step.replayed:
+            return False
+        kept = step.recorded_calls.get(call.id) or {}
+        if "result" in kept or "error" in kept:
+            call.result, call.error, call.seconds = kept.get("result"), kept.get("error"), kept.get("seconds")
+            return True
+        call.error = "not run: its record does not keep what came of it"
+        if self.outer is not None and not any("does not keep what came" in n for n in self.outer.notes):
+            self.outer.notes.append(
+                f"a replayed step's record does not keep what came of its call to {call.name}: "
+                "the loop ends there; turn replay off to run the tools"
+            )
+        self.halted = True
+        return True
+
     def prepare(self, call: ToolCall) -> tuple[Tool | None, dict[str, Any] | None]:
         """The tool and its checked arguments; or None with ``call.error`` set."""
         tool = self.tools.get(call.name)
@@ -165,9 +216,15 @@ class Loop:
         except ToolArgumentError as exc:
             call.error = f"invalid arguments for {call.name}: {exc}"
             return None, None
-        if self.confirm is not None and not self.confirm(call):
-            call.error = "the user declined to run this call"
-            return None, None
+        if self.confirm is not None:
+            try:
+                allowed = self.confirm(call)
+            except KeyboardInterrupt:  # Stop while the question waits: the loop ends, the trace stays
+                call.error = "interrupted before it was confirmed"
+                raise
+            if not allowed:
+                call.error = "the user declined to run this call"
+                return None, None
         return tool, args
 
     def next_messages(self, step: Response, calls: list[ToolCall]) -> list[dict[str, Any]]:
@@ -223,10 +280,13 @@ def _run_sync(tool: Tool, args: dict[str, Any], call: ToolCall) -> None:
     _finish_call(call, started, value)
 
 
-def _run_calls(loop: Loop, calls: list[ToolCall]) -> Iterator[Event]:
+def _run_calls(loop: Loop, step: Response, calls: list[ToolCall]) -> Iterator[Event]:
     ready: list[tuple[ToolCall, Tool, dict[str, Any]]] = []
     for call in calls:
         yield Event("tool_start", data=call)
+        if loop.replayed(step, call):
+            yield Event("tool_result", data=call)
+            continue
         tool, args = loop.prepare(call)
         if tool is None or args is None:
             yield Event("tool_result", data=call)
@@ -258,7 +318,11 @@ def run(client: Client, first: Response, loop: Loop, started: float) -> Response
             yield from tail
             if calls is None:
                 return
-            yield from _run_calls(loop, calls)
+            try:
+                yield from _run_calls(loop, step, calls)
+            finally:
+                if not step.replayed:
+                    record.annotate_calls(step)  # the step's row learns what came of its calls
             if loop.stopped:
                 return
             messages = loop.next_messages(step, calls)
@@ -303,21 +367,28 @@ def arun(client: AsyncClient, first: Response, loop: Loop, started: float) -> Re
             if calls is None:
                 return
             ready: list[tuple[ToolCall, Tool, dict[str, Any]]] = []
-            for call in calls:
-                yield Event("tool_start", data=call)
-                tool, args = loop.prepare(call)
-                if tool is None or args is None:
-                    yield Event("tool_result", data=call)
+            try:
+                for call in calls:
+                    yield Event("tool_start", data=call)
+                    if loop.replayed(step, call):
+                        yield Event("tool_result", data=call)
+                        continue
+                    tool, args = loop.prepare(call)
+                    if tool is None or args is None:
+                        yield Event("tool_result", data=call)
+                    else:
+                        ready.append((call, tool, args))
+                if loop.parallel:
+                    await asyncio.gather(*(_run_async(t, a, c) for c, t, a in ready))
+                    for call, _, _ in ready:
+                        yield Event("tool_result", data=call)
                 else:
-                    ready.append((call, tool, args))
-            if loop.parallel:
-                await asyncio.gather(*(_run_async(t, a, c) for c, t, a in ready))
-                for call, _, _ in ready:
-                    yield Event("tool_result", data=call)
-            else:
-                for call, tool, args in ready:
-                    await _run_async(tool, args, call)
-                    yield Event("tool_result", data=call)
+                    for call, tool, args in ready:
+                        await _run_async(tool, args, call)
+                        yield Event("tool_result", data=call)
+            finally:
+                if not step.replayed:
+                    record.annotate_calls(step)
             if loop.stopped:
                 return
             messages = loop.next_messages(step, calls)
@@ -371,7 +442,7 @@ def prepare_loop(
             "pass thinking=False or tool_choice='auto'",
         )
     if confirm is True:
-        confirm = _ask_in_terminal
+        confirm = ask_user
     elif confirm is not None and confirm is not False and not callable(confirm):
         raise ParameterError("confirm", "confirm must be True, False or a function(call) -> bool")
     kw["tools"] = [t.spec for t in found]

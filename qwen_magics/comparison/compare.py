@@ -533,6 +533,10 @@ def _prepare(
     samples = positive("samples", samples)
     concurrency = positive("concurrency", concurrency)
     settings, fixed = expand(params, configs)
+    if fixed.get("confirm") is True:  # the cells run on a worker: the question comes back to this thread
+        from ..display.confirm import ask_before_call
+
+        fixed["confirm"] = ask_before_call
     prompts, cases, checks, threshold = evaluation
     found_checks = resolve(checks)
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
@@ -570,7 +574,7 @@ def _prepare(
                     max_steps=fixed.get("max_steps", toolloop.DEFAULT_MAX_STEPS),
                     parallel_tool_calls=fixed.get("parallel_tool_calls"),
                     tool_choice=fixed.get("tool_choice"),
-                    confirm=None,
+                    confirm=fixed.get("confirm"),
                 )
         except ParameterError as exc:
             refused.append((i, exc))
@@ -652,18 +656,23 @@ def _run(
 
         show = get_ipython() is not None
     view = GridView(comparison, publish=publish) if show or publish is not None else None
-    work = Background[None]("qwen-compare").start(streams.run)
-    try:
-        if view is not None:
-            view.start()
-        while not work.wait(1.0 / MAX_RATE):
-            if cancel is not None and cancel.is_set():
-                raise KeyboardInterrupt  # the caller's Stop button: the same path as Ctrl-C
+    from ..display.confirm import relay  # confirm: the cells' questions are asked from here
+
+    with relay() as asking:
+        work = Background[None]("qwen-compare").start(streams.run)
+        try:
             if view is not None:
-                view.refresh(streams.version)
-    except KeyboardInterrupt:
-        comparison.interrupted = True
-        work.stop()
+                view.start()
+            while not work.wait(1.0 / MAX_RATE):
+                if cancel is not None and cancel.is_set():
+                    raise KeyboardInterrupt  # the caller's Stop button: the same path as Ctrl-C
+                asking.serve()
+                if view is not None:
+                    view.refresh(streams.version)
+        except KeyboardInterrupt:
+            comparison.interrupted = True
+            asking.close()  # a cell waiting on a question hears "no" and can stop
+            work.stop()
     _settle(comparison, view)
     work.result()  # a bug of ours reaches the caller
     return comparison

@@ -27,7 +27,16 @@ __all__ = [
 
 GRID_NAMES = ("model", "system", *PARAMS)  # what may vary from cell to cell
 # the same for every cell (a tool loop's options included: every cell may call the same functions)
-FIXED_NAMES = ("messages", "api_key", "base_url", "tools", "max_steps", "parallel_tool_calls", "tool_choice")
+FIXED_NAMES = (
+    "messages",
+    "api_key",
+    "base_url",
+    "tools",
+    "max_steps",
+    "parallel_tool_calls",
+    "tool_choice",
+    "confirm",
+)
 
 
 def describe_setting(name: str, value: Any) -> str:

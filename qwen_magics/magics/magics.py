@@ -24,10 +24,11 @@ from IPython.utils.process import arg_split
 from traitlets import Bool, Float, Int, TraitError, Unicode, observe, validate
 
 from .. import config, historydb, simulator
-from ..api import record
+from ..api import record, toolloop
 from ..api import replay as _replay
 from ..api.params import PARAMS, build_messages, check_images, check_params
 from ..display.answer import MAX_RATE, error_title, show_answer, show_error
+from ..display.confirm import ask_before_call
 from ..display.live import is_rich_frontend
 from ..errors import ConfigError, ParameterError, QwenError
 from ..models import MODELS, get_model
@@ -540,8 +541,10 @@ class QwenMagics(Magics):
                 if given:
                     raise UsageError(f"{option} goes with --tools NAMES (the functions the model may call)")
             return None
-        if mode != "answer":
-            raise UsageError(f"--tools works with plain answers (and -c), not with --{mode}")
+        if mode not in ("answer", "panel"):
+            raise UsageError(f"--tools works with plain answers (and -c) and --panel, not with --{mode}")
+        if mode == "panel" and args.confirm:
+            raise UsageError("--confirm works with plain answers; the panel runs the tools it lists")
         names = [n.strip() for n in args.tools.split(",") if n.strip()]
         if not names:
             raise UsageError(
@@ -593,6 +596,7 @@ class QwenMagics(Magics):
                     )
 
                 controls = inspect.signature(Panel).parameters
+                params.pop("confirm", None)  # with --tools: None (the panel refuses --confirm)
                 for name in [k for k in params if k not in controls]:
                     if name in args.__dict__ and getattr(args, name) is not None:
                         raise UsageError(f"{OPTION_NAMES.get(name, name)}: the panel has no control for it")
@@ -784,6 +788,7 @@ def load(ip: Any) -> None:
     global _offline_started, _notice_shown
     ip.register_magics(QwenMagics(shell=ip))
     record.add_provider(notebook_fields)  # the history learns which notebook and cell asked
+    toolloop.use_asker(ask_before_call)  # confirm=True: buttons in Jupyter, a prompt elsewhere
     install_help_end(ip)  # `%qwen Is it?` is a question, not a help request
     if simulator.needed() and not simulator.is_active():
         simulator.start()
@@ -799,6 +804,7 @@ def unload(ip: Any) -> None:
     global _offline_started
     uninstall_help_end(ip)
     record.remove_provider(notebook_fields)
+    toolloop.use_asker(None)
     historydb.use(None)  # QwenMagics.history goes with the magics
     _replay.use(None)  # and QwenMagics.replay
     manager = ip.magics_manager

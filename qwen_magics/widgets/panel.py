@@ -5,6 +5,10 @@ and tests drive the panel as a user would. Only what a user set is sent: a slide
 default", thinking at "model default", an empty seed or a zero budget send nothing, so the model's
 own defaults apply. Settings that cannot go together are locked, hidden or explained before Run.
 
+``tools=[fn, ...]`` lets the model call those functions: each Run is the tool loop, its calls drawn
+in the answer, and a line under the model names the tools in use, each opening onto the schema the
+model reads and the function's code.
+
 A run streams on a ``runner.Background`` (its own event loop in a worker thread), so the kernel
 stays free to handle Stop; Stop cancels that loop's task, which closes the connection and keeps what
 arrived. The worker thread only writes to the answer, the runs table, the status line and the two
@@ -23,7 +27,7 @@ from typing import Any
 import ipywidgets as W
 
 from .. import config
-from ..api import record
+from ..api import record, toolloop
 from ..api.client import AsyncClient
 from ..api.params import SEED_MAX, check_params, check_text, parse_value
 from ..api.record import metadata
@@ -35,7 +39,7 @@ from ..models import MODELS, ModelInfo, get_model
 from ..runner import Background
 from .compare_mode import CompareMode
 from .presets import CUSTOM, MODEL_DEFAULT, PRESETS, match_preset
-from .text import Run, cell_code, cell_prompt, runs_table
+from .text import Run, cell_code, cell_prompt, runs_table, tools_line, with_tools
 
 __all__ = ["Panel", "panel"]
 
@@ -56,6 +60,8 @@ def panel(prompt: str = "", **params: Any) -> Panel:
 
     ``params`` preset the controls: model, system, temperature, top_p, top_k, thinking, budget,
     max_tokens, seed, stop, preset. They are checked like ``ask``'s, so a bad one raises at once.
+    ``tools=[fn, ...]`` (with ``max_steps``, ``parallel_tool_calls``, ``tool_choice``) runs each ask
+    as the tool loop, as ``ask`` does.
     """
     p = Panel(prompt, **params)
     p.show()
@@ -110,6 +116,10 @@ class Panel:
         seed: int | None = None,
         stop: str | list[str] | None = None,
         preset: str | None = None,
+        tools: list[Any] | None = None,
+        max_steps: int = toolloop.DEFAULT_MAX_STEPS,
+        parallel_tool_calls: bool | None = None,
+        tool_choice: Any = None,
     ) -> None:
         model = model or config.settings().model
         if preset is not None and preset not in (MODEL_DEFAULT, CUSTOM, *PRESETS):
@@ -132,6 +142,17 @@ class Panel:
             stop=stop,
         )
         check_params({k: v for k, v in given.items() if v is not None}, model)
+        self._tool_options: dict[str, Any] = {}
+        if tools is not None:
+            options: dict[str, Any] = {"tools": tools, "max_steps": max_steps}
+            options.update(parallel_tool_calls=parallel_tool_calls, tool_choice=tool_choice)
+            self._tool_options = options
+            loop = toolloop.prepare_loop(
+                {k: v for k, v in given.items() if v is not None}, model, confirm=None, **options
+            )
+            self.tools = list(loop.tools.values())  # what the model is offered, as it reads it
+        else:
+            self.tools = []
         for name, value in (("temperature", temperature), ("top_p", top_p)):
             low, high = SLIDERS[name]
             if value is not None and not low <= value <= high:
@@ -245,6 +266,7 @@ class Panel:
         )
         self.status = W.HTML()
         self.model_info = W.HTML()
+        self.tools_view = W.HTML(tools_line(self.tools))
         self.notes = W.HTML()
         self.output = W.Output(
             layout=W.Layout(width="auto", min_height="40px", border="1px solid #ddd", padding="4px 8px")
@@ -267,6 +289,7 @@ class Panel:
                 W.HBox([_label("thinking"), self.thinking, self.budget]),
                 W.HBox([self.max_tokens, self.seed, self.top_k]),
                 self.model_info,
+                self.tools_view,
                 self.notes,
                 W.HBox([self.run_button, self.stop_button, self.status]),
                 self.output,
@@ -285,6 +308,7 @@ class Panel:
             (self.output, "qwen-output"),
             (self.code_view, "qwen-code"),
             (self.runs_view, "qwen-runs"),
+            (self.tools_view, "qwen-tools"),
         ]:
             w.add_class(cls)
 
@@ -360,7 +384,15 @@ class Panel:
     @property
     def code(self) -> str:
         """The ``%%qwen`` cell that reproduces the current settings exactly."""
-        return cell_code(cell_prompt(self.prompt.value), self.settings())
+        return self._with_tools(cell_code(cell_prompt(self.prompt.value), self.settings()))
+
+    def _with_tools(self, code: str) -> str:
+        steps = self._tool_options.get("max_steps")
+        return with_tools(
+            code,
+            [t.function.__name__ for t in self.tools],
+            None if steps == toolloop.DEFAULT_MAX_STEPS else steps,
+        )
 
     def _collect(self) -> tuple[dict[str, Any], list[str]]:
         problems: list[str] = []
@@ -392,6 +424,9 @@ class Panel:
             check_params({k: v for k, v in s.items() if k not in ("model", "system")}, s["model"])
             check_text("system", self.system.value)
             check_text("prompt", self.prompt.value)
+            if self._tool_options:  # a model without tools, a forced tool_choice while thinking...
+                wire = {k: v for k, v in s.items() if k not in ("model", "system")}
+                toolloop.prepare_loop(wire, s["model"], confirm=None, **self._tool_options)
         except ParameterError as exc:
             problems.append(str(exc))
         if not self.prompt.value.strip():
@@ -490,7 +525,9 @@ class Panel:
     def _show_code(self, settings: dict[str, Any] | None = None) -> None:
         """The code view: the cell for Run and, once the Compare tab lists settings, the one for
         Compare (its samples and checks included)."""
-        code = cell_code(cell_prompt(self.prompt.value), self.settings() if settings is None else settings)
+        code = self._with_tools(
+            cell_code(cell_prompt(self.prompt.value), self.settings() if settings is None else settings)
+        )
         parts = [
             _CODE_NOTE.format("send exactly these settings"),
             f"<pre {_CODE_STYLE}>{html.escape(code)}</pre>",
@@ -592,7 +629,7 @@ class Panel:
         try:
             try:
                 with record.context(source="panel", label=f"run {run.number}"):
-                    response = await client.ask(run.prompt, **run.settings)
+                    response = await client.ask(run.prompt, **run.settings, **self._tool_options)
             except asyncio.CancelledError:
                 run.stopped = True
                 self._publish(error_bundle("stopped before the first token", title="Stopped"))
@@ -612,6 +649,11 @@ class Panel:
                             self.status.value = f"run {run.number}: streaming…"
                         view.refresh(force=first)
                         first = False
+                    elif event.type == "tool_start":
+                        self.status.value = f"run {run.number}: calling {event.data.name}…"
+                        view.refresh(force=True)
+                    elif event.type == "tool_result":
+                        view.tool_done(response)
             except asyncio.CancelledError:
                 pass  # the response closed its connection and marked itself interrupted
             view.finish()

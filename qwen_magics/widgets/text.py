@@ -21,7 +21,17 @@ from ..comparison.gridspec import parse_grid
 from ..errors import ParameterError
 from ..templating import Field, fields
 
-__all__ = ["Run", "cell_code", "cell_prompt", "compare_code", "python_code", "runs_table", "summary"]
+__all__ = [
+    "Run",
+    "cell_code",
+    "cell_prompt",
+    "compare_code",
+    "python_code",
+    "runs_table",
+    "summary",
+    "tools_line",
+    "with_tools",
+]
 
 # user name -> %%qwen option, in the order the magic's help lists them
 OPTIONS = (
@@ -283,3 +293,40 @@ def runs_table(runs: Sequence[Run]) -> str:
         f"<table class='qwen-runs-table' style='border-collapse:collapse;font-size:.9em;line-height:1.35'>"
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def tools_line(tools: Sequence[Any]) -> str:
+    """The panel's line naming the tools in use; each opens onto the schema the model reads and the
+    function's code. Empty without tools."""
+    if not tools:
+        return ""
+    import inspect
+    import json
+
+    items = []
+    for tool in tools:
+        spec = json.dumps(tool.spec["function"], indent=2, ensure_ascii=False)
+        try:
+            source = inspect.getsource(tool.function)
+        except (OSError, TypeError):  # defined where no source is kept (a C function, exec)
+            source = f"# the source of {tool.name} is not available"
+        items.append(
+            f"<details style='display:inline-block;vertical-align:top;margin-right:10px'>"
+            f"<summary><code>{html.escape(tool.name)}</code></summary>"
+            f"<div>{html.escape(tool.description)}</div>"
+            f"<pre>{html.escape(spec)}</pre><pre>{html.escape(source)}</pre></details>"
+        )
+    return f"<div style='line-height:1.4'><b>tools</b> ({len(tools)}): {''.join(items)}</div>"
+
+
+def with_tools(code: str, names: Sequence[str], max_steps: int | None) -> str:
+    """The copied code with the tools the panel offers: ``--tools a,b`` on a ``%%qwen`` line,
+    ``tools=[a, b]`` in an ``ask`` call (the functions by their notebook names)."""
+    if not names:
+        return code
+    if code.startswith("%%qwen"):
+        first, _, rest = code.partition("\n")
+        steps = f" --max-steps {max_steps}" if max_steps is not None else ""
+        return f"{first} --tools {','.join(names)}{steps}\n{rest}"
+    steps = f"    max_steps={max_steps},\n" if max_steps is not None else ""
+    return code.replace(").complete()", f"    tools=[{', '.join(names)}],\n{steps}).complete()")
