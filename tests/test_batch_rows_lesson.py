@@ -20,7 +20,7 @@ def test_lesson_11_labels_a_table_as_one_batch_job_with_the_live_frame() -> None
     code = " ".join(c["source"] for c in found if c["cell_type"] == "code")
     assert "batch=True" in code and 'model="qwen-plus"' in code
     saved = outputs(found)
-    assert "completed · 40/40 done" in saved and "at the batch price" in saved
+    assert "completed · 40/40 done" in saved and "40 rows" in saved
     assert "sentiment" in saved and "stars" in saved and "_error" in saved
     assert "stars         Int64" in saved
 

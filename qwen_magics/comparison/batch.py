@@ -207,14 +207,15 @@ def finish(job: Batch) -> Comparison:
 
 
 def _duration(job: Batch) -> float | None:
-    """Seconds from the job's creation to its last part's end, by the service's clock."""
+    """Seconds from the job's creation to its last part's end, by the service's clock (whole
+    seconds: a job done within one counts one)."""
     started = [p.info.get("created_at") for p in job.parts]
     ended = [
         p.info.get(k) for p in job.parts for k in ("completed_at", "expired_at", "cancelled_at", "failed_at")
     ]
     starts = [t for t in started if isinstance(t, (int, float))]
     ends = [t for t in ended if isinstance(t, (int, float))]
-    return float(max(ends) - min(starts)) if starts and ends else None
+    return max(float(max(ends) - min(starts)), 1.0) if starts and ends else None
 
 
 def _judge(grid: Comparison, cell: Any, i: int) -> Verdict:

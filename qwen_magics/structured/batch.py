@@ -303,6 +303,7 @@ def submit(
         "retries": retries,
         "params": {k: v for k, v in params.items() if k not in SECRET},
         "skipped": {str(i): why for i, why in written.skipped.items()},
+        "offline": settings.offline,  # the simulator's answers have no price
     }
     guess = estimate(settings.model, written, len(df) - len(written.skipped), params.get("max_tokens"))
     return Batch.submit(
@@ -391,6 +392,7 @@ class _Saved:
         self.template: str | None = state.get("template")
         self.skipped = {int(k): v for k, v in (state.get("skipped") or {}).items()}
         self.parent: str | None = state.get("parent")
+        self.offline: bool = bool(state.get("offline"))
         multi = self.multi or bool(self.schema and self.schema.multi)
         self.plan = Plan(None, {}, "json_object", self.schema, multi)
 
@@ -484,7 +486,8 @@ def _frame(job: Batch, merged: Merged, saved: _Saved) -> pd.DataFrame:
     frame = answers_frame(saved.index(), merged.records, merged.errors, saved.schema)
     frame.attrs["usage"] = usage_totals(*merged.usage)
     model = saved.params.get("model") or config.settings().model
-    cost = estimate_cost(model, merged.usage[0], merged.usage[1], merged.usage[2])
+    prompt, completion, reasoning = merged.usage[:3]
+    cost = None if saved.offline else estimate_cost(model, prompt, completion, reasoning)
     frame.attrs["batch"] = {
         "id": job.id,
         "cost": None if cost is None else cost * BATCH_DISCOUNT,
