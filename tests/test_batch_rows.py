@@ -294,3 +294,12 @@ def test_a_batch_comparison_keeps_failed_samples_in_their_cells_and_retries_them
     again = job.retry_failed()
     assert all(r.error is None and r.text for r in again.responses)
     assert batches.chat_requests[-1].body["stream"] is True  # asked live
+
+
+def test_progress_false_draws_nothing_while_the_batch_runs(
+    batches: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    apply(planets(2), TEMPLATE, batch=True, progress=False)
+    assert capsys.readouterr().out == ""
+    apply(planets(2), TEMPLATE, batch=True)
+    assert "batch" in capsys.readouterr().out  # the job's progress line, in a plain script

@@ -175,11 +175,11 @@ def _grid(job: Batch) -> Comparison:
 
 def finish(job: Batch) -> Comparison:
     """The Comparison live ``compare`` returns, from the job's lines and its saved grid."""
-    from ..jobs.requests import _requests, _response  # the job layer's reading of a line
+    from ..jobs.requests import read_line, request_bodies  # the job layer's reading of a line
 
     grid = _grid(job)
     offline = bool(job.state.get("offline"))
-    sent = dict(_requests(job))
+    sent = dict(request_bodies(job))
     waited = _duration(job)
     for which, raw in job.lines():
         line = _loads(raw)
@@ -187,7 +187,7 @@ def finish(job: Batch) -> Comparison:
         cell_at, _, sample = custom_id.partition("-")
         cell = grid.cells[int(cell_at)]
         request = sent.get(custom_id) or {"model": cell.model}
-        answer = _response(which, line, request, job.base_url or "", offline)
+        answer = read_line(which, line, request, job.base_url or "", offline)
         # its footer tells the job's time, not the moment it took to read the line from a file
         answer.ttft = None
         answer.set_totals(answer.usage, waited)

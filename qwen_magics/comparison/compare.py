@@ -472,7 +472,7 @@ def compare(
         job = submit(
             comparison, streams.prompt, streams.fixed, completion_window=completion_window, limits=limits
         )
-        return job.result() if wait else job  # result() waits, with the job's progress line
+        return job.result(progress=show is not False) if wait else job  # waits, with the job's progress line
     return _run(comparison, streams, show, publish, cancel)
 
 

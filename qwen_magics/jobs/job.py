@@ -180,6 +180,7 @@ class Batch:
         self.base_url = base_url
         self._settings = settings
         self.interrupted = False  # the last wait was stopped with Ctrl-C
+        self.progress = True  # result(progress=False): the finisher prints no summary either
 
     def __repr__(self) -> str:
         total = sum(p.count for p in self.parts)
@@ -426,10 +427,12 @@ class Batch:
                         if raw:
                             yield which, raw
 
-    def result(self) -> Any:
-        """Wait for the end, download the files and return what the live call returns (the kind's
-        finisher decides: a list of Responses for ``qwen_magics.batch``, a DataFrame for apply)."""
-        self.wait()
+    def result(self, *, progress: bool = True) -> Any:
+        """Wait for the end (with the progress display unless ``progress=False``), download the files
+        and return what the live call returns (the kind's finisher decides: a list of Responses for
+        ``qwen_magics.batch``, a DataFrame for apply)."""
+        self.progress = progress
+        self.wait(progress=progress)
         if self.interrupted:
             raise KeyboardInterrupt
         if not all(p.done for p in self.parts):

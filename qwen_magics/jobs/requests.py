@@ -22,7 +22,7 @@ from . import store
 from .files import LIMITS, Limits, encode_line, write_parts
 from .job import BATCH_DISCOUNT, Batch
 
-__all__ = ["batch", "failed", "finish", "retry_failed"]
+__all__ = ["batch", "check_models", "failed", "finish", "read_line", "request_bodies", "retry_failed"]
 
 CHARS_PER_TOKEN = 4  # for the estimate before sending: the usual rule of thumb for English text
 ASSUMED_ANSWER = 256  # tokens an answer is assumed to take when max_tokens does not bound it
@@ -54,7 +54,7 @@ def batch(
     simulator.ensure(explicit=False)
     settings = config.settings(model=model)
     bodies = [_body(r, settings, params) for r in requests]
-    _check_models({b["model"] for b in bodies})
+    check_models({b["model"] for b in bodies})
     folder = store.new_workdir()
     try:
         lines = ((b["model"], encode_line(str(i), b), f"request {i}") for i, b in enumerate(bodies))
@@ -107,7 +107,7 @@ def _chat_body(request: Any, settings: config.Settings, params: dict[str, Any]) 
     return prep.body
 
 
-def _check_models(models: Iterable[str]) -> None:
+def check_models(models: Iterable[str]) -> None:
     """A model the table says takes no batch jobs is refused before anything is sent."""
     for name in sorted(models):
         info = get_model(name)
@@ -136,14 +136,14 @@ def finish(job: Batch) -> list[Response]:
     """A Response per request, in the order of the list (by ``custom_id``, never by line order).
     A failed line's Response has ``.error`` (an APIError with the service's status, code and
     message) and no text; a request neither file mentions has an error saying so."""
-    requests = dict(_requests(job))
+    requests = dict(request_bodies(job))
     found: dict[str, Response] = {}
     base_url = job.base_url or ""
     offline = job.settings.offline
     for which, raw in job.lines():
         line = json.loads(raw)
         custom_id = str(line.get("custom_id"))
-        found[custom_id] = _response(which, line, requests.get(custom_id) or {}, base_url, offline)
+        found[custom_id] = read_line(which, line, requests.get(custom_id) or {}, base_url, offline)
     ids = _order(job, found)
     missing = APIError("the batch returned no answer for this request; run it again", code="missing")
     out = []
@@ -184,7 +184,7 @@ def retry_failed(job: Batch, *, batch: bool = False) -> list[Response]:
     return responses
 
 
-def _requests(job: Batch) -> Iterator[tuple[str, dict[str, Any]]]:
+def request_bodies(job: Batch) -> Iterator[tuple[str, dict[str, Any]]]:
     for part in job.parts:
         if part.input_path is None or not part.input_path.exists():
             continue
@@ -202,7 +202,7 @@ def _order(job: Batch, found: dict[str, Response]) -> list[str]:
     return sorted(found, key=lambda c: (0, int(c), c) if c.isdigit() else (1, 0, c))
 
 
-def _response(
+def read_line(
     which: str, line: dict[str, Any], request: dict[str, Any], base_url: str, offline: bool = False
 ) -> Response:
     """The Response of one output or error line (``offline``: from the simulator, so no cost)."""

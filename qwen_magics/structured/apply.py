@@ -116,7 +116,7 @@ def apply(
             limits=limits,
             params=params,
         )
-        return job.result() if wait else job  # result() waits, with the job's progress line
+        return job.result(progress=progress) if wait else job  # result() waits, with the job's progress line
     if not wait or limits is not None or completion_window != "24h":
         raise ParameterError(
             "batch", "wait, completion_window and limits are the Batch API's; pass batch=True with them"

@@ -77,9 +77,9 @@ def _no_gc() -> Iterator[None]:
 def check_model(model: str) -> None:
     """A model the table knows to take no batch jobs is refused before anything is sent, naming
     those that do (the job layer's check); one the table does not know is the service's to judge."""
-    from ..jobs.requests import _check_models
+    from ..jobs.requests import check_models
 
-    _check_models([model])
+    check_models([model])
 
 
 def explicit_thinking(info: ModelInfo | None, params: dict[str, Any]) -> None:
@@ -465,9 +465,9 @@ def _merge_lines(lines: Iterable[tuple[str, bytes]], into: Merged, plan_: Plan, 
 def line_error(line: dict[str, Any]) -> str:
     """An error line's message: the error the job layer reads from it (an APIError from the service's
     status and body, as live apply's ``_error`` shows it)."""
-    from ..jobs.requests import _response
+    from ..jobs.requests import read_line
 
-    return str(_response("error", line, {}, "").error or "the batch returned an error for this row")
+    return str(read_line("error", line, {}, "").error or "the batch returned an error for this row")
 
 
 def _merged(job: Batch) -> tuple[Merged, _Saved]:
@@ -513,7 +513,8 @@ def finish(job: Batch) -> pd.DataFrame:
     """The frame live ``apply`` returns for the same rows, from the job's lines and folder."""
     merged, saved = _merged(job)
     frame = _frame(job, merged, saved)
-    print(summary(job, frame, merged))
+    if job.progress:
+        print(summary(job, frame, merged))
     return frame
 
 
