@@ -303,3 +303,45 @@ def test_progress_false_draws_nothing_while_the_batch_runs(
     assert capsys.readouterr().out == ""
     apply(planets(2), TEMPLATE, batch=True)
     assert "batch" in capsys.readouterr().out  # the job's progress line, in a plain script
+
+
+OFFLINE_SUBMIT = """
+import sys, pandas as pd, qwen_magics as qm
+job = qm.apply(pd.DataFrame({"a": range(40)}), "Say {a}", batch=True, wait=False, model="qwen-plus")
+print(job.id)
+"""
+OFFLINE_RESUME = """
+import sys, qwen_magics as qm
+frame = qm.Batch.resume(sys.argv[1]).result(progress=False)
+print(len(frame), int(frame["_error"].isna().sum()))
+"""
+
+
+def test_an_offline_job_left_unfinished_runs_again_in_the_next_kernel(tmp_path: Path) -> None:
+    """The offline simulator ends with its process; the job's saved lines go to the next one's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASHSCOPE_")}
+    env.update(
+        QWEN_OFFLINE="1",
+        QWEN_HISTORY="off",
+        QWEN_BATCHES=str(tmp_path / "batches"),
+        PYTHONPATH=str(Path(__file__).resolve().parent.parent),
+    )
+
+    def run(script: str, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", script, *args],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    job_id = run(OFFLINE_SUBMIT).stdout.strip()
+    again = run(OFFLINE_RESUME, job_id)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.split() == ["40", "40"]
+    assert "sent again to this session's simulator" in again.stderr
+    # finished and downloaded: a kernel with a key of its own reads it from the folder, asking no one
+    done = run(OFFLINE_RESUME, job_id, QWEN_OFFLINE="0", DASHSCOPE_API_KEY="sk-unused")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["40", "40"]

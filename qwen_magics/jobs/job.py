@@ -12,15 +12,17 @@ from __future__ import annotations
 import importlib
 import json
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import config
+from .. import config, simulator
 from ..api.batches import BatchWire
 from ..api.render import format_cost
+from ..errors import APIConnectionError, ConfigError, NotFoundError
 from ..models import estimate_cost
 from . import store
 
@@ -167,6 +169,7 @@ class Batch:
         estimate: float | None = None,
         base_url: str | None = None,
         settings: config.Settings | None = None,
+        offline: bool = False,
     ) -> None:
         self.id = id
         self.kind = kind
@@ -178,6 +181,7 @@ class Batch:
         self.metadata = metadata
         self.estimate = estimate
         self.base_url = base_url
+        self.offline = offline  # sent to the offline simulator, which lives only as long as its process
         self._settings = settings
         self.interrupted = False  # the last wait was stopped with Ctrl-C
         self.progress = True  # result(progress=False): the finisher prints no summary either
@@ -231,6 +235,7 @@ class Batch:
                         estimate=estimate,
                         base_url=settings.base_url,
                         settings=settings,
+                        offline=settings.offline,
                     )
                 part.input_path = _move_into(path, job.dir)
                 job.parts.append(part)
@@ -288,6 +293,7 @@ class Batch:
             metadata=data.get("metadata"),
             estimate=data.get("estimate"),
             base_url=data.get("base_url"),
+            offline=bool(data.get("offline")),
         )
 
     def save(self) -> None:
@@ -301,6 +307,7 @@ class Batch:
                 "metadata": self.metadata,
                 "estimate": self.estimate,
                 "base_url": self.base_url,  # where its batches are; never the key
+                "offline": self.offline,
                 "parts": [p.to_json() for p in self.parts],
                 "state": self.state,
             },
@@ -310,8 +317,15 @@ class Batch:
     def settings(self) -> config.Settings:
         """Today's settings, sent to the server the job was submitted to."""
         if self._settings is None:
+            if self.offline:
+                simulator.ensure()  # QWEN_OFFLINE=1 in a new kernel: this process's simulator
             current = config.settings()
-            if self.base_url and current.base_url != self.base_url:
+            if self.offline and not current.offline:
+                raise ConfigError(
+                    f"the batch job {self.id} was sent to the offline simulator, which ended with its "
+                    "kernel; run qwen_magics.offline() (or set QWEN_OFFLINE=1) to run it again there"
+                )
+            if self.base_url and current.base_url != self.base_url and not self.offline:
                 current = config.settings(base_url=self.base_url)
             self._settings = current
         return self._settings
@@ -323,9 +337,28 @@ class Batch:
         if running:
             with BatchWire(self.settings) as wire:
                 for part in running:
-                    part.info = wire.retrieve(part.batch_id)
+                    try:
+                        part.info = wire.retrieve(part.batch_id)
+                    except (APIConnectionError, NotFoundError):
+                        if not self.offline or part.input_path is None:
+                            raise
+                        self._send_again(wire, part)
             self.save()
         return self._summary()
+
+    def _send_again(self, wire: BatchWire, part: Part) -> None:
+        """An offline job whose simulator ended with its kernel: this process's simulator gets the
+        part's saved lines (the job keeps its id; the part gets new file and batch ids)."""
+        assert part.input_path is not None
+        uploaded = wire.upload(part.input_path)
+        tags = {**(self.metadata or {}), "qwen_magics": self.kind}
+        part.info = wire.create(uploaded["id"], completion_window=self.completion_window, metadata=tags)
+        part.file_id, part.batch_id = uploaded["id"], part.info["id"]
+        print(
+            f"qwen batch {self.id}: the offline simulator that had {part.count:,} of its lines ended with "
+            "its kernel; they were sent again to this session's simulator",
+            file=sys.stderr,
+        )
 
     def _summary(self) -> Status:
         states = [p.state for p in self.parts]
@@ -338,7 +371,7 @@ class Batch:
             state = min(states, key=WORST.index)
         counts = [p.counts for p in self.parts]
         costs = [p.cost for p in self.parts]
-        offline = self.settings.offline  # the simulator's answers cost nothing
+        offline = self.offline  # the simulator's answers cost nothing
         ended = [_ended_at(p.info) for p in self.parts]
         end = max(ended) if not going and all(e is not None for e in ended) else None  # type: ignore[type-var]
         return Status(
@@ -394,22 +427,23 @@ class Batch:
 
     # -- results --------------------------------------------------------------------------------
     def download(self) -> None:
-        """The output and error files of every ended part, into the job's folder (once)."""
-        todo = [p for p in self.parts if p.done]
-        with BatchWire(self.settings) as wire:
-            for part in todo:
-                for attr, key, suffix in (
-                    ("output_path", "output_file_id", "output"),
-                    ("error_path", "error_file_id", "error"),
-                ):
-                    file_id = part.info.get(key)
-                    have = getattr(part, attr)
-                    if not file_id or (have is not None and have.exists()):
-                        continue
-                    path = self.dir / f"{part.batch_id}.{suffix}.jsonl"
-                    setattr(part, attr, wire.download(str(file_id), path))
-                if not isinstance((part.info.get("usage") or {}).get("input_tokens"), int):
-                    part.info["usage"] = _usage(part.output_path)  # the service did not sum it up
+        """The output and error files of every ended part, into the job's folder (once: a job whose
+        files are here asks nothing of the service)."""
+        files = (("output_path", "output_file_id", "output"), ("error_path", "error_file_id", "error"))
+        missing = [
+            (part, attr, str(part.info[key]), self.dir / f"{part.batch_id}.{suffix}.jsonl")
+            for part in self.parts
+            if part.done
+            for attr, key, suffix in files
+            if part.info.get(key) and not ((have := getattr(part, attr)) is not None and have.exists())
+        ]
+        if missing:
+            with BatchWire(self.settings) as wire:
+                for part, attr, file_id, path in missing:
+                    setattr(part, attr, wire.download(file_id, path))
+        for part in self.parts:
+            if part.done and not isinstance((part.info.get("usage") or {}).get("input_tokens"), int):
+                part.info["usage"] = _usage(part.output_path)  # the service did not sum it up
         self.save()
 
     def lines(self) -> Iterator[tuple[str, bytes]]:
