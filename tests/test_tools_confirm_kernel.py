@@ -200,3 +200,21 @@ def test_a_comparison_asks_each_cells_calls_with_the_buttons(kernel: tuple[Kerne
     assert value(kc, "sorted(str(t.error) for r in c.responses for t in r.tool_calls)") == (
         "['None', 'the user declined to run this call']"
     )
+
+
+def test_a_notebook_that_never_loaded_the_extension_still_asks_with_buttons(emulator: Emulator) -> None:
+    plain = DEFS.replace("%load_ext qwen_magics", "import qwen_magics as qm")
+    with running_kernel(kernel_env(emulator)) as (_, kc):
+        assert (
+            kc.execute_interactive(plain, timeout=60, output_hook=lambda msg: None)["content"]["status"]
+            == "ok"
+        )
+        msg_id = kc.execute(
+            "r = qm.ask('Weather in Oslo?', model='qwen-plus', tools=[get_weather], confirm=True).complete()"
+        )
+        found, seen = buttons(kc, msg_id)
+        click(kc, found["Refuse"])
+        reply, seen = finish(kc, msg_id, seen)
+        assert reply["status"] == "ok"
+        assert "refused get_weather(city='Oslo')" in record_lines(seen)
+        assert value(kc, "ran") == "[]"

@@ -19,7 +19,9 @@ Parallel calls of one turn run concurrently when ``parallel_tool_calls`` is on. 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -78,8 +80,13 @@ def use_asker(asker: Confirm | None) -> None:
 
 
 def ask_user(call: ToolCall) -> bool:
-    """``confirm=True``: ask whoever is there, with the installed asker or a terminal prompt."""
-    return (_asker or ask_in_terminal)(call)
+    """``confirm=True``: ask whoever is there, with the installed asker or a terminal prompt. In a
+    kernel that never ran ``%load_ext`` the notebook's buttons are fetched by name (this layer does
+    not import the display)."""
+    asker = _asker
+    if asker is None and "ipykernel" in sys.modules:
+        asker = importlib.import_module("qwen_magics.display.confirm").ask_before_call
+    return (asker or ask_in_terminal)(call)
 
 
 def shown_args(call: ToolCall) -> str:
