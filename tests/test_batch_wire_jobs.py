@@ -196,6 +196,7 @@ def test_wait_shows_progress_and_the_cost(
     last = captured.outputs[-1].data["text/plain"]
     assert last.startswith(f"qwen batch {job.id}: completed · 2/2 done · ")
     assert last.endswith(format_cost(jobs.spent))
+    assert " · 0.0s · " not in last  # a finished job is timed in the service's whole seconds
     assert any("<progress" in o.data.get("text/html", "") for o in captured.outputs[:-1])
 
 

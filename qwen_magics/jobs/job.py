@@ -127,7 +127,7 @@ class Status:
     completed: int
     failed: int
     total: int
-    elapsed: float  # seconds since it was submitted (to its end, once it ended)
+    elapsed: float  # seconds since it was submitted (to its end, in whole seconds, once it ended)
     parts: list[str]  # each part's state
     cost: float | None = None  # USD at the batch price, once the service reports the tokens
     estimate: float | None = None  # USD estimated before sending
@@ -143,7 +143,7 @@ class Status:
             words.append(f"{self.failed:,} failed")
         if len(self.parts) > 1:
             words.append(f"{len(self.parts)} batches")
-        words.append(_duration(self.elapsed))
+        words.append("under 1s" if self.done and self.elapsed < 1 else _duration(self.elapsed))
         if self.cost is not None:
             words.append(format_cost(self.cost))
         elif self.estimate is not None:
@@ -379,7 +379,8 @@ class Batch:
             completed=sum(c[0] for c in counts),
             failed=sum(c[1] for c in counts),
             total=sum(c[2] for c in counts),
-            elapsed=max(0.0, (end if end is not None else time.time()) - self.created),
+            # the service's end is a whole second: measured from the whole second it was sent
+            elapsed=max(0.0, end - int(self.created)) if end is not None else time.time() - self.created,
             parts=states,
             cost=None if offline or None in costs else sum(c for c in costs if c is not None),
             estimate=None if offline else self.estimate,
