@@ -133,3 +133,23 @@ def test_a_record_without_the_outcomes_ends_the_replayed_loop_with_a_note(
     assert ran == [] and qwen_env.chat_requests == []
     assert b.tool_calls[0].error == "not run: its record does not keep what came of it"
     assert any("turn replay off to run the tools" in n for n in b.notes)
+
+
+def test_a_loop_stopped_at_its_confirm_question_replays_no_further(history: Path, qwen_env: Emulator) -> None:
+    def stop(call: Any) -> bool:
+        raise KeyboardInterrupt
+
+    try:
+        qm.ask(PROMPT, model="qwen-plus", tools=TOOLS, confirm=stop).complete()
+    except KeyboardInterrupt:
+        pass
+    historydb.flush(10)
+    kept = [
+        c for row in historydb.search(history) if row["tool_calls"] for c in json.loads(row["tool_calls"])
+    ]
+    assert kept and not any("interrupted" in str(c.get("error")) for c in kept)  # a Stop is no outcome
+    qwen_env.requests.clear()
+    replay.use("only")
+    b = qm.ask(PROMPT, model="qwen-plus", tools=TOOLS).complete()
+    assert ran == [] and qwen_env.chat_requests == []
+    assert b.tool_calls[0].error == "not run: its record does not keep what came of it"

@@ -215,6 +215,9 @@ def row(response: Response, fields: dict[str, Any] | None = None) -> dict[str, A
     }
 
 
+INTERRUPTED = "interrupted"  # a call's error when Ctrl-C cut it off (or its question): a replay ends there
+
+
 def calls(response: Response) -> list[dict[str, Any]]:
     """The calls an answer asked for and, once its tool loop ran them, what came of each: what a
     replay of the loop sends back to the model instead of calling the functions again. A call cut
@@ -222,7 +225,8 @@ def calls(response: Response) -> list[dict[str, Any]]:
     out = []
     for call in response.tool_calls:
         item: dict[str, Any] = {"id": call.id, "name": call.name, "arguments": call.arguments}
-        if call.error != "interrupted" and (call.result is not None or call.error is not None):
+        cut = (call.error or "").startswith(INTERRUPTED)  # also "interrupted before it was confirmed"
+        if not cut and (call.result is not None or call.error is not None):
             item.update(result=call.result, error=call.error, seconds=_ms(call.seconds))
         out.append({k: v for k, v in item.items() if v is not None})
     return out

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_MAX_STEPS", "Loop", "ask_user", "prepare_loop", "result_text", "shown_args", "use_asker"]
 
 DEFAULT_MAX_STEPS = 10
+INTERRUPTED = record.INTERRUPTED
 RESULT_CHARS = 20_000  # a result longer than this is cut before it is sent back
 Confirm = Callable[[ToolCall], bool]
 
@@ -204,7 +205,7 @@ class Loop:
             call.result, call.error, call.seconds = kept.get("result"), kept.get("error"), kept.get("seconds")
             return True
         call.error = "not run: its record does not keep what came of it"
-        if self.outer is not None and not any("does not keep what came" in n for n in self.outer.notes):
+        if self.outer is not None and not self.halted:
             self.outer.notes.append(
                 f"a replayed step's record does not keep what came of its call to {call.name}: "
                 "the loop ends there; turn replay off to run the tools"
@@ -227,7 +228,7 @@ class Loop:
             try:
                 allowed = self.confirm(call)
             except KeyboardInterrupt:  # Stop while the question waits: the loop ends, the trace stays
-                call.error = "interrupted before it was confirmed"
+                call.error = f"{INTERRUPTED} before it was confirmed"
                 raise
             if not allowed:
                 call.error = "the user declined to run this call"
@@ -279,7 +280,7 @@ def _run_sync(tool: Tool, args: dict[str, Any], call: ToolCall) -> None:
             value = tool.function(**args)
     except KeyboardInterrupt:
         call.seconds = time.perf_counter() - started
-        call.error = "interrupted"
+        call.error = INTERRUPTED
         raise
     except Exception as exc:
         _finish_call(call, started, exc=exc)
@@ -352,7 +353,7 @@ async def _run_async(tool: Tool, args: dict[str, Any], call: ToolCall) -> None:
             value = await asyncio.to_thread(tool.function, **args)
     except (KeyboardInterrupt, asyncio.CancelledError):
         call.seconds = time.perf_counter() - started
-        call.error = "interrupted"
+        call.error = INTERRUPTED
         raise
     except Exception as exc:
         _finish_call(call, started, exc=exc)
