@@ -20,6 +20,7 @@ import queue
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from typing import Any
 
@@ -94,7 +95,7 @@ class Relay:
         while True:
             try:
                 return answer.result(timeout=POLL)
-            except TimeoutError:
+            except (TimeoutError, FutureTimeout):  # the same class only from Python 3.11
                 if not self.open:
                     return False
 
