@@ -205,6 +205,7 @@ class BatchService:
         try:
             status, payload = self._dispatch(handler, method, parts, query, request_id)
         except ProtocolError as err:
+            handler.close_connection = True  # the body may be unread: the next request must not start in it
             handler._json(err.status, error_body(err, request_id), request_id)
             return
         if isinstance(payload, _File):
@@ -281,7 +282,7 @@ class BatchService:
         file_id = data.get("input_file_id")
         if not isinstance(file_id, str) or not file_id:
             raise _bad("input_file_id is required.")
-        self._file(file_id)
+        file = self._file(file_id)
         if data.get("endpoint") != ENDPOINT:
             raise _bad(f"endpoint must be `{ENDPOINT}`.")
         window = data.get("completion_window", "24h")
@@ -295,7 +296,9 @@ class BatchService:
             raise _bad("metadata must be an object of strings.")
         batch = _Batch(f"batch_{uuid.uuid4()}", file_id, window, metadata)
         batch.deadline = time.time() + int(window[:-1]) * self.hour
-        thread = threading.Thread(target=self._run, args=(batch,), name=f"emulator-{batch.id}", daemon=True)
+        thread = threading.Thread(
+            target=self._run, args=(batch, file), name=f"emulator-{batch.id}", daemon=True
+        )
         created = batch.body()
         with self._lock:
             self.batches[batch.id] = batch
@@ -342,10 +345,19 @@ class BatchService:
         """Sleep, unless cancelled (True) or the emulator stops."""
         return batch.cancel.wait(seconds) if seconds > 0 else batch.cancel.is_set()
 
-    def _run(self, batch: _Batch) -> None:
+    def _run(self, batch: _Batch, file: _File) -> None:
+        """The batch's worker: a failure of ours ends the batch ``failed`` rather than leaving it
+        ``validating`` for ever (the input file itself was found at create)."""
+        try:
+            self._work(batch, file)
+        except Exception as exc:  # reported on the batch, as the service would
+            with self._lock:
+                batch.errors = [{"param": None, "line": None, "code": "internal_error", "message": str(exc)}]
+            self._set(batch, "failed")
+
+    def _work(self, batch: _Batch, file: _File) -> None:
         emu = self.emulator
         fault = emu._draw_batch_fault(("batch_fail", "batch_expire"))
-        file = self._file(batch.input_file_id)
         self._wait(batch, self.pause)
         errors, total, model = self._validate(file)
         batch.total, batch.model = total, model

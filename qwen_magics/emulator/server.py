@@ -308,6 +308,7 @@ class Emulator:
             self.tool_replies.append(turn)
 
     def reset(self) -> None:
+        self.batches.reset()  # outside the lock: its workers take it to bill their lines
         with self._lock:
             self.requests.clear()
             self.faults.clear()
