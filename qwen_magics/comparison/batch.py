@@ -237,7 +237,7 @@ def retry_failed(job: Batch, *, batch: bool = False) -> Comparison:
 
     grid = finish(job)
     fixed = dict(job.state.get("fixed") or {})
-    with Client() as client:
+    with Client(base_url=None if job.offline else job.base_url) as client:  # where the job went
         for cell in grid.cells:
             for i, slot in enumerate(cell.slots):
                 if slot is not None and slot.error is None:

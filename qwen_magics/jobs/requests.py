@@ -177,7 +177,7 @@ def retry_failed(job: Batch, *, batch: bool = False) -> list[Response]:
     if batch:
         again = globals()["batch"]([body for _, body in todo], wait=True)
     else:
-        with Client() as client:
+        with Client(base_url=None if job.offline else job.base_url) as client:  # where the job went
             again = [client.ask(**{**body, "stream": False}).complete() for _, body in todo]
     for (i, _), response in zip(todo, again, strict=True):
         responses[i] = response

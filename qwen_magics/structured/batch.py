@@ -485,7 +485,7 @@ def _frame(job: Batch, merged: Merged, saved: _Saved) -> pd.DataFrame:
 
     frame = answers_frame(saved.index(), merged.records, merged.errors, saved.schema)
     frame.attrs["usage"] = usage_totals(*merged.usage)
-    model = saved.params.get("model") or config.settings().model
+    model = job.parts[0].model  # the model the job was sent to, not today's default
     prompt, completion, reasoning = merged.usage[:3]
     cost = None if saved.offline else estimate_cost(model, prompt, completion, reasoning)
     frame.attrs["batch"] = {
@@ -625,6 +625,11 @@ def _retry_as_batch(job: Batch, saved: _Saved, again: list[int]) -> pd.DataFrame
     state = dict(job.state)
     state.update(parent=job.id, root=str(saved.root))
     retry = _Batch.submit(
-        inputs, kind="apply", state=state, completion_window=job.completion_window, workdir=folder
+        inputs,
+        kind="apply",
+        state=state,
+        completion_window=job.completion_window,
+        workdir=folder,
+        settings=job.settings,  # to the server the first job went to
     )
     return retry.result()
