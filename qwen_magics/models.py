@@ -17,7 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["MODELS", "ModelInfo", "batch_models", "estimate_cost", "get_model", "vision_models"]
+__all__ = [
+    "BATCH_DISCOUNT",
+    "MODELS",
+    "ModelInfo",
+    "batch_models",
+    "estimate_cost",
+    "get_model",
+    "vision_models",
+]
 
 Thinking = Literal["none", "hybrid", "only"]
 HIGH_RESOLUTION_TOKENS = 16_384  # a picture's most tokens with vl_high_resolution_images
@@ -286,6 +294,9 @@ def get_model(name: str) -> ModelInfo | None:
         if name.startswith(base + "-") and (name[len(base) + 1 :][:1].isdigit() or "latest" in name):
             return MODELS[base]
     return None
+
+
+BATCH_DISCOUNT = 0.5  # Batch API lines cost half the live price, input and output alike
 
 
 def estimate_cost(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import QwenError, StreamInterrupted, api_error
-from ..models import estimate_cost
+from ..models import BATCH_DISCOUNT, estimate_cost
 from .render import footer_text, response_markdown
 
 __all__ = ["ChunkParser", "Event", "Response", "ToolCall", "Usage"]
@@ -452,7 +452,7 @@ class Response:
         cost = estimate_cost(
             self.model, u.prompt_tokens, u.completion_tokens, u.reasoning_tokens, u.cached_tokens
         )
-        return cost / 2 if cost is not None and self.batch else cost
+        return cost * BATCH_DISCOUNT if cost is not None and self.batch else cost
 
     @property
     def messages(self) -> list[dict[str, Any]]:

@@ -144,9 +144,8 @@ def _skeleton(comparison: Comparison) -> Comparison:
 
 def _estimate(comparison: Comparison, size: int) -> float | None:
     """The batch price guessed before sending, as ``qwen_magics.batch`` guesses it."""
-    from ..jobs.job import BATCH_DISCOUNT
     from ..jobs.requests import ASSUMED_ANSWER, CHARS_PER_TOKEN
-    from ..models import estimate_cost
+    from ..models import BATCH_DISCOUNT, estimate_cost
 
     lines = len(comparison.cells) * comparison.samples
     total = 0.0

@@ -38,9 +38,8 @@ from .protocol import ProtocolError, error_body, new_request_id
 if TYPE_CHECKING:
     from .server import Emulator, _Handler
 
-__all__ = ["BATCH_DISCOUNT", "BatchService", "Limits"]
+__all__ = ["BatchService", "Limits"]
 
-BATCH_DISCOUNT = 0.5  # batch lines cost half the live price, input and output alike
 ENDPOINT = "/v1/chat/completions"
 WINDOWS = range(24, 337)  # completion_window: 24h to 336h (14 days)
 CHUNK = 1 << 16

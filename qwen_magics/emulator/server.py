@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from ..models import MODELS, estimate_cost
+from ..models import BATCH_DISCOUNT, MODELS, estimate_cost
 from .answers import Generator, PrefixCache, SimpleGenerator, make_completion
-from .batches import BATCH_DISCOUNT, BatchService, read_body_chunks, send_file
+from .batches import BatchService, read_body_chunks, send_file
 from .protocol import Completion, ProtocolError, error_body, new_request_id, sse, validate
 from .servers import DIALECTS, OWNED_BY, as_dashscope, unknown_fields
 

@@ -17,10 +17,10 @@ from ..api.params import PARAMS
 from ..api.request import prepare
 from ..api.response import ChunkParser, Event, Response
 from ..errors import APIError, ParameterError, api_error
-from ..models import batch_models, estimate_cost, get_model
+from ..models import BATCH_DISCOUNT, batch_models, estimate_cost, get_model
 from . import store
 from .files import LIMITS, Limits, encode_line, write_parts
-from .job import BATCH_DISCOUNT, Batch
+from .job import Batch
 
 __all__ = ["batch", "check_models", "failed", "finish", "read_line", "request_bodies", "retry_failed"]
 

@@ -35,8 +35,7 @@ from ..api.batches import ENDPOINT
 from ..api.params import PARAMS, check_text
 from ..api.request import prepare
 from ..errors import ParameterError, QwenError
-from ..jobs.job import BATCH_DISCOUNT
-from ..models import ModelInfo, estimate_cost, get_model
+from ..models import BATCH_DISCOUNT, ModelInfo, estimate_cost, get_model
 from ..templating import Content, format_content
 from .ask import Failure, Plan, plan, read_text
 from .schema import Schema
