@@ -275,3 +275,13 @@ def test_batch_runs_on_the_offline_simulator_in_a_script(tmp_path: Path) -> None
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-1] == "2 True [None, None]"  # the simulator's answers cost nothing
     assert "$" not in out.stdout
+
+
+def test_a_job_whose_settings_cannot_be_saved_is_refused_before_anything_is_sent(
+    jobs: Emulator, tmp_path: Path
+) -> None:
+    body = {"model": "qwen-plus", "messages": [{"role": "user", "content": "hi"}]}
+    inputs = write_parts([("qwen-plus", encode_line("0", body), "request 0")], tmp_path)
+    with pytest.raises(ParameterError, match="cannot be saved"):
+        Batch.submit(inputs, kind="requests", state={"picture": object()})
+    assert not any(r.path.endswith(("/files", "/batches")) for r in jobs.requests)  # nothing uploaded

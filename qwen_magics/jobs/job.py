@@ -22,8 +22,8 @@ from typing import Any
 from .. import config, simulator
 from ..api.batches import BatchWire
 from ..api.render import format_cost
-from ..errors import APIConnectionError, ConfigError, NotFoundError
-from ..models import estimate_cost
+from ..errors import APIConnectionError, ConfigError, NotFoundError, ParameterError
+from ..models import BATCH_DISCOUNT, estimate_cost
 from . import store
 
 __all__ = ["FINISHERS", "TERMINAL", "Batch", "Part", "Status", "finisher"]
@@ -31,7 +31,6 @@ __all__ = ["FINISHERS", "TERMINAL", "Batch", "Part", "Status", "finisher"]
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 RUNNING = ("validating", "in_progress", "finalizing", "cancelling")  # from least to most advanced
 WORST = ("failed", "expired", "cancelled", "completed")  # which end a job of mixed parts shows
-BATCH_DISCOUNT = 0.5
 POLL_FIRST, POLL_MOST = 0.25, 30.0  # seconds between looks: quick at first, then kind to the service
 
 # a kind's finisher module: finish(job), failed(job), retry_failed(job, *, batch)
@@ -210,6 +209,12 @@ class Batch:
         inputs (and ``workdir``, a folder from ``store.new_workdir()`` with the kind's own files)
         move into the job's folder."""
         finisher(kind)  # an unknown kind is refused before anything is sent
+        try:  # the job is saved after its first batch is made: a state that cannot be is refused now
+            json.dumps(state)
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(
+                "batch", f"the job's settings cannot be saved with it ({exc}); pass plain values instead"
+            ) from None
         if not inputs:
             raise ValueError("a batch job needs at least one input file")
         settings = settings or config.settings()
