@@ -151,6 +151,7 @@ class Panel:
                 {k: v for k, v in given.items() if v is not None}, model, confirm=None, **options
             )
             self.tools = list(loop.tools.values())  # what the model is offered, as it reads it
+            options["tools"] = self.tools  # described once: Tool objects pass through as they are
         else:
             self.tools = []
         for name, value in (("temperature", temperature), ("top_p", top_p)):
